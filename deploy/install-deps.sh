@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs every Debian 12 package that building stampd and
+# running its whole test suite needs. Idempotent: installs only what is missing.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake ninja-build pkg-config git
+  libboost1.81-dev            # Asio with C++20 coroutines (1.74 has a g++ 12 bug)
+  libssl-dev
+  libunbound-dev libevent-dev # libunbound's pkg-config file needs libevent
+  libtomlplusplus-dev
+  prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+test_pkgs=(
+  swaks
+  python3 python3-dkim python3-nacl python3-yaml
+  libyaml-cpp-dev             # reads the RFC 7208 SPF test suite in unit tests
+  libmail-dkim-perl
+  opendkim opendkim-tools
+  postfix
+  prometheus
+  unbound
+  openssl
+  procps time
+)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Postfix asks how it is used; "Local only" keeps it off the network.
+if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+  echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
+  echo "postfix postfix/mailname string stampd-test.invalid" | $SUDO debconf-set-selections
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian packages start daemons that the tests do not want on their ports.
+for svc in postfix opendkim unbound prometheus prometheus-node-exporter; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+  if [ -x "/etc/init.d/$svc" ]; then $SUDO "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+done

@@ -34,7 +34,7 @@ struct MxRecord {
 // is filled.
 struct DnsAnswer {
   DnsStatus status = DnsStatus::ServFail;
-  std::vector<std::string> txt;  // one entry per TXT record, its strings joined
+  std::vector<std::string> txt;                     // one entry per TXT record, its strings joined
   std::vector<boost::asio::ip::address> addresses;  // A or AAAA
   std::vector<MxRecord> mx;
   std::vector<std::string> names;  // PTR targets, without the trailing dot

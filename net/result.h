@@ -20,7 +20,7 @@ enum class Errc {
   Timeout,
   Io,
   LimitExceeded,
-  Protocol,          // a peer broke its protocol
+  Protocol,  // a peer broke its protocol
 };
 
 const std::error_category& stampd_category() noexcept;
@@ -38,7 +38,9 @@ struct Error {
   }
 };
 
-inline Error make_error(Errc e, std::string detail) { return Error{make_error_code(e), std::move(detail)}; }
+inline Error make_error(Errc e, std::string detail) {
+  return Error{make_error_code(e), std::move(detail)};
+}
 
 // Result is either a T or an Error.
 template <class T>

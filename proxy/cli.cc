@@ -1,11 +1,199 @@
 #include "proxy/cli.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+
+#ifndef STAMPD_VERSION
+#define STAMPD_VERSION "dev"
+#endif
 
 namespace stampd::proxy {
 
-int run_cli(int, char**) {
-  std::fprintf(stderr, "stampd: not yet\n");
+namespace asio = boost::asio;
+
+namespace {
+
+const char* const kUsage =
+    "usage: stampd run -c FILE            serve (also: stampd -c FILE)\n"
+    "       stampd check-config -c FILE   validate and print the effective config\n"
+    "       stampd --version\n";
+
+// Args is the parsed command line: a subcommand and its --options.
+struct Args {
+  std::string command;
+  std::vector<std::pair<std::string, std::string>> options;
+  std::vector<std::string> errors;
+
+  const std::string* get(std::string_view name) const {
+    for (const auto& [k, v] : options) {
+      if (k == name) return &v;
+    }
+    return nullptr;
+  }
+};
+
+Args parse_args(int argc, char** argv, const std::vector<std::string>& flags_with_value) {
+  Args args;
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') args.command = argv[i++];
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-c") a = "--config";
+    if (!a.starts_with("--")) {
+      args.errors.push_back("unexpected argument '" + a + "'");
+      continue;
+    }
+    std::string value;
+    const auto eq = a.find('=');
+    if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    } else if (std::find(flags_with_value.begin(), flags_with_value.end(), a) != flags_with_value.end()) {
+      if (i + 1 >= argc) {
+        args.errors.push_back(a + " needs a value");
+        continue;
+      }
+      value = argv[++i];
+    }
+    args.options.emplace_back(a.substr(2), value);
+  }
+  return args;
+}
+
+// signal_loop: SIGTERM/SIGINT drain then stop; SIGHUP reloads config and keys.
+asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::string config_path) {
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  for (;;) {
+    boost::system::error_code ec;
+    const int sig = co_await signals.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    if (sig == SIGHUP) {
+      try {
+        auto config = load_config(config_path);
+        auto runtime = build_runtime(config);
+        server.swap_runtime(runtime);
+        Logger::configure(config->log.level, config->log.format);
+        log_info("reloaded", {{"config", config_path}, {"sha256", config->hash}});
+      } catch (const std::exception& e) {
+        log_error("reload-failed", {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
+      }
+      continue;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
+    log_info("draining", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
+                          {"active", std::to_string(server.active_connections())}});
+    server.drain();
+    asio::steady_timer tick(io);
+    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+      tick.expires_after(std::chrono::milliseconds(50));
+      co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    const auto left = server.active_connections();
+    log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
+    server.stop();
+    io.stop();
+    co_return;
+  }
+}
+
+int cmd_run(const Args& args) {
+  const std::string* path = args.get("config");
+  if (!path) {
+    std::fputs("stampd run: -c FILE is required\n", stderr);
+    return 2;
+  }
+  std::shared_ptr<const Runtime> runtime;
+  try {
+    auto config = load_config(*path);
+    Logger::configure(config->log.level, config->log.format);
+    runtime = build_runtime(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stampd: %s\n", e.what());
+    return 1;
+  }
+  const auto& config = *runtime->config;
+  unsigned threads = config.server.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(threads));
+  Server server(io, runtime);
+  try {
+    server.listen();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stampd: %s\n", e.what());
+    return 1;
+  }
+  // A client that vanishes must not kill us with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::co_spawn(io, signal_loop(io, server, *path), asio::detached);
+  server.start();
+  for (const auto& endpoint : server.local_endpoints()) {
+    log_info("listening", {{"address", endpoint}, {"version", STAMPD_VERSION}});
+  }
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  return 0;
+}
+
+int cmd_check_config(const Args& args) {
+  const std::string* path = args.get("config");
+  if (!path) {
+    std::fputs("stampd check-config: -c FILE is required\n", stderr);
+    return 2;
+  }
+  try {
+    auto config = load_config(*path);
+    build_runtime(config);
+    std::cout << describe_config(*config);
+    std::cerr << path->c_str() << ": ok\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  const std::vector<std::string> with_value{"--config", "--domain", "--selector", "--algorithm",
+                                            "--dir", "--key-file", "--ip", "--mail-from", "--helo"};
+  Args args = parse_args(argc, argv, with_value);
+  if (args.get("version")) {
+    std::printf("stampd %s\n", STAMPD_VERSION);
+    return 0;
+  }
+  if (args.get("help") || args.command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (!args.errors.empty()) {
+    for (const auto& e : args.errors) std::fprintf(stderr, "stampd: %s\n", e.c_str());
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (args.command.empty() || args.command == "run") return cmd_run(args);
+  if (args.command == "check-config") return cmd_check_config(args);
+  std::fprintf(stderr, "stampd: unknown command '%s'\n%s", args.command.c_str(), kUsage);
   return 2;
 }
 

@@ -1,0 +1,184 @@
+#include "net/byte_stream.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace stampd::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+ByteStream::ByteStream(Socket socket)
+    : executor_(socket.get_executor()), socket_(std::move(socket)), timer_(executor_) {}
+
+ByteStream::~ByteStream() { disarm(); }
+
+void ByteStream::arm(Duration timeout) {
+  timed_out_ = false;
+  const unsigned generation = ++*generation_;
+  timer_.expires_after(timeout);
+  // The callback holds only the shared generation counter and a raw pointer
+  // it touches only while that counter proves the stream is alive and armed
+  // for the same operation (disarm bumps it, and the destructor disarms).
+  std::weak_ptr<unsigned> alive = generation_;
+  timer_.async_wait([this, alive, generation](const error_code& ec) {
+    if (ec) return;
+    auto g = alive.lock();
+    if (!g || *g != generation) return;
+    timed_out_ = true;
+    error_code ignored;
+    socket_.cancel(ignored);
+  });
+}
+
+void ByteStream::disarm() noexcept {
+  ++*generation_;
+  timer_.cancel();
+}
+
+Error ByteStream::failure(const error_code& ec, const char* what) const {
+  if (timed_out_) return make_error(Errc::Timeout, std::string(what) + " timed out");
+  return Error{ec, what};
+}
+
+asio::awaitable<Result<std::size_t>> ByteStream::read_some(asio::mutable_buffer buffer,
+                                                           Duration timeout) {
+  error_code ec;
+  arm(timeout);
+  std::size_t n = 0;
+  if (tls_) {
+    n = co_await tls_->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    n = co_await socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  disarm();
+  if (ec) co_return failure(ec, "read");
+  co_return n;
+}
+
+asio::awaitable<Status> ByteStream::write_all(asio::const_buffer buffer, Duration timeout) {
+  error_code ec;
+  arm(timeout);
+  if (tls_) {
+    co_await asio::async_write(*tls_, buffer, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await asio::async_write(socket_, buffer, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  disarm();
+  if (ec) co_return failure(ec, "write");
+  co_return Ok{};
+}
+
+asio::awaitable<Status> ByteStream::start_tls_client(asio::ssl::context& context,
+                                                     std::string server_name, bool verify,
+                                                     Duration timeout) {
+  tls_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, context);
+  if (!server_name.empty() &&
+      !SSL_set_tlsext_host_name(tls_->native_handle(), server_name.c_str())) {
+    co_return make_error(Errc::Crypto, "cannot set SNI name '" + server_name + "'");
+  }
+  if (verify) {
+    tls_->set_verify_mode(asio::ssl::verify_peer);
+    tls_->set_verify_callback(asio::ssl::host_name_verification(server_name));
+  } else {
+    tls_->set_verify_mode(asio::ssl::verify_none);
+  }
+  error_code ec;
+  arm(timeout);
+  co_await tls_->async_handshake(asio::ssl::stream_base::client,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  if (ec) {
+    Error e = failure(ec, "TLS handshake");
+    if (!timed_out_) {
+      const long verify_result = SSL_get_verify_result(tls_->native_handle());
+      if (verify_result != X509_V_OK) {
+        e.detail = std::string("TLS certificate verification failed: ") +
+                   X509_verify_cert_error_string(verify_result);
+      } else {
+        e.detail = "TLS handshake failed: " + ec.message();
+      }
+    }
+    tls_.reset();
+    co_return e;
+  }
+  co_return Ok{};
+}
+
+asio::awaitable<Status> ByteStream::start_tls_server(asio::ssl::context& context,
+                                                     Duration timeout) {
+  tls_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, context);
+  error_code ec;
+  arm(timeout);
+  co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  if (ec) {
+    Error e = failure(ec, "TLS handshake");
+    tls_.reset();
+    co_return e;
+  }
+  co_return Ok{};
+}
+
+asio::awaitable<void> ByteStream::shutdown(Duration timeout) {
+  if (tls_ && socket_.is_open()) {
+    error_code ec;
+    arm(timeout);
+    co_await tls_->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+  }
+  close();
+}
+
+void ByteStream::close() noexcept {
+  disarm();
+  error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+std::string ByteStream::tls_description() const {
+  if (!tls_) return "none";
+  SSL* ssl = const_cast<asio::ssl::stream<Socket&>&>(*tls_).native_handle();
+  return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+}
+
+asio::awaitable<Result<std::unique_ptr<ByteStream>>> connect_tcp(asio::any_io_executor executor,
+                                                                 std::string host, std::string port,
+                                                                 Duration timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  constexpr auto token = asio::as_tuple(asio::use_awaitable);
+  const std::string where = host + ":" + port;
+  asio::ip::tcp::resolver resolver(executor);
+  asio::steady_timer timer(executor);
+  timer.expires_after(timeout);
+  auto resolved = co_await (resolver.async_resolve(host, port, token) || timer.async_wait(token));
+  if (resolved.index() == 1)
+    co_return make_error(Errc::Timeout, "resolving " + where + " timed out");
+  auto [rec, endpoints] = std::get<0>(std::move(resolved));
+  if (rec) co_return make_error(Errc::Io, "cannot resolve '" + host + "': " + rec.message());
+
+  auto stream = std::make_unique<ByteStream>(ByteStream::Socket(executor));
+  auto connected =
+      co_await (asio::async_connect(stream->socket(), endpoints, token) || timer.async_wait(token));
+  if (connected.index() == 1)
+    co_return make_error(Errc::Timeout, "connect to " + where + " timed out");
+  if (auto ec = std::get<0>(std::get<0>(connected))) {
+    co_return make_error(Errc::Io, "connect to " + where + ": " + ec.message());
+  }
+  error_code ignored;
+  stream->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  co_return std::move(stream);
+}
+
+}  // namespace stampd::net

@@ -1,0 +1,78 @@
+// byte_stream.h: a TCP connection that may be upgraded to TLS, with a deadline
+// on every operation. It carries bytes and knows no protocol; failures
+// (EOF, reset, timeout) come back as values.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "net/result.h"
+
+namespace stampd::net {
+
+using Duration = std::chrono::steady_clock::duration;
+
+// ByteStream owns one connected socket and, after a handshake, its TLS state.
+class ByteStream {
+ public:
+  using Socket = boost::asio::ip::tcp::socket;
+
+  explicit ByteStream(Socket socket);
+  ByteStream(ByteStream&&) = delete;
+  ~ByteStream();
+
+  // read_some reads at least one byte; an Error with Errc::Timeout when the
+  // deadline passes, boost::asio::error::eof when the peer closed.
+  boost::asio::awaitable<Result<std::size_t>> read_some(boost::asio::mutable_buffer buffer,
+                                                        Duration timeout);
+  // write_all writes every byte of buffer (or fails).
+  boost::asio::awaitable<Status> write_all(boost::asio::const_buffer buffer, Duration timeout);
+  // start_tls_client runs a client handshake; server_name is sent as SNI and,
+  // when verify is on, checked against the certificate.
+  boost::asio::awaitable<Status> start_tls_client(boost::asio::ssl::context& context,
+                                                  std::string server_name, bool verify,
+                                                  Duration timeout);
+  // start_tls_server runs a server handshake.
+  boost::asio::awaitable<Status> start_tls_server(boost::asio::ssl::context& context,
+                                                  Duration timeout);
+  // shutdown closes the TLS session politely (bounded by timeout) and the socket.
+  boost::asio::awaitable<void> shutdown(Duration timeout);
+  // close drops the connection at once, cancelling pending operations.
+  void close() noexcept;
+
+  bool tls_active() const noexcept { return tls_ != nullptr; }
+  // tls_description names the protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
+  std::string tls_description() const;
+  Socket& socket() noexcept { return socket_; }
+  const boost::asio::any_io_executor& executor() noexcept { return executor_; }
+
+ private:
+  void arm(Duration timeout);
+  void disarm() noexcept;
+  Error failure(const boost::system::error_code& ec, const char* what) const;
+
+  boost::asio::any_io_executor executor_;
+  Socket socket_;
+  std::unique_ptr<boost::asio::ssl::stream<Socket&>> tls_;
+  boost::asio::steady_timer timer_;
+  // generation_ tells a stale timer callback (one that fired while the next
+  // operation was already armed) not to cancel that operation.
+  std::shared_ptr<unsigned> generation_ = std::make_shared<unsigned>(0);
+  bool timed_out_ = false;
+};
+
+// connect_tcp resolves host and connects to the first address that answers
+// within timeout.
+boost::asio::awaitable<Result<std::unique_ptr<ByteStream>>> connect_tcp(
+    boost::asio::any_io_executor executor, std::string host, std::string port, Duration timeout);
+
+}  // namespace stampd::net

@@ -1,0 +1,94 @@
+// config.h: the whole effective configuration as plain data, read once from
+// stampd.toml and then shared read-only (std::shared_ptr<const Config>) by all
+// sessions. Parsing (toml++) lives only in config.cc.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "net/cidr.h"
+#include "net/host_port.h"
+#include "proxy/config_values.h"
+
+namespace stampd::proxy {
+
+// ConfigError carries "file:line: reason"; thrown only while loading.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class BareLineEndings { Normalize, Reject };
+enum class TlsMode { None, Starttls, Required, Implicit };
+enum class LogFormat { Text, Json };
+enum class LogLevel { Debug, Info, Warning, Error };
+
+struct ServerConfig {
+  std::vector<std::string> listen{"127.0.0.1:10027"};
+  std::string hostname;  // default: the machine's host name
+  std::vector<net::Cidr> trusted_networks;
+  std::vector<std::string> trusted_networks_text{"127.0.0.0/8", "::1/128"};
+  std::uint64_t max_message_size = 50ULL << 20;
+  std::size_t max_recipients = 1000;
+  std::size_t max_command_line_length = 2048;  // RFC 5321 §4.5.3.1.4 minimum is 512
+  std::size_t max_data_line_length = 998;      // RFC 5322 §2.1.1, without CRLF
+  std::uint64_t max_header_size = 1ULL << 20;
+  std::size_t max_commands = 10000;  // per connection
+  std::size_t max_errors = 20;       // bad commands before we hang up
+  std::size_t max_connections = 1000;
+  std::size_t max_connections_per_ip = 100;
+  BareLineEndings bare_line_endings = BareLineEndings::Normalize;
+  std::uint64_t spool_memory = 1ULL << 20;             // per message, then a temporary file
+  std::string spool_dir;                               // default: $TMPDIR or /tmp
+  Duration command_timeout = std::chrono::minutes(5);  // RFC 5321 §4.5.3.2.7
+  Duration data_timeout = std::chrono::minutes(5);
+  unsigned threads = 0;  // 0: one per CPU core
+  Duration drain_timeout = std::chrono::seconds(30);  // SIGTERM: time for sessions to finish
+};
+
+struct UpstreamConfig {
+  std::vector<std::string> servers{"127.0.0.1:10026"};
+  TlsMode tls = TlsMode::None;
+  std::string ca_file;  // empty: the system store
+  bool verify_certificate = true;
+  std::string server_name;  // SNI and certificate name; default: the server's host
+  std::string helo_name;    // default: server.hostname
+  std::string auth_username;
+  std::string auth_password_file;
+  std::string password;  // read from auth_password_file; never printed
+  bool xforward = true;  // pass the original client on when the upstream offers XFORWARD
+  Duration connect_timeout = std::chrono::seconds(30);
+  Duration command_timeout = std::chrono::minutes(5);
+  Duration data_timeout = std::chrono::minutes(10);  // RFC 5321 §4.5.3.2.6
+};
+
+struct LogConfig {
+  LogLevel level = LogLevel::Info;
+  LogFormat format = LogFormat::Text;
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  std::string hash;  // SHA-256 of the file's bytes, for the reload metric
+  ServerConfig server;
+  UpstreamConfig upstream;
+  LogConfig log;
+  MetricsConfig metrics;
+};
+
+// load_config reads, parses and validates path; throws ConfigError.
+std::shared_ptr<const Config> load_config(const std::string& path);
+// parse_config does the same for text that claims to come from path.
+std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path);
+// describe_config prints the effective configuration as TOML (no secrets).
+std::string describe_config(const Config& config);
+
+}  // namespace stampd::proxy

@@ -1,0 +1,45 @@
+// message_assembler.h: takes the decoded message chunk by chunk, spools it,
+// finds where the header block ends and hands the stages the header block
+// once and the body chunks as they come. Holds only the header block in
+// memory (bounded by max_header_size); the body is never copied here.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/result.h"
+#include "proxy/pipeline.h"
+#include "proxy/spool.h"
+
+namespace stampd::proxy {
+
+class MessageAssembler {
+ public:
+  MessageAssembler(Transaction& tx, std::vector<std::unique_ptr<Stage>>& stages, Spool& spool,
+                   std::uint64_t max_header_size);
+
+  // add takes the next decoded chunk. An Error means the message cannot be
+  // taken (header too big, spool write failed); keep reading to the end of
+  // data, then refuse it.
+  net::Status add(std::string_view chunk);
+  // finish marks the end of data (a message without a blank line is all header).
+  net::Status finish();
+  std::string_view header_block() const {
+    return in_header_ ? std::string_view{} : std::string_view(header_);
+  }
+
+ private:
+  void body(std::string_view chunk);
+
+  Transaction& tx_;
+  std::vector<std::unique_ptr<Stage>>& stages_;
+  Spool& spool_;
+  std::uint64_t max_header_size_;
+  std::string header_;  // while in_header_: everything so far; after: the header block
+  bool in_header_ = true;
+};
+
+}  // namespace stampd::proxy

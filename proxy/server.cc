@@ -1,0 +1,187 @@
+#include "proxy/server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cstdio>
+#include <random>
+
+#include "net/host_port.h"
+#include "proxy/log.h"
+#include "proxy/smtp_connection.h"
+
+namespace stampd::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+// refuse_connection answers an over-the-cap client and hangs up (RFC 5321 §3.1: 421 then close).
+asio::awaitable<void> refuse_connection(tcp::socket socket, std::string text) {
+  boost::system::error_code ec;
+  co_await asio::async_write(socket, asio::buffer(text),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
+void log_session_crash(std::exception_ptr e, const std::string& session_id) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log_error("session-crashed", {{"session", session_id}, {"error", ex.what()}});
+  } catch (...) {
+    log_error("session-crashed", {{"session", session_id}, {"error", "unknown exception"}});
+  }
+}
+
+// serve_slot holds the connection's place under the caps for as long as the session runs.
+asio::awaitable<void> serve_slot(std::unique_ptr<net::ByteStream> stream, ConnectionContext context,
+                                 ConnectionLimiter::Slot slot) {
+  (void)slot;
+  co_await serve_connection(std::move(stream), std::move(context));
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime)
+    : io_(io), runtime_(std::move(runtime)) {
+  std::random_device rd;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06x", rd() & 0xffffff);
+  id_prefix_ = buf;
+}
+
+std::shared_ptr<const Runtime> Server::runtime() const {
+  std::lock_guard lock(runtime_mutex_);
+  return runtime_;
+}
+
+void Server::swap_runtime(std::shared_ptr<const Runtime> runtime) {
+  std::lock_guard lock(runtime_mutex_);
+  runtime_ = std::move(runtime);
+}
+
+void Server::listen() {
+  const auto config = runtime()->config;
+  for (const auto& text : config->server.listen) {
+    auto hp = net::split_host_port(text);
+    auto ip = hp ? net::parse_ip(hp->host) : std::nullopt;
+    if (!ip) throw ConfigError(config->path + ": [server] listen: bad address '" + text + "'");
+    tcp::endpoint endpoint(*ip, static_cast<unsigned short>(std::stoul(hp->port)));
+    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      throw ConfigError(config->path + ": [server] listen: cannot listen on " + text + ": " +
+                        ec.message());
+    acceptors_.push_back(std::move(acceptor));
+  }
+}
+
+std::vector<std::string> Server::local_endpoints() const {
+  std::vector<std::string> out;
+  for (const auto& a : acceptors_) {
+    boost::system::error_code ec;
+    auto ep = a->local_endpoint(ec);
+    if (!ec) out.push_back(endpoint_text(ep));
+  }
+  return out;
+}
+
+void Server::start() {
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+    asio::co_spawn(io_, accept_loop(i), asio::detached);
+  }
+}
+
+void Server::drain() { draining_ = true; }
+
+void Server::stop() {
+  stopped_ = true;
+  for (auto& a : acceptors_) {
+    boost::system::error_code ec;
+    a->close(ec);
+  }
+}
+
+asio::awaitable<void> Server::accept_loop(std::size_t index) {
+  auto& acceptor = *acceptors_[index];
+  const std::string local = local_endpoints().at(index);
+  while (!stopped_) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (stopped_ || ec == asio::error::operation_aborted) break;
+      // EMFILE and friends: say so and breathe instead of spinning.
+      log_error("accept-failed", {{"listen", local}, {"error", ec.message()}});
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    auto runtime = this->runtime();
+    const auto& s = runtime->config->server;
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) continue;
+    const auto ip = net::unmap(remote.address());
+    if (draining_) {
+      // Shutting down: tell the client to come back (or go to another replica).
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor,
+                     refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
+                                                              " Service shutting down, try again later\r\n"),
+                     asio::detached);
+      continue;
+    }
+    auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
+    if (refusal != ConnectionLimiter::Refusal::None) {
+      const bool global = refusal == ConnectionLimiter::Refusal::Global;
+      log_warning("connection-refused",
+                  {{"client", endpoint_text(remote)},
+                   {"reason", global ? "max-connections" : "max-connections-per-ip"}});
+      auto executor = socket.get_executor();
+      asio::co_spawn(
+          executor,
+          refuse_connection(std::move(socket), "421 4.7.0 " + s.hostname +
+                                                   " Too many connections, try again later\r\n"),
+          asio::detached);
+      continue;
+    }
+    ConnectionContext context;
+    context.runtime = runtime;
+    context.session_id = id_prefix_ + std::to_string(++session_counter_);
+    context.client.address = ip;
+    context.client.port = remote.port();
+    context.local_endpoint = local;
+    for (const auto& net : s.trusted_networks) {
+      if (net.contains(ip)) context.client.trusted = true;
+    }
+    auto executor = socket.get_executor();
+    auto stream = std::make_unique<net::ByteStream>(std::move(socket));
+    const std::string id = context.session_id;
+    // The slot travels with the session coroutine and frees its place when it ends.
+    asio::co_spawn(
+        executor,
+        serve_slot(std::move(stream), std::move(context), ConnectionLimiter::Slot(&limiter_, ip)),
+        [id](std::exception_ptr e) { log_session_crash(e, id); });
+  }
+}
+
+}  // namespace stampd::proxy

@@ -1,0 +1,54 @@
+// server.h: the listening side of stampd: binds every [server] listen
+// address, accepts connections under the connection caps, runs one session
+// coroutine per client on its own strand, and drains on shutdown.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proxy/connection_limiter.h"
+#include "proxy/runtime.h"
+
+namespace stampd::proxy {
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, std::shared_ptr<const Runtime> runtime);
+
+  // listen binds every listen address; throws ConfigError naming the one that failed.
+  void listen();
+  // start begins accepting.
+  void start();
+  // drain answers new connections 421 while sessions in flight go on.
+  void drain();
+  // stop closes the listeners.
+  void stop();
+  // swap_runtime makes new sessions use runtime (a reload).
+  void swap_runtime(std::shared_ptr<const Runtime> runtime);
+  std::shared_ptr<const Runtime> runtime() const;
+
+  std::size_t active_connections() const { return limiter_.active(); }
+  bool draining() const { return draining_; }
+  // local_endpoints are the bound addresses ("127.0.0.1:10027"), port 0 resolved.
+  std::vector<std::string> local_endpoints() const;
+
+ private:
+  boost::asio::awaitable<void> accept_loop(std::size_t index);
+
+  boost::asio::io_context& io_;
+  mutable std::mutex runtime_mutex_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  ConnectionLimiter limiter_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<unsigned long> session_counter_{0};
+  std::string id_prefix_;
+};
+
+}  // namespace stampd::proxy

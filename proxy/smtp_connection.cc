@@ -1,0 +1,450 @@
+#include "proxy/smtp_connection.h"
+
+#include <chrono>
+
+#include "net/line_reader.h"
+#include "proxy/data_decoder.h"
+#include "proxy/log.h"
+#include "proxy/message_assembler.h"
+#include "proxy/smtp_command.h"
+#include "proxy/spool.h"
+
+namespace stampd::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string client_text(const ClientInfo& c) {
+  const auto ip = net::unmap(c.address);
+  return (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" + std::to_string(c.port);
+}
+
+const char* verb_name(Verb verb) {
+  switch (verb) {
+    case Verb::Helo:
+      return "HELO";
+    case Verb::Ehlo:
+      return "EHLO";
+    case Verb::Mail:
+      return "MAIL";
+    case Verb::Rcpt:
+      return "RCPT";
+    case Verb::Data:
+      return "DATA";
+    case Verb::Rset:
+      return "RSET";
+    case Verb::Noop:
+      return "NOOP";
+    case Verb::Quit:
+      return "QUIT";
+    case Verb::Vrfy:
+      return "VRFY";
+    case Verb::Help:
+      return "HELP";
+    case Verb::Xforward:
+      return "XFORWARD";
+    case Verb::Starttls:
+      return "STARTTLS";
+    case Verb::Auth:
+      return "AUTH";
+    case Verb::Bdat:
+      return "BDAT";
+    case Verb::Expn:
+      return "EXPN";
+    case Verb::Etrn:
+      return "ETRN";
+    case Verb::Turn:
+      return "TURN";
+    case Verb::Unknown:
+      return "unknown";
+  }
+  return "?";
+}
+
+class Connection {
+ public:
+  Connection(std::unique_ptr<net::ByteStream> stream, ConnectionContext context)
+      : context_(std::move(context)),
+        config_(*context_.runtime->config),
+        stream_(std::move(stream)),
+        reader_(*stream_, 64 * 1024),
+        session_(SessionLimits{config_.server.max_recipients, config_.server.max_message_size,
+                               config_.server.max_commands, config_.server.max_errors},
+                 context_.client, config_.server.hostname),
+        upstream_(context_.runtime->upstreams->make(stream_->executor())),
+        spool_(config_.server.spool_memory, config_.server.spool_dir) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  asio::awaitable<bool> flush();
+  void reply(const Reply& r) { out_ += r.wire(); }
+  asio::awaitable<void> on_hello(const Command& cmd);
+  asio::awaitable<void> on_mail(const Command& cmd);
+  asio::awaitable<void> on_rcpt(const Command& cmd);
+  // on_data returns false when the connection must end.
+  asio::awaitable<bool> on_data(const Command& cmd);
+  asio::awaitable<void> on_rset(const Command& cmd);
+  void upstream_trouble(std::string_view step);
+  void log_message(const char* outcome, const Reply& r);
+
+  ConnectionContext context_;
+  const Config& config_;
+  std::unique_ptr<net::ByteStream> stream_;
+  net::LineReader reader_;
+  Session session_;
+  std::unique_ptr<Upstream> upstream_;
+  Spool spool_;
+  std::string out_;
+  bool upstream_opened_ = false;
+  unsigned message_count_ = 0;
+  // The transaction in progress.
+  Transaction tx_;
+  std::vector<std::unique_ptr<Stage>> stages_;
+  Clock::time_point tx_start_;
+  std::uint64_t message_size_ = 0;
+};
+
+asio::awaitable<bool> Connection::flush() {
+  if (out_.empty()) co_return true;
+  auto sent = co_await stream_->write_all(asio::buffer(out_), config_.server.command_timeout);
+  out_.clear();
+  if (!sent) {
+    log_info("client-write-failed",
+             {{"session", context_.session_id}, {"error", sent.error().message()}});
+    co_return false;
+  }
+  co_return true;
+}
+
+void Connection::upstream_trouble(std::string_view step) {
+  log_warning("upstream-error", {{"session", context_.session_id},
+                                 {"step", step},
+                                 {"kind", to_string(upstream_->last_error_kind())},
+                                 {"error", upstream_->last_error()}});
+  // The upstream's transaction died with its connection: so does ours.
+  if (!upstream_->connected()) {
+    upstream_opened_ = false;
+    session_.reset_transaction();
+    stages_.clear();
+  }
+}
+
+void Connection::log_message(const char* outcome, const Reply& r) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(Clock::now() - tx_start_).count();
+  const std::string rcpts = std::to_string(session_.envelope().recipients.size());
+  const std::string size = std::to_string(message_size_);
+  const std::string duration = std::to_string(ms);
+  const std::string from = "<" + session_.envelope().mail_from + ">";
+  const std::string upstream_reply = r.summary();
+  const std::string client = client_text(context_.client);
+  const std::string peer = upstream_->peer();
+  std::vector<LogField> fields{{"session", context_.session_id},
+                               {"msg", tx_.id},
+                               {"outcome", outcome},
+                               {"client", client},
+                               {"from", from},
+                               {"rcpts", rcpts},
+                               {"size", size},
+                               {"upstream", peer},
+                               {"reply", upstream_reply},
+                               {"duration_ms", duration}};
+  for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
+  Logger::write(LogLevel::Info, "message", fields);
+}
+
+asio::awaitable<void> Connection::on_hello(const Command& cmd) {
+  // A new EHLO ends any transaction (RFC 5321 §4.1.4).
+  if (session_.state() == Session::State::HaveMail ||
+      session_.state() == Session::State::HaveRcpt) {
+    co_await upstream_->reset();
+    stages_.clear();
+  }
+  // Only clients that may relay cause an upstream connection; its EHLO tells
+  // which extensions we may offer.
+  if (session_.client().trusted && !upstream_opened_) {
+    if (auto caps = co_await upstream_->open()) {
+      session_.set_upstream_capabilities(*caps);
+      upstream_opened_ = true;
+    } else {
+      upstream_trouble("connect");
+    }
+  }
+  session_.apply(cmd);
+  reply(session_.local_reply(cmd));
+}
+
+asio::awaitable<void> Connection::on_mail(const Command& cmd) {
+  tx_ = Transaction{};
+  tx_.id = context_.session_id + "." + std::to_string(++message_count_);
+  tx_.session = &session_;
+  tx_start_ = Clock::now();
+  message_size_ = 0;
+  stages_.clear();
+  for (const auto& factory : context_.runtime->stage_factories) {
+    for (auto& stage : factory->make_stages()) stages_.push_back(std::move(stage));
+  }
+  for (auto& stage : stages_) {
+    Verdict verdict = co_await stage->on_mail_from(tx_);
+    if (verdict.stopped()) {
+      log_info("mail-refused", {{"session", context_.session_id},
+                                {"msg", tx_.id},
+                                {"stage", stage->name()},
+                                {"reason", verdict.reason},
+                                {"reply", verdict.reply->summary()}});
+      reply(*verdict.reply);
+      stages_.clear();
+      co_return;
+    }
+  }
+  if (!upstream_opened_) {
+    auto caps = co_await upstream_->open();
+    if (!caps) {
+      upstream_trouble("connect");
+      reply(make_reply(451, "4.4.1", "Upstream server unavailable, try again later"));
+      co_return;
+    }
+    upstream_opened_ = true;
+    session_.set_upstream_capabilities(*caps);
+    // The new connection may offer less than the one we advertised for.
+    if (auto refusal = session_.check(cmd)) {
+      reply(*refusal);
+      co_return;
+    }
+  }
+  Reply r = co_await upstream_->mail(session_, cmd);
+  if (r.positive()) {
+    session_.apply(cmd);
+  } else if (!upstream_->connected()) {
+    upstream_trouble("mail");
+  }
+  log_debug("mail", {{"session", context_.session_id},
+                     {"msg", tx_.id},
+                     {"from", cmd.argument},
+                     {"reply", r.summary()}});
+  reply(r);
+}
+
+asio::awaitable<void> Connection::on_rcpt(const Command& cmd) {
+  // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
+  // live across a co_await.
+  const Recipient recipient{cmd.argument, cmd.params};
+  Reply r = co_await upstream_->rcpt(recipient);
+  if (r.positive()) {
+    session_.apply(cmd);
+  } else if (!upstream_->connected()) {
+    upstream_trouble("rcpt");
+  }
+  log_debug("rcpt", {{"session", context_.session_id},
+                     {"msg", tx_.id},
+                     {"to", cmd.argument},
+                     {"reply", r.summary()}});
+  reply(r);
+}
+
+asio::awaitable<void> Connection::on_rset(const Command& cmd) {
+  co_await upstream_->reset();
+  stages_.clear();
+  session_.apply(cmd);
+  reply(session_.local_reply(cmd));
+}
+
+asio::awaitable<bool> Connection::on_data(const Command& cmd) {
+  session_.apply(cmd);
+  reply(session_.local_reply(cmd));
+  if (!co_await flush()) {
+    co_await upstream_->close();
+    co_return false;
+  }
+  const auto& s = config_.server;
+  DataDecoder decoder({s.bare_line_endings == BareLineEndings::Normalize, s.max_data_line_length,
+                       session_.message_size_limit()});
+  spool_.clear();
+  MessageAssembler assembler(tx_, stages_, spool_, s.max_header_size);
+  std::optional<net::Error> local_error;
+  std::string decoded;
+  decoded.reserve(72 * 1024);
+  while (!decoder.done()) {
+    auto chunk = co_await reader_.read_chunk(s.data_timeout);
+    if (!chunk) {
+      // RFC 5321 §3.8 / DESIGN: a client that goes away mid-DATA never
+      // causes a partial message upstream. QUIT aborts the transaction there.
+      co_await upstream_->close();
+      message_size_ = decoder.size();
+      log_message("aborted",
+                  make_reply(0, "", "client " + chunk.error().message() + " during DATA"));
+      co_return false;
+    }
+    const std::size_t used = decoder.feed(*chunk, decoded);
+    reader_.consume(used);
+    if (!decoded.empty()) {
+      if (!local_error) {
+        if (auto added = assembler.add(decoded); !added) local_error = std::move(added).error();
+      }
+      decoded.clear();
+    }
+  }
+  message_size_ = decoder.size();
+  if (!local_error) {
+    if (auto finished = assembler.finish(); !finished) local_error = std::move(finished).error();
+  }
+
+  Reply r;
+  const char* outcome = "rejected";
+  switch (decoder.problem()) {
+    case DataDecoder::Problem::TooBig:
+      r = make_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+      break;
+    case DataDecoder::Problem::LineTooLong:
+      r = make_reply(
+          550, "5.5.2",
+          "Message has a line longer than " + std::to_string(s.max_data_line_length) + " octets");
+      break;
+    case DataDecoder::Problem::BareLineEnding:
+      r = make_reply(550, "5.6.0", "Message has a bare CR or LF; lines must end with CRLF");
+      break;
+    case DataDecoder::Problem::None:
+      break;
+  }
+  if (r.code == 0 && local_error) {
+    if (local_error->code == net::Errc::LimitExceeded) {
+      r = make_reply(552, "5.3.4", "Message header too large");
+    } else {
+      r = make_reply(451, "4.3.0", "Local error, try again later");
+      outcome = "tempfailed";
+      log_error(
+          "spool-error",
+          {{"session", context_.session_id}, {"msg", tx_.id}, {"error", local_error->message()}});
+    }
+  }
+  if (r.code == 0) {
+    Message message{assembler.header_block(), &spool_, spool_.size()};
+    for (auto& stage : stages_) {
+      Verdict verdict = co_await stage->on_end_of_data(tx_, message);
+      if (verdict.stopped()) {
+        r = *verdict.reply;
+        tx_.log_fields.emplace_back("refused_by", stage->name());
+        tx_.log_fields.emplace_back("reason", verdict.reason);
+        outcome = r.transient() ? "tempfailed" : "rejected";
+        break;
+      }
+    }
+  }
+  if (r.code == 0) {
+    r = co_await upstream_->data(tx_.prepend_fields, spool_);
+    outcome = r.positive() ? "relayed" : (r.transient() ? "tempfailed" : "rejected");
+    if (!upstream_->connected()) upstream_trouble("data");
+  } else {
+    co_await upstream_->reset();
+  }
+  log_message(outcome, r);
+  reply(r);
+  spool_.clear();
+  stages_.clear();
+  session_.reset_transaction();
+  co_return true;
+}
+
+asio::awaitable<void> Connection::run() {
+  const auto& s = config_.server;
+  const std::string client = client_text(context_.client);
+  log_info("connect", {{"session", context_.session_id},
+                       {"client", client},
+                       {"local", context_.local_endpoint},
+                       {"trusted", context_.client.trusted ? "yes" : "no"}});
+  reply(make_reply(220, "", s.hostname + " ESMTP stampd"));
+  const char* end_reason = "quit";
+  for (;;) {
+    if (!reader_.buffered() || out_.size() > 64 * 1024) {
+      if (!co_await flush()) {
+        end_reason = "write-failed";
+        break;
+      }
+    }
+    auto line = co_await reader_.read_line(s.max_command_line_length, s.command_timeout);
+    if (!line) {
+      const auto& e = line.error();
+      if (e.code == net::Errc::LimitExceeded) {
+        const Reply r = make_reply(500, "5.5.2", "Line too long");
+        session_.note_refusal(r);
+        reply(r);
+        continue;
+      }
+      if (e.code == net::Errc::Timeout) {
+        reply(make_reply(421, "4.4.2", s.hostname + " Timeout exceeded, closing connection"));
+        co_await flush();
+        end_reason = "timeout";
+      } else {
+        end_reason = "client-closed";
+      }
+      break;
+    }
+    Command cmd = parse_command(*line);
+    session_.count(cmd);
+    if (auto refusal = session_.check(cmd)) {
+      session_.note_refusal(*refusal);
+      log_debug("refused", {{"session", context_.session_id},
+                            {"command", verb_name(cmd.verb)},
+                            {"reply", refusal->summary()}});
+      reply(*refusal);
+      if (refusal->code == 421) {
+        co_await flush();
+        end_reason = "limit";
+        break;
+      }
+      continue;
+    }
+    switch (cmd.verb) {
+      case Verb::Helo:
+      case Verb::Ehlo:
+        co_await on_hello(cmd);
+        break;
+      case Verb::Mail:
+        co_await on_mail(cmd);
+        break;
+      case Verb::Rcpt:
+        co_await on_rcpt(cmd);
+        break;
+      case Verb::Data:
+        if (!co_await on_data(cmd)) {
+          co_return;  // on_data logged and closed the upstream
+        }
+        break;
+      case Verb::Rset:
+        co_await on_rset(cmd);
+        break;
+      case Verb::Quit:
+        session_.apply(cmd);
+        reply(session_.local_reply(cmd));
+        break;
+      default:
+        session_.apply(cmd);
+        reply(session_.local_reply(cmd));
+        break;
+    }
+    if (session_.state() == Session::State::Closed) {
+      co_await flush();
+      break;
+    }
+  }
+  // QUIT upstream aborts anything unfinished there (RFC 5321 §4.1.1.10).
+  co_await upstream_->close();
+  co_await stream_->shutdown(std::chrono::seconds(5));
+  log_info("disconnect", {{"session", context_.session_id},
+                          {"reason", end_reason},
+                          {"transactions", std::to_string(message_count_)}});
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_connection(std::unique_ptr<net::ByteStream> stream,
+                                       ConnectionContext context) {
+  Connection connection(std::move(stream), std::move(context));
+  co_await connection.run();
+}
+
+}  // namespace stampd::proxy

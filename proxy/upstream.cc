@@ -1,0 +1,61 @@
+#include "proxy/upstream.h"
+
+#include "proxy/maildir_upstream.h"
+#include "proxy/smtp_upstream.h"
+
+namespace stampd::proxy {
+
+const char* to_string(UpstreamErrorKind kind) {
+  switch (kind) {
+    case UpstreamErrorKind::None:
+      return "none";
+    case UpstreamErrorKind::Connect:
+      return "connect";
+    case UpstreamErrorKind::Tls:
+      return "tls";
+    case UpstreamErrorKind::Auth:
+      return "auth";
+    case UpstreamErrorKind::Timeout:
+      return "timeout";
+    case UpstreamErrorKind::Dropped:
+      return "dropped";
+    case UpstreamErrorKind::Protocol:
+      return "protocol";
+    case UpstreamErrorKind::Local:
+      return "local";
+  }
+  return "?";
+}
+
+UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config)
+    : config_(std::move(config)) {
+  namespace ssl = boost::asio::ssl;
+  const auto& u = config_->upstream;
+  tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
+  tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  if (!u.ca_file.empty()) {
+    tls_->load_verify_file(u.ca_file, ec);
+    if (ec)
+      throw ConfigError(config_->path + ": [upstream] ca_file '" + u.ca_file +
+                        "': " + ec.message());
+  } else {
+    tls_->set_default_verify_paths(ec);
+  }
+}
+
+UpstreamFactory::~UpstreamFactory() = default;
+
+std::unique_ptr<Upstream> UpstreamFactory::make(boost::asio::any_io_executor executor) const {
+  // The first maildir: entry wins if there is one (a trial setup); SMTP
+  // servers are otherwise tried in order by SmtpUpstream.
+  for (const auto& server : config_->upstream.servers) {
+    if (server.starts_with("maildir:")) {
+      return std::make_unique<MaildirUpstream>(server.substr(8), config_->server.hostname);
+    }
+  }
+  return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_);
+}
+
+}  // namespace stampd::proxy

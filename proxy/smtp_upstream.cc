@@ -168,7 +168,8 @@ asio::awaitable<std::optional<Reply>> SmtpUpstream::command(std::string line,
                                                             net::Duration timeout) {
   line += "\r\n";
   if (!co_await send(line, timeout)) co_return std::nullopt;
-  co_return co_await read_reply(timeout);
+  auto reply = co_await read_reply(timeout);
+  co_return reply;
 }
 
 asio::awaitable<bool> SmtpUpstream::ehlo() {

@@ -294,16 +294,19 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   if (const auto* t = section(root, "upstream", path)) {
     Reader r(*t, "upstream", path);
     read_upstream(r, config->upstream);
-    if (const auto* node = t->get("auth_password_file")) {
+    // An empty string means "not set", as in the effective config we print.
+    if (const auto* node = t->get("auth_password_file");
+        node && !config->upstream.auth_password_file.empty()) {
       config->upstream.auth_password_file = resolve_path(path, config->upstream.auth_password_file);
       config->upstream.password =
           read_secret_file(config->upstream.auth_password_file, path, *node);
       if (config->upstream.auth_username.empty())
         r.fail(*node, "auth_password_file", "needs auth_username");
-    } else if (const auto* user = t->get("auth_username")) {
+    } else if (const auto* user = t->get("auth_username");
+               user && !config->upstream.auth_username.empty()) {
       r.fail(*user, "auth_username", "needs auth_password_file");
     }
-    if (const auto* node = t->get("ca_file")) {
+    if (const auto* node = t->get("ca_file"); node && !config->upstream.ca_file.empty()) {
       config->upstream.ca_file = resolve_path(path, config->upstream.ca_file);
       if (!fs::exists(config->upstream.ca_file))
         r.fail(*node, "ca_file", "'" + config->upstream.ca_file + "' does not exist");

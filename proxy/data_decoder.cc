@@ -37,7 +37,7 @@ void DataDecoder::line_end(std::string& out, bool bare) {
   state_ = bare ? State::Text : State::LineStart;
 }
 
-std::size_t DataDecoder::feed(std::span<const char> input, std::string& out) {
+std::size_t DataDecoder::feed(std::string_view input, std::string& out) {
   const char* p = input.data();
   const char* const end = p + input.size();
   while (p < end && state_ != State::Done) {

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
+#include <string_view>
 #include <string>
 
 namespace stampd::proxy {
@@ -28,7 +28,7 @@ class DataDecoder {
   // out. It returns how many input bytes it used: all of them, or fewer when
   // the end-of-data came first (the rest is the client's next command). After
   // a problem it goes on looking for the end but appends nothing more.
-  std::size_t feed(std::span<const char> input, std::string& out);
+  std::size_t feed(std::string_view input, std::string& out);
 
   bool done() const noexcept { return state_ == State::Done; }
   Problem problem() const noexcept { return problem_; }

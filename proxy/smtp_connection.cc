@@ -279,7 +279,7 @@ asio::awaitable<bool> Connection::on_data(const Command& cmd) {
                   make_reply(0, "", "client " + chunk.error().message() + " during DATA"));
       co_return false;
     }
-    const std::size_t used = decoder.feed(*chunk, decoded);
+    const std::size_t used = decoder.feed(std::string_view(chunk->data(), chunk->size()), decoded);
     reader_.consume(used);
     if (!decoded.empty()) {
       if (!local_error) {

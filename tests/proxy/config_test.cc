@@ -1,0 +1,124 @@
+#include "proxy/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "proxy/runtime.h"
+
+namespace stampd::proxy {
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsWithEmptyFile) {
+  auto c = parse_config("", "test.toml");
+  EXPECT_EQ(c->server.listen, std::vector<std::string>{"127.0.0.1:10027"});
+  EXPECT_EQ(c->server.max_message_size, 50u << 20);
+  EXPECT_EQ(c->server.trusted_networks.size(), 2u);
+  EXPECT_EQ(c->upstream.tls, TlsMode::None);
+  EXPECT_FALSE(c->server.hostname.empty());
+  EXPECT_EQ(c->upstream.helo_name, c->server.hostname);
+}
+
+TEST(Config, ReadsValues) {
+  auto c = parse_config(R"(
+[server]
+listen = ["127.0.0.1:2525", "[::1]:2525"]
+hostname = "relay.example.com"
+trusted_networks = ["10.0.0.0/8", "2001:db8::/32"]
+max_message_size = "10MiB"
+command_timeout = "1m30s"
+bare_line_endings = "reject"
+
+[upstream]
+servers = ["mx1.example.com:25", "maildir:out"]
+tls = "required"
+)",
+                        "/etc/stampd/stampd.toml");
+  EXPECT_EQ(c->server.listen.size(), 2u);
+  EXPECT_EQ(c->server.hostname, "relay.example.com");
+  EXPECT_EQ(c->server.max_message_size, 10u << 20);
+  EXPECT_EQ(c->server.command_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c->server.bare_line_endings, BareLineEndings::Reject);
+  EXPECT_TRUE(c->server.trusted_networks[0].contains(*net::parse_ip("10.1.2.3")));
+  EXPECT_TRUE(c->server.trusted_networks[1].contains(*net::parse_ip("2001:db8::1")));
+  EXPECT_EQ(c->upstream.tls, TlsMode::Required);
+  EXPECT_EQ(c->upstream.servers[1], "maildir:/etc/stampd/out");  // relative to the file
+}
+
+TEST(Config, ErrorsNameFileAndLine) {
+  EXPECT_EQ(error_of("[server]\nlisten = [\"127.0.0.1:1\"]\nmax_size = 5\n"),
+            "test.toml:3: [server]: unknown key 'max_size'");
+  EXPECT_EQ(error_of("[server]\n\nmax_message_size = \"lots\"\n"),
+            "test.toml:3: [server] max_message_size: expected a size like \"50MiB\", \"64KiB\" or "
+            "a byte count");
+  EXPECT_EQ(
+      error_of("[server]\ncommand_timeout = \"5 minutes\"\n"),
+      "test.toml:2: [server] command_timeout: expected a duration like \"30s\", \"5m\" or \"1h\"");
+  EXPECT_EQ(error_of("[server]\ntrusted_networks = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n]\n"),
+            "test.toml:4: [server] trusted_networks: '10.0.0.1/8' has host bits set below the "
+            "prefix length");
+  EXPECT_EQ(error_of("[upstream]\ntls = \"maybe\"\n"),
+            "test.toml:2: [upstream] tls: expected one of \"none\", \"starttls\", \"required\", "
+            "\"implicit\"");
+  EXPECT_EQ(error_of("[bogus]\nx = 1\n"), "test.toml:1: unknown section 'bogus'");
+  EXPECT_EQ(error_of("[server]\nmax_recipients = 0\n"),
+            "test.toml:2: [server] max_recipients: must be between 1 and 100000");
+  EXPECT_EQ(
+      error_of("[server]\nlisten = [\"mail.example.com:25\"]\n"),
+      "test.toml:2: [server] listen: 'mail.example.com:25': listen on an IP address, not a name");
+  EXPECT_EQ(error_of("[server]\nlisten = []\n"), "test.toml:2: [server] listen: must not be empty");
+  EXPECT_EQ(error_of("[upstream]\nauth_username = \"x\"\n"),
+            "test.toml:2: [upstream] auth_username: needs auth_password_file");
+  EXPECT_EQ(error_of("server = 5\n"), "test.toml:1: 'server' must be a table ([server])");
+  EXPECT_EQ(error_of("[server]\nhostname = 5\n"),
+            "test.toml:2: [server] hostname: expected a string");
+}
+
+TEST(Config, TomlSyntaxErrorsNameTheLine) {
+  const std::string e = error_of("[server]\nlisten = [\"a\"\n\n");
+  // toml++ reports where it noticed: the end of the file here.
+  EXPECT_TRUE(e.starts_with("test.toml:3: ")) << e;
+}
+
+TEST(Config, MissingFile) {
+  try {
+    load_config("/nonexistent/stampd.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/stampd.toml"), std::string::npos);
+  }
+}
+
+TEST(Config, DescribeRoundTrips) {
+  auto c = parse_config("[server]\nmax_message_size = \"10MiB\"\n", "/x/test.toml");
+  auto again = parse_config(describe_config(*c), "/x/test.toml");
+  EXPECT_EQ(describe_config(*again).substr(describe_config(*again).find('\n')),
+            describe_config(*c).substr(describe_config(*c).find('\n')));
+}
+
+// Every example in etc/ must load, so the examples cannot rot.
+TEST(Config, EveryFileInEtcLoads) {
+  namespace fs = std::filesystem;
+  int loaded = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(STAMPD_SOURCE_DIR) / "etc")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().string());
+    std::shared_ptr<const Config> c;
+    ASSERT_NO_THROW(c = load_config(entry.path().string()));
+    ASSERT_NO_THROW(build_runtime(c));
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 1);
+}
+
+}  // namespace
+}  // namespace stampd::proxy

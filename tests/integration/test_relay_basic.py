@@ -1,0 +1,303 @@
+"""The relay core end to end: the real stampd on port 0 in front of the fake
+upstream. What the upstream receives is byte for byte what the client sent
+(after unstuffing and restuffing), the upstream's verdicts reach the client
+exactly (recipients, MAIL, DATA, the final dot), stampd never says 250 before
+the upstream did, and pipelined commands get their replies in order."""
+import time
+import unittest
+
+from fake_upstream import FakeUpstream
+from smtp_client import dot_stuff, make_message
+from stampd_harness import StampdTestCase
+
+
+class RelayTest(StampdTestCase):
+    def setUp(self):
+        self.up = self.start_upstream(capabilities=FakeUpstream.FULL)
+        self.stampd = self.start_stampd([self.up.address])
+
+    def client(self):
+        c = self.connect(self.stampd)
+        self.assertEqual(c.greeting.code, 220)
+        self.assertEqual(c.ehlo().code, 250)
+        return c
+
+    def relay(self, message, sender="sender@example.com", rcpts=("rcpt@example.net",), params=""):
+        c = self.client()
+        r = c.send_mail(sender, list(rcpts), message, mail_params=params)
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        self.up.wait_for_messages(1)
+        return self.up.messages[-1]
+
+    def assertRelayedExactly(self, message, tx):
+        self.assertEqual(tx.content, message)
+        # stampd restuffs itself: the wire form is the canonical one.
+        self.assertEqual(bytes(tx.raw), dot_stuff(message))
+        self.assertEqual(tx.bare_line_endings(), 0)
+
+    def test_plain_message_is_relayed_byte_exact(self):
+        msg = make_message(body=b"Hello there.\r\n\r\nSecond paragraph.\r\n")
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+        self.assertEqual(tx.mail_from, "sender@example.com")
+        self.assertEqual(tx.rcpts, [("rcpt@example.net", "")])
+        ev = self.stampd.wait_for_event("message")[0]
+        self.assertEqual(ev["outcome"], "relayed")
+        self.assertEqual(ev["from"], "<sender@example.com>")
+        self.assertEqual(ev["rcpts"], "1")
+        self.assertEqual(ev["size"], str(len(msg)))
+        self.assertTrue(ev["reply"].startswith("250"), ev)
+
+    def test_dot_stuffed_lines_are_unstuffed_and_restuffed(self):
+        body = (b".\r\n..\r\n...three\r\n.leading dot\r\n. space\r\nmid.dle\r\n"
+                b".\r\n\r\n.\r\n.\r\n..\r\nlast\r\n")
+        msg = make_message(body=body)
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+
+    def test_message_whose_first_line_starts_with_a_dot(self):
+        msg = b".first line is a dot line\r\n\r\nbody\r\n"
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+
+    def test_eight_bit_bytes_pass_unchanged(self):
+        every_byte = bytes(b for b in range(256) if b not in (10, 13))
+        body = b"".join(every_byte[i:i + 64] + b"\r\n" for i in range(0, len(every_byte), 64))
+        body += "Grüße, 日本語, emoji 😀\r\n".encode("utf-8") + b"\x00nul\x00\r\n"
+        msg = make_message(subject="8bit", body=body)
+        tx = self.relay(msg, params="BODY=8BITMIME")
+        self.assertRelayedExactly(msg, tx)
+        self.assertEqual(tx.mail_params, "BODY=8BITMIME")
+
+    def test_lines_of_998_octets_pass(self):
+        long_line = (b"x" * 997) + b"!"
+        dotted = b"." + b"y" * 997  # 998 octets after unstuffing: 999 on the wire
+        msg = make_message(body=long_line + b"\r\n" + dotted + b"\r\n" + long_line + b"\r\n")
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+
+    def test_large_message_spills_to_disk_and_arrives_intact(self):
+        line = b"0123456789abcdefghijklmnopqrstuvwxyz.-ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 15 + b"\r\n"
+        body = b"".join(b"." + line if i % 7 == 0 else line for i in range(5000))  # ~4.7 MiB
+        msg = make_message(subject="big", body=body)
+        tx = self.relay(msg)
+        self.assertEqual(len(tx.content), len(msg))
+        self.assertRelayedExactly(msg, tx)
+
+    def test_empty_body(self):
+        msg = b"Subject: nothing\r\n\r\n"
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+
+    def test_several_messages_on_one_connection(self):
+        c = self.client()
+        msgs = [make_message(subject="n%d" % i, body=("body %d\r\n" % i).encode()) for i in range(3)]
+        for i, m in enumerate(msgs):
+            r = c.send_mail("s%d@example.com" % i, ["r%d@example.net" % i], m)
+            self.assertEqual(r.code, 250, r)
+        c.quit()
+        self.up.wait_for_messages(3)
+        self.assertEqual([t.content for t in self.up.messages], msgs)
+        self.assertEqual([t.mail_from for t in self.up.messages],
+                         ["s0@example.com", "s1@example.com", "s2@example.com"])
+        self.assertEqual(len(self.up.connections), 1, "one upstream connection per client session")
+
+    def test_rejected_recipients_are_mirrored_and_accepted_ones_go_on(self):
+        self.up.on("rcpt", match="nobody@", reply="550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown")
+        self.up.on("rcpt", match="full@", reply="452 4.2.2 <full@example.net>: Mailbox full, try later")
+        self.up.on("rcpt", match="policy@", reply="554 5.7.1 Go away\n554 5.7.1 (second line)")
+        c = self.client()
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        self.assertEqual(c.rcpt("ok1@example.net").code, 250)
+        r = c.rcpt("nobody@example.net")
+        self.assertEqual((r.code, r.enhanced, r.text),
+                         (550, "5.1.1", "<nobody@example.net>: Recipient address rejected: User unknown"))
+        r = c.rcpt("full@example.net")
+        self.assertEqual((r.code, r.enhanced, r.text),
+                         (452, "4.2.2", "<full@example.net>: Mailbox full, try later"))
+        r = c.rcpt("policy@example.net")
+        self.assertEqual((r.code, r.enhanced), (554, "5.7.1"))
+        self.assertEqual(r.lines, ["Go away", "(second line)"])
+        self.assertEqual(c.rcpt("ok2@example.net").code, 250)
+        msg = make_message()
+        _, final = c.data(msg)
+        self.assertEqual(final.code, 250, final)
+        c.quit()
+        self.up.wait_for_messages(1)
+        tx = self.up.messages[0]
+        self.assertEqual([a for a, _ in tx.rcpts], ["ok1@example.net", "ok2@example.net"])
+        self.assertEqual(tx.content, msg)
+        self.assertEqual(self.stampd.wait_for_event("message")[0]["rcpts"], "2")
+
+    def test_all_recipients_rejected_means_no_data(self):
+        self.up.on("rcpt", reply="550 5.1.1 No such user")
+        c = self.client()
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        self.assertEqual(c.rcpt("a@example.net").code, 550)
+        r = c.cmd("DATA")
+        self.assertEqual(r.code // 100, 5, r)
+        self.assertEqual(c.cmd("RSET").code, 250)
+        c.quit()
+        self.up.wait_idle()
+        self.assertNotIn("DATA", self.up.all_commands())
+        self.assertEqual(self.up.messages, [])
+
+    def test_mail_refused_by_upstream_is_mirrored(self):
+        self.up.on("mail", match="spammer@", reply="553 5.7.1 <spammer@example.com>: Sender address rejected: Access denied")
+        self.up.on("mail", match="later@", reply="451 4.3.5 Server configuration problem")
+        c = self.client()
+        r = c.mail("spammer@example.com")
+        self.assertEqual((r.code, r.enhanced, r.text),
+                         (553, "5.7.1", "<spammer@example.com>: Sender address rejected: Access denied"))
+        # No transaction: RCPT is out of sequence now.
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 503)
+        r = c.mail("later@example.com")
+        self.assertEqual((r.code, r.enhanced, r.text), (451, "4.3.5", "Server configuration problem"))
+        # The session goes on: a good sender works.
+        r = c.send_mail("good@example.com", ["rcpt@example.net"], make_message())
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].mail_from, "good@example.com")
+
+    def test_data_refused_by_upstream_is_mirrored(self):
+        self.up.on("data", reply="554 5.5.1 Error: no valid recipients", times=1)
+        c = self.client()
+        r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+        # stampd takes the message, then relays the upstream's refusal of DATA.
+        self.assertEqual((r.code, r.enhanced, r.text), (554, "5.5.1", "Error: no valid recipients"))
+        self.assertEqual(self.up.messages, [])
+        # The next transaction works.
+        msg = make_message(subject="second")
+        r = c.send_mail("sender@example.com", ["rcpt@example.net"], msg)
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].content, msg)
+
+    def test_final_dot_verdicts_are_mirrored(self):
+        for reply in ("554 5.7.1 Message rejected: spam\n554 5.7.1 see https://example.net/why",
+                      "452 4.3.1 Insufficient system storage",
+                      "550 5.6.0 Content rejected"):
+            with self.subTest(reply=reply):
+                self.up.clear_rules()
+                self.up.on("dot", reply=reply)
+                c = self.client()
+                r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+                want = reply.split("\n")
+                self.assertEqual(r.code, int(want[0][:3]))
+                self.assertEqual(r.enhanced, want[0][4:9])
+                self.assertEqual(r.lines, [w[10:] for w in want])
+                c.quit()
+        outcomes = [e["outcome"] for e in self.stampd.wait_for_event("message", count=3)]
+        self.assertEqual(outcomes, ["rejected", "tempfailed", "rejected"])
+
+    def test_no_250_before_the_upstreams_250(self):
+        delay = 1.5
+        self.up.on("dot", delay=delay)
+        c = self.client()
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        c.send(dot_stuff(make_message()))
+        sent = time.monotonic()
+        r = c.reply(timeout=30)
+        got = time.monotonic()
+        self.assertEqual(r.code, 250, r)
+        tx = self.up.messages[0]
+        self.assertIsNotNone(tx.reply_time)
+        # The upstream answered first, then the client heard 250.
+        self.assertGreaterEqual(got, tx.reply_time)
+        self.assertGreaterEqual(got - sent, delay * 0.9)
+
+    def test_delayed_refusal_at_the_dot_reaches_the_client(self):
+        self.up.on("dot", delay=1.0, reply="451 4.7.1 Try again later")
+        c = self.client()
+        start = time.monotonic()
+        r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+        self.assertEqual((r.code, r.enhanced, r.text), (451, "4.7.1", "Try again later"))
+        self.assertGreaterEqual(time.monotonic() - start, 0.9)
+        self.assertEqual(self.up.accepted_messages, [])
+
+    def test_pipelined_commands_get_replies_in_order(self):
+        self.up.on("rcpt", match="bad@", reply="550 5.1.1 <bad@example.net>: no such user")
+        c = self.connect(self.stampd)
+        c.ehlo()
+        self.assertIn("PIPELINING", c.capabilities)
+        c.send("MAIL FROM:<sender@example.com>\r\nRCPT TO:<a@example.net>\r\n"
+               "RCPT TO:<bad@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        replies = c.replies(5)
+        self.assertEqual([r.code for r in replies], [250, 250, 550, 250, 354])
+        self.assertEqual(replies[2].text, "<bad@example.net>: no such user")
+        # The message, then a whole second transaction and QUIT in one write.
+        m1 = make_message(subject="one")
+        m2 = make_message(subject="two")
+        c.send(dot_stuff(m1) + b"RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<c@example.net>\r\nDATA\r\n")
+        replies = c.replies(5)
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 250, 354])
+        c.send(dot_stuff(m2) + b"NOOP\r\nQUIT\r\n")
+        replies = c.replies(3)
+        self.assertEqual([r.code for r in replies], [250, 250, 221])
+        c.wait_closed()
+        self.up.wait_for_messages(2)
+        self.assertEqual([t.content for t in self.up.messages], [m1, m2])
+        self.assertEqual([[a for a, _ in t.rcpts] for t in self.up.messages],
+                         [["a@example.net", "b@example.net"], ["c@example.net"]])
+
+    def test_whole_transaction_in_one_write_with_pipelined_quit(self):
+        c = self.connect(self.stampd)
+        msg = make_message()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<s@example.com>\r\nRCPT TO:<r@example.net>\r\nDATA\r\n")
+        self.assertEqual([r.code for r in c.replies(3)], [250, 250, 354])
+        c.send(dot_stuff(msg) + b"QUIT\r\n")
+        self.assertEqual([r.code for r in c.replies(2)], [250, 221])
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].content, msg)
+
+    def test_rset_aborts_the_upstream_transaction(self):
+        c = self.client()
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
+        self.assertEqual(c.cmd("RSET").code, 250)
+        self.up.wait_for(lambda u: "RSET" in u.all_commands(), what="RSET upstream")
+        r = c.send_mail("other@example.com", ["x@example.net"], make_message())
+        self.assertEqual(r.code, 250)
+        c.quit()
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].mail_from, "other@example.com")
+        self.assertEqual([a for a, _ in self.up.messages[0].rcpts], ["x@example.net"])
+
+    def test_local_commands(self):
+        c = self.client()
+        self.assertEqual(c.cmd("NOOP").code, 250)
+        self.assertEqual(c.cmd("VRFY postmaster").code, 252)
+        self.assertEqual(c.cmd("HELP").code, 214)
+        self.assertEqual(c.cmd("EXPN list").code, 502)
+        self.assertEqual(c.cmd("DATA").code, 503)
+        self.assertEqual(c.cmd("RCPT TO:<a@example.net>").code, 503)
+        self.assertEqual(c.cmd("FOO bar").code // 100, 5)
+        r = c.quit()
+        self.assertEqual(r.code, 221)
+
+    def test_mail_before_ehlo_is_refused(self):
+        c = self.connect(self.stampd)
+        self.assertEqual(c.mail("sender@example.com").code, 503)
+        self.assertEqual(c.cmd("HELO client.test").code, 250)
+        r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+        self.assertEqual(r.code, 250)
+
+    def test_upstream_sees_quit_when_client_quits(self):
+        c = self.client()
+        c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+        c.quit()
+        self.up.wait_idle()
+        self.assertEqual(self.up.connections[0].commands[-1], "QUIT")
+        self.assertEqual(self.up.connections[0].closed_by, "quit")
+        self.stampd.wait_for_event("disconnect", reason="quit")
+
+
+if __name__ == "__main__":
+    unittest.main()

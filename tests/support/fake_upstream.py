@@ -1,0 +1,583 @@
+"""A fake upstream SMTP server for tests: listens on a loopback port 0,
+records every connection, command, envelope and the exact DATA bytes it
+received, and can be told to fail at any step.
+
+Steps a rule can target: "connect" (the greeting), "ehlo", "helo",
+"xforward", "mail", "rcpt", "data" (the DATA command), "body" (while the
+message streams in; `after_bytes` says when), "dot" (the end of data),
+"rset", "noop", "quit", "starttls", "auth", "unknown".
+
+Actions: reply="550 5.1.1 No such user" (code, optional enhanced code, text;
+"\\n" makes a multi-line reply), hang=True (never answer; the connection is
+held until stop()), drop=True (close without a word; reset=True sends a RST),
+delay=seconds before acting. `match` limits a rule to commands whose argument
+contains it (for example one recipient), `times` to its first N uses.
+
+    up = FakeUpstream(capabilities=FakeUpstream.BASIC + ["8BITMIME"])
+    up.on("rcpt", match="bad@", reply="550 5.1.1 <bad@example.com>: no such user")
+    up.on("dot", delay=1.0)
+    up.start(); ...; up.messages[0].content
+"""
+import base64
+import re
+import socket
+import ssl
+import threading
+import time
+
+
+class Rule:
+    def __init__(self, step, reply=None, hang=False, drop=False, reset=False, delay=0.0,
+                 match=None, times=None, after_bytes=0):
+        self.step = step
+        self.reply = reply
+        self.hang = hang
+        self.drop = drop or reset
+        self.reset = reset
+        self.delay = delay
+        self.match = match
+        self.times = times
+        self.after_bytes = after_bytes
+        self.used = 0
+
+    def matches(self, step, argument):
+        if step != self.step:
+            return False
+        if self.times is not None and self.used >= self.times:
+            return False
+        if self.match is None:
+            return True
+        if callable(self.match):
+            return bool(self.match(argument))
+        return self.match.lower() in argument.lower()
+
+
+class Transaction:
+    """Transaction is one MAIL FROM ... (DATA) exchange as the upstream saw it."""
+
+    def __init__(self, connection, mail_line, mail_from, mail_params):
+        self.connection = connection
+        self.mail_line = mail_line
+        self.mail_from = mail_from
+        self.mail_params = mail_params
+        self.rcpt_lines = []
+        self.rcpts = []  # (address, params) of accepted recipients
+        self.refused_rcpts = []
+        self.xforward = dict(connection.xforward)
+        self.helo = connection.helo
+        self.tls = connection.tls
+        self.auth_user = connection.auth_user
+        self.data_started = False
+        self.raw = bytearray()  # DATA bytes as received, terminator included once complete
+        self.completed = False  # the final <CRLF>.<CRLF> arrived
+        self.dot_reply = None
+        self.dot_time = None  # when the final dot was received (time.monotonic())
+        self.reply_time = None  # when we answered it
+        self.size = 0
+        self.store = True
+
+    @property
+    def content(self):
+        """content is the message as the upstream understands it (unstuffed,
+        without the terminating dot line)."""
+        raw = bytes(self.raw)
+        if self.completed:
+            raw = raw[:-3]  # ".\r\n" (the CRLF before it belongs to the last line)
+        lines = raw.split(b"\r\n")
+        return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+
+    @property
+    def accepted(self):
+        return self.completed and self.dot_reply is not None and self.dot_reply.startswith("2")
+
+    def bare_line_endings(self):
+        """bare_line_endings counts CRs not followed by LF and LFs not after a CR."""
+        raw = bytes(self.raw)
+        return len(re.findall(rb"\r(?!\n)", raw)) + len(re.findall(rb"(?<!\r)\n", raw))
+
+    def __repr__(self):
+        return "Transaction(from=%r rcpts=%r completed=%s size=%d)" % (
+            self.mail_from, self.rcpts, self.completed, len(self.raw) or self.size)
+
+
+class Connection:
+    """Connection is one client connection to the fake upstream."""
+
+    def __init__(self, peer):
+        self.peer = peer
+        self.commands = []  # every command line, in order (AUTH data masked)
+        self.transactions = []
+        self.helo = None
+        self.xforward = {}
+        self.tls = False
+        self.sni = None
+        self.auth_user = None
+        self.closed_by = None  # "quit", "client" (EOF or reset), "us", "stop"
+        self.hung_at = None
+        self.open = True
+
+    def verbs(self):
+        return [c.split(" ", 1)[0].upper() for c in self.commands]
+
+
+def _split_reply(text, default_code):
+    return text if text[:3].isdigit() else "%d %s" % (default_code, text)
+
+
+class FakeUpstream:
+    BASIC = ["PIPELINING", "SIZE 104857600", "ENHANCEDSTATUSCODES"]
+    FULL = BASIC + ["8BITMIME", "SMTPUTF8", "DSN"]
+    XFORWARD = "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"
+
+    def __init__(self, host="127.0.0.1", capabilities=None, hostname="fake.upstream",
+                 tls_context=None, implicit_tls=False, auth=None, auth_mechanisms=("PLAIN", "LOGIN"),
+                 auth_requires_tls=False, store_data=True, command_timeout=60.0):
+        self.host = host
+        self.capabilities = list(self.BASIC if capabilities is None else capabilities)
+        self.hostname = hostname
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.auth = dict(auth or {})
+        self.auth_mechanisms = list(auth_mechanisms)
+        self.auth_requires_tls = auth_requires_tls
+        self.store_data = store_data
+        self.command_timeout = command_timeout
+        self.rules = []
+        self.connections = []
+        self.port = None
+        self._listener = None
+        self._threads = []
+        self._sockets = set()
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._queued = 0
+
+    # configuration
+
+    def on(self, step, **kwargs):
+        """on adds a rule (see the module doc); rules are tried in the order added."""
+        rule = Rule(step, **kwargs)
+        with self._cond:
+            self.rules.append(rule)
+        return rule
+
+    def clear_rules(self):
+        with self._cond:
+            self.rules = []
+
+    # life cycle
+
+    @property
+    def address(self):
+        return "[%s]:%d" % (self.host, self.port) if ":" in self.host else "%s:%d" % (self.host, self.port)
+
+    def start(self):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((self.host, 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.5)
+        self.port = self._listener.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, daemon=True, name="fake-upstream-accept")
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except (OSError, AttributeError):
+            pass
+        try:
+            self._listener.close()
+        except (OSError, AttributeError):
+            pass
+        with self._cond:
+            socks = list(self._sockets)
+            self._cond.notify_all()
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # what was seen
+
+    @property
+    def transactions(self):
+        with self._cond:
+            return [t for c in self.connections for t in c.transactions]
+
+    @property
+    def messages(self):
+        """messages are the transactions whose final dot arrived (whatever we answered)."""
+        return [t for t in self.transactions if t.completed]
+
+    @property
+    def accepted_messages(self):
+        return [t for t in self.transactions if t.accepted]
+
+    def all_commands(self):
+        with self._cond:
+            return [c for conn in self.connections for c in conn.commands]
+
+    def wait_for(self, predicate, timeout=10.0, what="condition"):
+        """wait_for waits until predicate(self) is true (checked on every change)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("fake upstream: timed out waiting for " + what +
+                                         "; commands seen: %r" % self.all_commands()[-40:])
+                self._cond.wait(min(left, 0.05))
+
+    def wait_for_messages(self, n, timeout=10.0):
+        return self.wait_for(lambda u: len(u.messages) >= n and u.messages, timeout,
+                             "%d message(s)" % n)
+
+    def wait_idle(self, timeout=10.0):
+        """wait_idle waits until every connection so far has closed."""
+        return self.wait_for(lambda u: all(not c.open for c in u.connections), timeout,
+                             "all connections closed")
+
+    # server
+
+    def _changed(self):
+        with self._cond:
+            self._cond.notify_all()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                sock, peer = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn = Connection(peer)
+            with self._cond:
+                self.connections.append(conn)
+                self._sockets.add(sock)
+                self._cond.notify_all()
+            t = threading.Thread(target=self._serve, args=(sock, conn), daemon=True,
+                                 name="fake-upstream-conn")
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, sock, conn):
+        session = _Session(self, sock, conn)
+        try:
+            session.run()
+        except (OSError, ssl.SSLError, _Closed):
+            if conn.closed_by is None:
+                conn.closed_by = "stop" if self._stop.is_set() else "client"
+        finally:
+            conn.open = False
+            with self._cond:
+                self._sockets.discard(session.sock)
+                self._sockets.discard(sock)
+                self._cond.notify_all()
+            try:
+                session.sock.close()
+            except OSError:
+                pass
+
+    def _rule(self, step, argument=""):
+        with self._cond:
+            for rule in self.rules:
+                if rule.matches(step, argument):
+                    rule.used += 1
+                    return rule
+        return None
+
+
+class _Closed(Exception):
+    pass
+
+
+class _Session:
+    def __init__(self, server, sock, conn):
+        self.server = server
+        self.sock = sock
+        self.conn = conn
+        self.buffer = b""
+        self.tx = None
+
+    # I/O
+
+    def _recv(self):
+        self.sock.settimeout(self.server.command_timeout)
+        try:
+            chunk = self.sock.recv(262144)
+        except socket.timeout:
+            raise _Closed()
+        if not chunk:
+            raise _Closed()
+        return chunk
+
+    def read_line(self):
+        while b"\n" not in self.buffer:
+            self.buffer += self._recv()
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+    def send(self, text):
+        self.sock.sendall(text.encode("utf-8", "surrogateescape"))
+
+    def reply(self, text):
+        lines = text.split("\n")
+        code = lines[0][:3]
+        out = []
+        for i, line in enumerate(lines):
+            body = line[4:] if line[:3] == code and len(line) >= 3 else line
+            sep = " " if i == len(lines) - 1 else "-"
+            out.append(code + sep + body + "\r\n")
+        self.send("".join(out))
+        return code
+
+    def act(self, step, argument, default):
+        """act applies the first matching rule for step, else replies default.
+        Returns the reply text sent (None when the rule dropped or hung)."""
+        rule = self.server._rule(step, argument)
+        if rule is not None and rule.delay:
+            if self.server._stop.wait(rule.delay):
+                raise _Closed()
+        if rule is not None and rule.hang:
+            self.conn.hung_at = step
+            self.server._changed()
+            self.server._stop.wait()
+            raise _Closed()
+        if rule is not None and rule.drop:
+            self.drop(rule.reset)
+        text = rule.reply if rule is not None and rule.reply else default
+        self.reply(text)
+        return text
+
+    def drop(self, reset=False):
+        self.conn.closed_by = "us"
+        if reset:
+            import struct
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        raise _Closed()
+
+    # protocol
+
+    def capabilities(self):
+        caps = list(self.server.capabilities)
+        if self.server.tls_context is not None and not self.conn.tls and not self.server.implicit_tls \
+                and "STARTTLS" not in caps:
+            caps.append("STARTTLS")
+        if self.conn.tls:
+            caps = [c for c in caps if c.upper() != "STARTTLS"]
+        if self.server.auth and (self.conn.tls or not self.server.auth_requires_tls):
+            caps.append("AUTH " + " ".join(self.server.auth_mechanisms))
+        return caps
+
+    def start_tls(self):
+        ctx = self.server.tls_context
+
+        def sni(sslobj, name, _ctx):
+            self.conn.sni = name
+        ctx.sni_callback = sni
+        self.sock.settimeout(self.server.command_timeout)
+        tls = ctx.wrap_socket(self.sock, server_side=True)
+        with self.server._cond:
+            self.server._sockets.add(tls)
+        self.sock = tls
+        self.conn.tls = True
+        self.buffer = b""  # RFC 3207: nothing sent before the handshake counts
+
+    def run(self):
+        if self.server.implicit_tls:
+            self.start_tls()
+        self.act("connect", "", "220 %s ESMTP fake" % self.server.hostname)
+        while True:
+            line = self.read_line()
+            verb, _, arg = line.partition(" ")
+            verb = verb.upper()
+            logged = line
+            if verb == "AUTH":
+                logged = "AUTH " + arg.split(" ")[0]
+            with self.server._cond:
+                self.conn.commands.append(logged)
+                self.server._cond.notify_all()
+            handler = getattr(self, "cmd_" + verb.lower(), None)
+            if handler is None:
+                self.act("unknown", line, "502 5.5.2 Error: command not recognized")
+                continue
+            if handler(arg) == "quit":
+                return
+
+    def cmd_ehlo(self, arg):
+        self.conn.helo = arg
+        self.act("ehlo", arg, "\n".join(["250 " + self.server.hostname] + ["250 " + c for c in self.capabilities()]))
+
+    def cmd_helo(self, arg):
+        self.conn.helo = arg
+        self.act("helo", arg, "250 " + self.server.hostname)
+
+    def cmd_starttls(self, arg):
+        if self.server.tls_context is None or self.conn.tls:
+            self.act("starttls", arg, "502 5.5.1 STARTTLS not offered")
+            return
+        code = self.act("starttls", arg, "220 2.0.0 Ready to start TLS")
+        if code.startswith("220"):
+            self.start_tls()
+
+    def cmd_auth(self, arg):
+        parts = arg.split(" ")
+        mech = parts[0].upper()
+        if mech == "PLAIN":
+            if len(parts) > 1:
+                token = parts[1]
+            else:
+                self.send("334 \r\n")
+                token = self.read_line()
+            try:
+                _, user, password = base64.b64decode(token).decode().split("\0")
+            except (ValueError, UnicodeDecodeError):
+                self.act("auth", arg, "501 5.5.2 Bad AUTH PLAIN token")
+                return
+        elif mech == "LOGIN":
+            self.send("334 VXNlcm5hbWU6\r\n")
+            user = base64.b64decode(self.read_line()).decode()
+            self.send("334 UGFzc3dvcmQ6\r\n")
+            password = base64.b64decode(self.read_line()).decode()
+        else:
+            self.act("auth", arg, "504 5.5.4 Unrecognized authentication type")
+            return
+        if self.server.auth.get(user) == password and user:
+            text = self.act("auth", mech, "235 2.7.0 Authentication successful")
+            if text and text.startswith("235"):
+                self.conn.auth_user = user
+        else:
+            self.act("auth", mech, "535 5.7.8 Error: authentication failed")
+
+    def cmd_xforward(self, arg):
+        for token in arg.split():
+            name, _, value = token.partition("=")
+            self.conn.xforward[name.upper()] = value
+        self.act("xforward", arg, "250 2.0.0 Ok")
+
+    def cmd_mail(self, arg):
+        m = re.match(r"(?i)FROM:\s*<([^>]*)>\s*(.*)$", arg)
+        if not m:
+            self.act("mail", arg, "501 5.5.4 Syntax: MAIL FROM:<address>")
+            return
+        tx = Transaction(self.conn, "MAIL " + arg, m.group(1), m.group(2))
+        tx.store = self.server.store_data
+        text = self.act("mail", arg, "250 2.1.0 Ok")
+        if text and text.startswith("2"):
+            self.tx = tx
+            with self.server._cond:
+                self.conn.transactions.append(tx)
+            self.conn.xforward = {}  # Postfix: XFORWARD applies to one transaction
+
+    def cmd_rcpt(self, arg):
+        m = re.match(r"(?i)TO:\s*<([^>]*)>\s*(.*)$", arg)
+        if self.tx is None:
+            self.act("rcpt", arg, "503 5.5.1 Error: need MAIL command")
+            return
+        if not m:
+            self.act("rcpt", arg, "501 5.5.4 Syntax: RCPT TO:<address>")
+            return
+        self.tx.rcpt_lines.append("RCPT " + arg)
+        text = self.act("rcpt", arg, "250 2.1.5 Ok")
+        if text and text.startswith("2"):
+            self.tx.rcpts.append((m.group(1), m.group(2)))
+        else:
+            self.tx.refused_rcpts.append((m.group(1), text))
+
+    def cmd_data(self, arg):
+        if self.tx is None or not self.tx.rcpts:
+            self.act("data", arg, "503 5.5.1 Error: need RCPT command")
+            return
+        text = self.act("data", arg, "354 End data with <CR><LF>.<CR><LF>")
+        if not text or not text.startswith("354"):
+            return
+        tx = self.tx
+        tx.data_started = True
+        self.server._changed()
+        body_rule = self.server._rule("body", "")
+        received = 0
+        # The terminator is <CRLF>.<CRLF>, or ".<CRLF>" as the very first line.
+        window = b"\r\n"  # the CRLF that "ends the DATA line"
+        data = self.buffer
+        self.buffer = b""
+        while True:
+            if not data:
+                data = self._recv()
+            joined = window + data
+            end = joined.find(b"\r\n.\r\n")
+            if end >= 0:
+                take = end + 5 - len(window)
+                part, rest = data[:take], data[take:]
+            else:
+                part, rest = data, b""
+            received += len(part)
+            if tx.store:
+                tx.raw += part
+            else:
+                tx.size += len(part)
+            window = (window + part)[-4:]
+            if body_rule is not None and received >= body_rule.after_bytes:
+                rule, body_rule = body_rule, None
+                if rule.hang:
+                    self.conn.hung_at = "body"
+                    self.server._changed()
+                    self.server._stop.wait()
+                    raise _Closed()
+                if rule.drop:
+                    self.drop(rule.reset)
+                if rule.reply:
+                    self.reply(rule.reply)  # an early reply; we keep reading
+            if end >= 0:
+                self.buffer = rest
+                break
+            data = b""
+        tx.completed = True
+        tx.dot_time = time.monotonic()
+        if not tx.store:
+            tx.size = received
+        self.server._changed()
+        tx.dot_reply = self.act("dot", "", "250 2.0.0 Ok: queued as %d" % (len(self.server.messages)))
+        tx.reply_time = time.monotonic()
+        self.tx = None
+        self.server._changed()
+
+    def cmd_rset(self, arg):
+        self.tx = None
+        self.act("rset", arg, "250 2.0.0 Ok")
+
+    def cmd_noop(self, arg):
+        self.act("noop", arg, "250 2.0.0 Ok")
+
+    def cmd_quit(self, arg):
+        self.conn.closed_by = "quit"
+        self.act("quit", arg, "221 2.0.0 Bye")
+        return "quit"

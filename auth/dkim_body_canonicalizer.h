@@ -52,9 +52,10 @@ class BodyCanonicalizer {
 
   void update_simple(const char* p, const char* end, BodySink& sink);
   void update_relaxed(const char* p, const char* end, BodySink& sink);
-  void begin_content(BodySink& sink);
-  void emit(const char* data, std::size_t size, BodySink& sink);
-  void emit_byte(char c, BodySink& sink);
+  const char* relaxed_in_line(const char* p, const char* end, BodySink& sink);
+  [[gnu::always_inline]] inline void begin_content(BodySink& sink);
+  [[gnu::always_inline]] inline void emit(const char* data, std::size_t size, BodySink& sink);
+  [[gnu::always_inline]] inline void emit_byte(char c, BodySink& sink);
   void flush(BodySink& sink);
 
   Canonicalization canon_;

@@ -353,9 +353,10 @@ class _Session:
         self.send("".join(out))
         return code
 
-    def act(self, step, argument, default):
+    def act(self, step, argument, default, record=None):
         """act applies the first matching rule for step, else replies default.
-        Returns the reply text sent (None when the rule dropped or hung)."""
+        record(text) runs just before the reply is sent, so that a test that
+        saw the reply also sees what it recorded. Returns the reply text."""
         rule = self.server._rule(step, argument)
         if rule is not None and rule.delay:
             if self.server._stop.wait(rule.delay):
@@ -368,6 +369,10 @@ class _Session:
         if rule is not None and rule.drop:
             self.drop(rule.reset)
         text = rule.reply if rule is not None and rule.reply else default
+        if record is not None:
+            with self.server._cond:
+                record(text)
+                self.server._cond.notify_all()
         self.reply(text)
         return text
 
@@ -472,9 +477,10 @@ class _Session:
             self.act("auth", arg, "504 5.5.4 Unrecognized authentication type")
             return
         if self.server.auth.get(user) == password and user:
-            text = self.act("auth", mech, "235 2.7.0 Authentication successful")
-            if text and text.startswith("235"):
-                self.conn.auth_user = user
+            def record(text):
+                if text.startswith("235"):
+                    self.conn.auth_user = user
+            self.act("auth", mech, "235 2.7.0 Authentication successful", record)
         else:
             self.act("auth", mech, "535 5.7.8 Error: authentication failed")
 
@@ -491,12 +497,12 @@ class _Session:
             return
         tx = Transaction(self.conn, "MAIL " + arg, m.group(1), m.group(2))
         tx.store = self.server.store_data
-        text = self.act("mail", arg, "250 2.1.0 Ok")
-        if text and text.startswith("2"):
-            self.tx = tx
-            with self.server._cond:
+        def record(text):
+            if text.startswith("2"):
+                self.tx = tx
                 self.conn.transactions.append(tx)
-            self.conn.xforward = {}  # Postfix: XFORWARD applies to one transaction
+                self.conn.xforward = {}  # Postfix: XFORWARD applies to one transaction
+        self.act("mail", arg, "250 2.1.0 Ok", record)
 
     def cmd_rcpt(self, arg):
         m = re.match(r"(?i)TO:\s*<([^>]*)>\s*(.*)$", arg)
@@ -507,11 +513,14 @@ class _Session:
             self.act("rcpt", arg, "501 5.5.4 Syntax: RCPT TO:<address>")
             return
         self.tx.rcpt_lines.append("RCPT " + arg)
-        text = self.act("rcpt", arg, "250 2.1.5 Ok")
-        if text and text.startswith("2"):
-            self.tx.rcpts.append((m.group(1), m.group(2)))
-        else:
-            self.tx.refused_rcpts.append((m.group(1), text))
+        tx = self.tx
+
+        def record(text):
+            if text.startswith("2"):
+                tx.rcpts.append((m.group(1), m.group(2)))
+            else:
+                tx.refused_rcpts.append((m.group(1), text))
+        self.act("rcpt", arg, "250 2.1.5 Ok", record)
 
     def cmd_data(self, arg):
         if self.tx is None or not self.tx.rcpts:
@@ -565,8 +574,10 @@ class _Session:
         if not tx.store:
             tx.size = received
         self.server._changed()
-        tx.dot_reply = self.act("dot", "", "250 2.0.0 Ok: queued as %d" % (len(self.server.messages)))
-        tx.reply_time = time.monotonic()
+        def record(text):
+            tx.dot_reply = text
+            tx.reply_time = time.monotonic()
+        self.act("dot", "", "250 2.0.0 Ok: queued as %d" % (len(self.server.messages)), record)
         self.tx = None
         self.server._changed()
 

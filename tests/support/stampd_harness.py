@@ -96,10 +96,27 @@ def merge_sections(base, override):
     return merged
 
 
+_key_support = {}
+
+
+def supports_key(section, key, value):
+    """supports_key tells whether this stampd binary accepts [section] key =
+    value (asks check-config once per key), so that the harness can use a
+    newer key without breaking on a binary that predates it."""
+    k = (section, key)
+    if k not in _key_support:
+        text = render_toml({"server": {"listen": ["127.0.0.1:0"]}, section: {key: value}})
+        rc, _, _, _ = check_config(text)
+        _key_support[k] = rc == 0
+    return _key_support[k]
+
+
 def default_sections(upstream_servers):
     """default_sections is a small, fast test config: port 0 on loopback,
-    loopback trusted, metrics off, short upstream timeouts."""
-    return {
+    loopback trusted, metrics off, short upstream timeouts, and no upstream
+    health probe (its connections would muddle what a test counts upstream;
+    tests of the probe turn it on)."""
+    sections = {
         "server": {
             "listen": ["127.0.0.1:0"],
             "hostname": "stampd.test",
@@ -118,6 +135,9 @@ def default_sections(upstream_servers):
         "log": {"level": "debug"},
         "metrics": {"listen": ""},
     }
+    if supports_key("upstream", "health_check_interval", "0s"):
+        sections["upstream"]["health_check_interval"] = "0s"
+    return sections
 
 
 # --- log -------------------------------------------------------------------

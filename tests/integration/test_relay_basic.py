@@ -245,6 +245,33 @@ class RelayTest(StampdTestCase):
         self.assertEqual([[a for a, _ in t.rcpts] for t in self.up.messages],
                          [["a@example.net", "b@example.net"], ["c@example.net"]])
 
+    def test_hundreds_of_pipelined_recipients_across_read_buffers(self):
+        # 600 RCPTs of ~200 octets: more than stampd's 64 KiB read buffer in one write.
+        rcpts = ["r%03d@%s.%s.example.net" % (i, "x" * 60, "y" * 60) for i in range(600)]
+        c = self.connect(self.stampd)
+        c.ehlo()
+        c.send("MAIL FROM:<sender@example.com>\r\n" + "".join("RCPT TO:<%s>\r\n" % r for r in rcpts) + "DATA\r\n")
+        replies = c.replies(602, timeout=60)
+        self.assertEqual([r.code for r in replies], [250] * 601 + [354])
+        msg = make_message()
+        c.send(dot_stuff(msg))
+        self.assertEqual(c.reply(timeout=30).code, 250)
+        self.up.wait_for_messages(1)
+        self.assertEqual([a for a, _ in self.up.messages[0].rcpts], rcpts)
+
+    def test_complete_message_is_relayed_even_if_the_client_leaves_at_once(self):
+        # The final dot arrived, so the message is whole: it goes upstream
+        # even though nobody reads the reply.
+        c = self.connect(self.stampd)
+        c.ehlo()
+        msg = make_message(subject="fire and forget")
+        c.send(b"MAIL FROM:<s@example.com>\r\nRCPT TO:<r@example.net>\r\nDATA\r\n")
+        self.assertEqual([r.code for r in c.replies(3)], [250, 250, 354])
+        c.send(dot_stuff(msg) + b"QUIT\r\n")
+        c.close()
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].content, msg)
+
     def test_whole_transaction_in_one_write_with_pipelined_quit(self):
         c = self.connect(self.stampd)
         msg = make_message()

@@ -6,6 +6,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <cstdio>
@@ -17,7 +19,10 @@
 #include <vector>
 
 #include "proxy/config.h"
+#include "proxy/health.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/metrics_server.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -66,7 +71,8 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& flags_wit
     if (eq != std::string::npos) {
       value = a.substr(eq + 1);
       a = a.substr(0, eq);
-    } else if (std::find(flags_with_value.begin(), flags_with_value.end(), a) != flags_with_value.end()) {
+    } else if (std::find(flags_with_value.begin(), flags_with_value.end(), a) !=
+               flags_with_value.end()) {
       if (i + 1 >= argc) {
         args.errors.push_back(a + " needs a value");
         continue;
@@ -78,8 +84,37 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& flags_wit
   return args;
 }
 
+// upstream_probe checks now and then that the upstream answers, for /readyz.
+asio::awaitable<void> upstream_probe(Server& server) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto runtime = server.runtime();
+    const auto interval = runtime->config->upstream.health_check_interval;
+    if (interval.count() == 0) {
+      timer.expires_after(std::chrono::seconds(5));
+    } else {
+      auto upstream = runtime->upstreams->make(co_await asio::this_coro::executor);
+      auto caps = co_await upstream->open();
+      health().upstream_result(caps.has_value());
+      if (!caps) {
+        metrics()
+            .upstream_errors.Add({{"kind", to_string(upstream->last_error_kind())}})
+            .Increment();
+        log_warning("upstream-check-failed",
+                    {{"upstream", upstream->peer()}, {"error", upstream->last_error()}});
+      }
+      co_await upstream->close();
+      timer.expires_after(interval);
+    }
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || server.draining()) co_return;
+  }
+}
+
 // signal_loop: SIGTERM/SIGINT drain then stop; SIGHUP reloads config and keys.
-asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::string config_path) {
+asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::string config_path,
+                                  MetricsServer* metrics_server) {
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   for (;;) {
     boost::system::error_code ec;
@@ -91,16 +126,22 @@ asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::str
         auto runtime = build_runtime(config);
         server.swap_runtime(runtime);
         Logger::configure(config->log.level, config->log.format);
+        metrics().config_reloads.Add({{"result", "ok"}}).Increment();
+        metrics().set_config_hash(config->hash);
         log_info("reloaded", {{"config", config_path}, {"sha256", config->hash}});
       } catch (const std::exception& e) {
-        log_error("reload-failed", {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
+        metrics().config_reloads.Add({{"result", "failed"}}).Increment();
+        log_error("reload-failed",
+                  {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
       }
       continue;
     }
-    const auto deadline = std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
+    const auto deadline =
+        std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
     log_info("draining", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
                           {"active", std::to_string(server.active_connections())}});
     server.drain();
+    health().set_draining(true);
     asio::steady_timer tick(io);
     while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
       tick.expires_after(std::chrono::milliseconds(50));
@@ -109,6 +150,7 @@ asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::str
     const auto left = server.active_connections();
     log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
     server.stop();
+    if (metrics_server) metrics_server->stop();
     io.stop();
     co_return;
   }
@@ -142,11 +184,28 @@ int cmd_run(const Args& args) {
   }
   // A client that vanishes must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
-  asio::co_spawn(io, signal_loop(io, server, *path), asio::detached);
+  std::unique_ptr<MetricsServer> metrics_server;
+  try {
+    if (!config.metrics.listen.empty()) {
+      metrics_server = std::make_unique<MetricsServer>(io, config.metrics.listen, config.path);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stampd: %s\n", e.what());
+    return 1;
+  }
+  metrics().set_config_hash(config.hash);
+  asio::co_spawn(io, signal_loop(io, server, *path, metrics_server.get()), asio::detached);
   server.start();
+  health().set_listening(true);
   for (const auto& endpoint : server.local_endpoints()) {
     log_info("listening", {{"address", endpoint}, {"version", STAMPD_VERSION}});
   }
+  if (metrics_server) {
+    metrics_server->start();
+    log_info("metrics-listening", {{"address", metrics_server->local_endpoint()}});
+  }
+  // On a strand like every session: the stream's timers must not race it.
+  asio::co_spawn(asio::make_strand(io), upstream_probe(server), asio::detached);
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
@@ -175,8 +234,9 @@ int cmd_check_config(const Args& args) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  const std::vector<std::string> with_value{"--config", "--domain", "--selector", "--algorithm",
-                                            "--dir", "--key-file", "--ip", "--mail-from", "--helo"};
+  const std::vector<std::string> with_value{"--config",    "--domain",    "--selector",
+                                            "--algorithm", "--dir",       "--key-file",
+                                            "--ip",        "--mail-from", "--helo"};
   Args args = parse_args(argc, argv, with_value);
   if (args.get("version")) {
     std::printf("stampd %s\n", STAMPD_VERSION);

@@ -262,6 +262,7 @@ void read_upstream(Reader& r, UpstreamConfig& u) {
   r.duration("connect_timeout", u.connect_timeout, seconds(1), minutes(10));
   r.duration("command_timeout", u.command_timeout, seconds(1), hours(1));
   r.duration("data_timeout", u.data_timeout, seconds(1), hours(1));
+  r.duration("health_check_interval", u.health_check_interval, seconds(0), hours(1));
   r.finish();
 }
 
@@ -444,7 +445,8 @@ std::string describe_config(const Config& c) {
     << "xforward = " << (u.xforward ? "true" : "false") << "\n"
     << "connect_timeout = " << quoted(format_duration(u.connect_timeout)) << "\n"
     << "command_timeout = " << quoted(format_duration(u.command_timeout)) << "\n"
-    << "data_timeout = " << quoted(format_duration(u.data_timeout)) << "\n";
+    << "data_timeout = " << quoted(format_duration(u.data_timeout)) << "\n"
+    << "health_check_interval = " << quoted(format_duration(u.health_check_interval)) << "\n";
   o << "\n[log]\n"
     << "level = " << quoted(name(c.log.level)) << "\n"
     << "format = " << quoted(c.log.format == LogFormat::Text ? "text" : "json") << "\n";

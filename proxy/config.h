@@ -46,7 +46,7 @@ struct ServerConfig {
   std::string spool_dir;                               // default: $TMPDIR or /tmp
   Duration command_timeout = std::chrono::minutes(5);  // RFC 5321 §4.5.3.2.7
   Duration data_timeout = std::chrono::minutes(5);
-  unsigned threads = 0;  // 0: one per CPU core
+  unsigned threads = 0;                               // 0: one per CPU core
   Duration drain_timeout = std::chrono::seconds(30);  // SIGTERM: time for sessions to finish
 };
 
@@ -63,7 +63,8 @@ struct UpstreamConfig {
   bool xforward = true;  // pass the original client on when the upstream offers XFORWARD
   Duration connect_timeout = std::chrono::seconds(30);
   Duration command_timeout = std::chrono::minutes(5);
-  Duration data_timeout = std::chrono::minutes(10);  // RFC 5321 §4.5.3.2.6
+  Duration data_timeout = std::chrono::minutes(10);           // RFC 5321 §4.5.3.2.6
+  Duration health_check_interval = std::chrono::seconds(30);  // 0: no probe, sessions only
 };
 
 struct LogConfig {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "proxy/metrics.h"
 #include "proxy/spool.h"
 
 namespace stampd::proxy {
@@ -28,6 +29,7 @@ bool make_dirs(const std::string& path) {
 }
 
 bool write_all(int fd, std::string_view data) {
+  metrics().bytes_sent_upstream.Increment(static_cast<double>(data.size()));
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;

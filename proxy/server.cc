@@ -1,8 +1,8 @@
 #include "proxy/server.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -13,6 +13,7 @@
 
 #include "net/host_port.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/smtp_connection.h"
 
 namespace stampd::proxy {
@@ -51,6 +52,11 @@ void log_session_crash(std::exception_ptr e, const std::string& session_id) {
 asio::awaitable<void> serve_slot(std::unique_ptr<net::ByteStream> stream, ConnectionContext context,
                                  ConnectionLimiter::Slot slot) {
   (void)slot;
+  struct Active {
+    Active() { metrics().connections_active.Increment(); }
+    ~Active() { metrics().connections_active.Decrement(); }
+  } active;
+  metrics().connections_total.Increment();
   co_await serve_connection(std::move(stream), std::move(context));
 }
 
@@ -142,17 +148,23 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     if (ec) continue;
     const auto ip = net::unmap(remote.address());
     if (draining_) {
+      metrics().connections_refused.Add({{"reason", "draining"}}).Increment();
       // Shutting down: tell the client to come back (or go to another replica).
       auto executor = socket.get_executor();
-      asio::co_spawn(executor,
-                     refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
-                                                              " Service shutting down, try again later\r\n"),
-                     asio::detached);
+      asio::co_spawn(
+          executor,
+          refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
+                                                   " Service shutting down, try again later\r\n"),
+          asio::detached);
       continue;
     }
     auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
     if (refusal != ConnectionLimiter::Refusal::None) {
       const bool global = refusal == ConnectionLimiter::Refusal::Global;
+      metrics()
+          .connections_refused
+          .Add({{"reason", global ? "max_connections" : "max_connections_per_ip"}})
+          .Increment();
       log_warning("connection-refused",
                   {{"client", endpoint_text(remote)},
                    {"reason", global ? "max-connections" : "max-connections-per-ip"}});

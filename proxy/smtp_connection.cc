@@ -4,8 +4,10 @@
 
 #include "net/line_reader.h"
 #include "proxy/data_decoder.h"
+#include "proxy/health.h"
 #include "proxy/log.h"
 #include "proxy/message_assembler.h"
+#include "proxy/metrics.h"
 #include "proxy/smtp_command.h"
 #include "proxy/spool.h"
 
@@ -81,7 +83,16 @@ class Connection {
 
  private:
   asio::awaitable<bool> flush();
-  void reply(const Reply& r) { out_ += r.wire(); }
+  void reply(const Reply& r) {
+    metrics().replies.Add({{"class", Metrics::reply_class(r.code)}}).Increment();
+    out_ += r.wire();
+  }
+  static void observe_upstream(Clock::time_point asked) {
+    metrics().upstream_reply_duration.Observe(
+        std::chrono::duration<double>(Clock::now() - asked).count());
+  }
+  // open_upstream connects (timed, counted) and returns the capabilities.
+  asio::awaitable<std::optional<UpstreamCapabilities>> open_upstream();
   asio::awaitable<void> on_hello(const Command& cmd);
   asio::awaitable<void> on_mail(const Command& cmd);
   asio::awaitable<void> on_rcpt(const Command& cmd);
@@ -121,6 +132,8 @@ asio::awaitable<bool> Connection::flush() {
 }
 
 void Connection::upstream_trouble(std::string_view step) {
+  metrics().upstream_errors.Add({{"kind", to_string(upstream_->last_error_kind())}}).Increment();
+  health().upstream_result(false);
   log_warning("upstream-error", {{"session", context_.session_id},
                                  {"step", step},
                                  {"kind", to_string(upstream_->last_error_kind())},
@@ -155,6 +168,26 @@ void Connection::log_message(const char* outcome, const Reply& r) {
                                {"duration_ms", duration}};
   for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
   Logger::write(LogLevel::Info, "message", fields);
+  auto& m = metrics();
+  m.messages.Add({{"outcome", outcome}}).Increment();
+  m.message_size.Observe(static_cast<double>(message_size_));
+  m.bytes_received.Increment(static_cast<double>(message_size_));
+  m.relay_duration.Observe(static_cast<double>(ms) / 1000.0);
+}
+
+asio::awaitable<std::optional<UpstreamCapabilities>> Connection::open_upstream() {
+  const auto start = Clock::now();
+  auto caps = co_await upstream_->open();
+  if (caps) {
+    upstream_opened_ = true;
+    session_.set_upstream_capabilities(*caps);
+    health().upstream_result(true);
+    metrics().upstream_connect_duration.Observe(
+        std::chrono::duration<double>(Clock::now() - start).count());
+  } else {
+    upstream_trouble("connect");
+  }
+  co_return caps;
 }
 
 asio::awaitable<void> Connection::on_hello(const Command& cmd) {
@@ -167,12 +200,7 @@ asio::awaitable<void> Connection::on_hello(const Command& cmd) {
   // Only clients that may relay cause an upstream connection; its EHLO tells
   // which extensions we may offer.
   if (session_.client().trusted && !upstream_opened_) {
-    if (auto caps = co_await upstream_->open()) {
-      session_.set_upstream_capabilities(*caps);
-      upstream_opened_ = true;
-    } else {
-      upstream_trouble("connect");
-    }
+    (void)co_await open_upstream();
   }
   session_.apply(cmd);
   reply(session_.local_reply(cmd));
@@ -201,22 +229,23 @@ asio::awaitable<void> Connection::on_mail(const Command& cmd) {
       co_return;
     }
   }
-  if (!upstream_opened_) {
-    auto caps = co_await upstream_->open();
+  // The connection may have died since (a failed RSET, an upstream that
+  // timed out): open a new one rather than fail this MAIL.
+  if (!upstream_opened_ || !upstream_->connected()) {
+    auto caps = co_await open_upstream();
     if (!caps) {
-      upstream_trouble("connect");
       reply(make_reply(451, "4.4.1", "Upstream server unavailable, try again later"));
       co_return;
     }
-    upstream_opened_ = true;
-    session_.set_upstream_capabilities(*caps);
     // The new connection may offer less than the one we advertised for.
     if (auto refusal = session_.check(cmd)) {
       reply(*refusal);
       co_return;
     }
   }
+  const auto asked = Clock::now();
   Reply r = co_await upstream_->mail(session_, cmd);
+  observe_upstream(asked);
   if (r.positive()) {
     session_.apply(cmd);
   } else if (!upstream_->connected()) {
@@ -233,7 +262,9 @@ asio::awaitable<void> Connection::on_rcpt(const Command& cmd) {
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.
   const Recipient recipient{cmd.argument, cmd.params};
+  const auto asked = Clock::now();
   Reply r = co_await upstream_->rcpt(recipient);
+  observe_upstream(asked);
   if (r.positive()) {
     session_.apply(cmd);
   } else if (!upstream_->connected()) {
@@ -335,7 +366,9 @@ asio::awaitable<bool> Connection::on_data(const Command& cmd) {
     }
   }
   if (r.code == 0) {
+    const auto asked = Clock::now();
     r = co_await upstream_->data(tx_.prepend_fields, spool_);
+    observe_upstream(asked);
     outcome = r.positive() ? "relayed" : (r.transient() ? "tempfailed" : "rejected");
     if (!upstream_->connected()) upstream_trouble("data");
   } else {
@@ -385,6 +418,7 @@ asio::awaitable<void> Connection::run() {
     }
     Command cmd = parse_command(*line);
     session_.count(cmd);
+    metrics().commands.Add({{"verb", verb_name(cmd.verb)}}).Increment();
     if (auto refusal = session_.check(cmd)) {
       session_.note_refusal(*refusal);
       log_debug("refused", {{"session", context_.session_id},

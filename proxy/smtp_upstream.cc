@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "proxy/dot_stuffer.h"
+#include "proxy/metrics.h"
 #include "proxy/spool.h"
 
 namespace stampd::proxy {
@@ -118,6 +119,7 @@ Reply SmtpUpstream::failure_reply() const {
 
 asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration timeout) {
   if (!stream_) co_return false;
+  metrics().bytes_sent_upstream.Increment(static_cast<double>(text.size()));
   auto sent = co_await stream_->write_all(asio::buffer(text.data(), text.size()), timeout);
   if (!sent) {
     const bool timed_out = sent.error().code == net::Errc::Timeout;

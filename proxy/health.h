@@ -1,0 +1,31 @@
+// health.h: what /healthz and /readyz report: the process is alive; it is
+// ready when its listeners are up, its config and keys are loaded, it is not
+// draining, and the upstream answered at the last contact (a probe or a
+// session). Plain atomics shared by the server, the sessions and the probe.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+namespace stampd::proxy {
+
+class Health {
+ public:
+  void set_listening(bool v) { listening_ = v; }
+  void set_draining(bool v) { draining_ = v; }
+  // upstream_result records the outcome of a contact with the upstream.
+  void upstream_result(bool ok);
+
+  // ready returns "" when ready, else why not.
+  std::string not_ready_reason() const;
+
+ private:
+  std::atomic<bool> listening_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int> upstream_{-1};  // -1 unknown yet, 0 failed, 1 ok
+};
+
+// health returns the process-wide health state.
+Health& health();
+
+}  // namespace stampd::proxy

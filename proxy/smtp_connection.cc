@@ -230,8 +230,10 @@ asio::awaitable<void> Connection::on_mail(const Command& cmd) {
     }
   }
   // The connection may have died since (a failed RSET, an upstream that
-  // timed out): open a new one rather than fail this MAIL.
-  if (!upstream_opened_ || !upstream_->connected()) {
+  // timed out): open a new one rather than fail this MAIL. (A named bool:
+  // g++ 12 miscompiled this coroutine with the || inside the if.)
+  const bool reopen = !upstream_opened_ || !upstream_->connected();
+  if (reopen) {
     auto caps = co_await open_upstream();
     if (!caps) {
       reply(make_reply(451, "4.4.1", "Upstream server unavailable, try again later"));

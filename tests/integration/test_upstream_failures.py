@@ -78,6 +78,25 @@ class UpstreamFailureTest(StampdTestCase):
     def test_upstream_resets_at_the_dot(self):
         self.check_failure("reset", "dot", "dot")
 
+    def test_next_mail_reconnects_after_the_upstream_died_at_rset(self):
+        for how in ("hang", "drop"):
+            with self.subTest(how=how):
+                up = self.start_upstream()
+                up.on("rset", times=1, **{how: True})
+                stampd = self.start_stampd([up.address], SHORT)
+                c = self.connect(stampd)
+                c.ehlo()
+                self.assertEqual(c.mail("sender@example.com").code, 250)
+                self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
+                self.assertEqual(c.cmd("RSET").code, 250)
+                # stampd knows that connection is gone: the next MAIL opens a
+                # new one instead of failing with 4xx.
+                msg = make_message()
+                r = c.send_mail("sender@example.com", ["rcpt@example.net"], msg)
+                self.assertEqual(r.code, 250, r)
+                up.wait_for_messages(1)
+                self.assertEqual(len(up.connections), 2)
+
     def test_upstream_greeting_refused(self):
         up = self.start_upstream()
         up.on("connect", reply="554 5.3.2 fake.upstream Service not available")

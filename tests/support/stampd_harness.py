@@ -405,6 +405,13 @@ class Stampd:
         return proc_kib(self.pid, "VmHWM")
 
 
+def run_cli(*args, input=None, timeout=60, cwd=None, env=None):
+    """run_cli runs `stampd ARGS...` (sign, verify, genkey, spf, dns-check...)
+    and returns the CompletedProcess (bytes stdout/stderr)."""
+    return subprocess.run([stampd_bin()] + [str(a) for a in args], input=input, capture_output=True,
+                          timeout=timeout, cwd=cwd, env=dict(os.environ, **(env or {})))
+
+
 def check_config(config_text=None, path=None, files=None):
     """check_config runs `stampd check-config -c` on text (written to a temp
     file named stampd.toml) or on an existing path; returns (rc, stdout, stderr, path)."""

@@ -469,7 +469,18 @@ class StampdTestCase(unittest.TestCase):
 
     def _stampd_cleanup(self, s):
         s.cleanup()
-        if self._failed() or os.environ.get("STAMPD_TEST_VERBOSE"):
+        report = sanitizer_report(s.log_text())
+        if self._failed() or report or os.environ.get("STAMPD_TEST_VERBOSE"):
             tail = "".join(s.lines[-80:])
             sys.stderr.write("\n--- stampd log (%s, last %d lines) ---\n%s--- end ---\n"
                              % (self.id(), min(80, len(s.lines)), tail))
+        if report:
+            raise AssertionError("stampd reported a sanitizer error:\n" + report)
+
+
+_SANITIZER = re.compile(r"^.*(ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: ).*$", re.M)
+
+
+def sanitizer_report(log):
+    """sanitizer_report returns the ASan/LSan/UBSan lines in a log ("" if none)."""
+    return "\n".join(m.group(0) for m in _SANITIZER.finditer(log))

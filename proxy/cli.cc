@@ -1,5 +1,7 @@
 #include "proxy/cli.h"
 
+#include <sys/stat.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "proxy/config.h"
+#include "proxy/dkim_commands.h"
 #include "proxy/health.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -39,6 +43,10 @@ namespace {
 const char* const kUsage =
     "usage: stampd run -c FILE            serve (also: stampd -c FILE)\n"
     "       stampd check-config -c FILE   validate and print the effective config\n"
+    "       stampd genkey --domain D --selector S [--algorithm rsa-2048|rsa-3072|ed25519] [--dir "
+    "DIR]\n"
+    "       stampd sign -c FILE < message > signed\n"
+    "       stampd verify [--key-file F] [-c FILE] < message\n"
     "       stampd --version\n";
 
 // Args is the parsed command line: a subcommand and its --options.
@@ -84,6 +92,29 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& flags_wit
   return args;
 }
 
+// report_keys logs weak and unusable keys and sets readiness and key ages.
+void report_keys(const Runtime& runtime) {
+  for (const auto& warning : runtime.signing_keys->warnings()) {
+    log_warning("dkim-key-weak", {{"detail", warning}});
+  }
+  const auto broken = broken_keys(runtime);
+  for (const auto& b : broken) log_error("dkim-key-unusable", {{"detail", b}});
+  health().set_keys_problem(broken.empty() ? "" : broken.front());
+}
+
+// update_key_ages sets stampd_dkim_key_age_seconds from the key files' mtimes.
+void update_key_ages(const Runtime& runtime) {
+  const auto now = std::time(nullptr);
+  for (const auto& key : runtime.signing_keys->keys()) {
+    struct stat st {};
+    if (key.spec.private_key_path.empty() || ::stat(key.spec.private_key_path.c_str(), &st) != 0)
+      continue;
+    metrics()
+        .dkim_key_age.Add({{"domain", key.spec.domain}, {"selector", key.spec.selector}})
+        .Set(static_cast<double>(now - st.st_mtime));
+  }
+}
+
 // upstream_probe checks now and then that the upstream answers, for /readyz.
 asio::awaitable<void> upstream_probe(Server& server) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -123,8 +154,10 @@ asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::str
     if (sig == SIGHUP) {
       try {
         auto config = load_config(config_path);
-        auto runtime = build_runtime(config);
+        // Strict: the running config works; a broken key must not replace it.
+        auto runtime = build_runtime(config, KeyPolicy::Strict);
         server.swap_runtime(runtime);
+        report_keys(*runtime);
         Logger::configure(config->log.level, config->log.format);
         metrics().config_reloads.Add({{"result", "ok"}}).Increment();
         metrics().set_config_hash(config->hash);
@@ -166,11 +199,12 @@ int cmd_run(const Args& args) {
   try {
     auto config = load_config(*path);
     Logger::configure(config->log.level, config->log.format);
-    runtime = build_runtime(config);
+    runtime = build_runtime(config, KeyPolicy::Lenient);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stampd: %s\n", e.what());
     return 1;
   }
+  report_keys(*runtime);
   const auto& config = *runtime->config;
   unsigned threads = config.server.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -194,6 +228,7 @@ int cmd_run(const Args& args) {
     return 1;
   }
   metrics().set_config_hash(config.hash);
+  metrics().set_before_scrape([&server] { update_key_ages(*server.runtime()); });
   asio::co_spawn(io, signal_loop(io, server, *path, metrics_server.get()), asio::detached);
   server.start();
   health().set_listening(true);
@@ -210,6 +245,7 @@ int cmd_run(const Args& args) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  metrics().set_before_scrape({});
   return 0;
 }
 
@@ -221,8 +257,11 @@ int cmd_check_config(const Args& args) {
   }
   try {
     auto config = load_config(*path);
-    build_runtime(config);
+    auto runtime = build_runtime(config, KeyPolicy::Strict);
     std::cout << describe_config(*config);
+    for (const auto& warning : runtime->signing_keys->warnings()) {
+      std::cerr << "warning: " << warning << "\n";
+    }
     std::cerr << path->c_str() << ": ok\n";
     return 0;
   } catch (const std::exception& e) {
@@ -253,6 +292,27 @@ int run_cli(int argc, char** argv) {
   }
   if (args.command.empty() || args.command == "run") return cmd_run(args);
   if (args.command == "check-config") return cmd_check_config(args);
+  if (args.command == "genkey") {
+    GenkeyArgs g;
+    if (const auto* v = args.get("domain")) g.domain = *v;
+    if (const auto* v = args.get("selector")) g.selector = *v;
+    if (const auto* v = args.get("algorithm")) g.algorithm = *v;
+    if (const auto* v = args.get("dir")) g.dir = *v;
+    return cmd_genkey(g);
+  }
+  if (args.command == "sign") {
+    const auto* config = args.get("config");
+    if (!config) {
+      std::fputs("stampd sign: -c FILE is required\n", stderr);
+      return 2;
+    }
+    return cmd_sign(*config);
+  }
+  if (args.command == "verify") {
+    const auto* key = args.get("key-file");
+    const auto* config = args.get("config");
+    return cmd_verify(key ? *key : "", config ? *config : "");
+  }
   std::fprintf(stderr, "stampd: unknown command '%s'\n%s", args.command.c_str(), kUsage);
   return 2;
 }

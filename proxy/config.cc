@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "auth/dkim_opendkim_tables.h"
+
 namespace stampd::proxy {
 namespace {
 
@@ -266,6 +268,113 @@ void read_upstream(Reader& r, UpstreamConfig& u) {
   r.finish();
 }
 
+std::string origin(const std::string& file, const toml::node& node) {
+  return file + ":" + std::to_string(node.source().begin.line);
+}
+
+// tables returns the [[dkim.NAME]] array of tables, or nothing.
+const toml::array* tables(Reader& r, const toml::table& t, const std::string& name) {
+  const auto* node = r.find(name);
+  if (!node) return nullptr;
+  const auto* array = node->as_array();
+  if (!array || !array->is_array_of_tables()) {
+    r.fail(*node, name, "write each entry as a [[dkim." + name + "]] table");
+  }
+  (void)t;
+  return array;
+}
+
+void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
+  Reader r(t, "dkim", path);
+  if (const auto* node = r.find("canonicalization")) {
+    const auto text = node->value<std::string>();
+    auto pair =
+        text ? auth::parse_canonicalization(*text)
+             : net::Result<auth::CanonicalizationPair>(net::make_error(net::Errc::BadInput, ""));
+    if (!pair)
+      r.fail(*node, "canonicalization",
+             "expected \"relaxed/relaxed\", \"relaxed/simple\", \"simple/relaxed\" or "
+             "\"simple/simple\"");
+    d.canonicalization = *pair;
+  }
+  r.strings("sign_headers", d.sign_headers, false);
+  if (t.get("oversign_headers")) d.oversign_headers_set = true;
+  r.strings("oversign_headers", d.oversign_headers, true);
+  r.boolean("oversign_absent", d.oversign_absent);
+  r.duration("signature_lifetime", d.signature_lifetime, Duration{}, std::chrono::hours(24 * 366));
+  r.boolean("allow_group_readable_keys", d.allow_group_readable_keys);
+  r.string("opendkim_key_table", d.opendkim_key_table);
+  r.string("opendkim_signing_table", d.opendkim_signing_table);
+
+  if (const auto* keys = tables(r, t, "key")) {
+    for (const auto& element : *keys) {
+      const auto& kt = *element.as_table();
+      Reader kr(kt, "[dkim.key]", path);
+      auth::KeySpec spec;
+      spec.origin = origin(path, element);
+      kr.string("name", spec.name);
+      kr.string("domain", spec.domain);
+      kr.string("selector", spec.selector);
+      kr.string("private_key", spec.private_key_path);
+      for (const char* required : {"name", "domain", "selector", "private_key"}) {
+        if (!kt.get(required)) kr.fail(element, "", std::string("missing '") + required + "'");
+      }
+      spec.private_key_path = resolve_path(path, spec.private_key_path);
+      kr.finish();
+      d.keys.push_back(std::move(spec));
+    }
+  }
+  if (const auto* rules = tables(r, t, "sign")) {
+    for (const auto& element : *rules) {
+      const auto& st = *element.as_table();
+      Reader sr(st, "[dkim.sign]", path);
+      auth::SigningRule rule;
+      rule.origin = origin(path, element);
+      std::string from;
+      sr.string("from", from);
+      if (!st.get("from")) sr.fail(element, "", "missing 'from'");
+      auto pattern = auth::FromPattern::parse(from);
+      if (!pattern) sr.fail(*st.get("from"), "from", pattern.error().detail);
+      rule.from = *pattern;
+      sr.strings("keys", rule.keys, false);
+      if (!st.get("keys")) sr.fail(element, "", "missing 'keys'");
+      std::string on_error;
+      sr.string("on_error", on_error);
+      if (const auto* node = st.get("on_error")) {
+        auto parsed = auth::parse_on_error(on_error);
+        if (!parsed) sr.fail(*node, "on_error", "expected \"fail-closed\" or \"send-unsigned\"");
+        rule.on_error = *parsed;
+      }
+      std::string identity;
+      sr.string("identity", identity);
+      if (!identity.empty()) rule.identity = identity;
+      sr.finish();
+      d.rules.push_back(std::move(rule));
+    }
+  }
+  r.finish();
+
+  // The OpenDKIM files come after the TOML entries: first match wins, so a
+  // [[dkim.sign]] rule can override a SigningTable line.
+  if (!d.opendkim_key_table.empty()) {
+    d.opendkim_key_table = resolve_path(path, d.opendkim_key_table);
+    auto keys = auth::load_opendkim_key_table(d.opendkim_key_table);
+    if (!keys) r.fail(*t.get("opendkim_key_table"), "opendkim_key_table", keys.error().detail);
+    for (auto& k : *keys) d.keys.push_back(std::move(k));
+  }
+  if (!d.opendkim_signing_table.empty()) {
+    std::string spec = d.opendkim_signing_table;
+    const bool refile = spec.starts_with("refile:");
+    if (refile) spec = spec.substr(7);
+    spec = resolve_path(path, spec);
+    d.opendkim_signing_table = (refile ? "refile:" : "") + spec;
+    auto rules = auth::load_opendkim_signing_table(d.opendkim_signing_table);
+    if (!rules)
+      r.fail(*t.get("opendkim_signing_table"), "opendkim_signing_table", rules.error().detail);
+    for (auto& rule : *rules) d.rules.push_back(std::move(rule));
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path) {
@@ -280,7 +389,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   config->path = path;
   config->hash = sha256_hex(text);
 
-  static const std::set<std::string> kSections{"server", "upstream", "log", "metrics"};
+  static const std::set<std::string> kSections{"server", "upstream", "dkim",
+                                               "dns",    "log",      "metrics"};
   for (const auto& [key, node] : root) {
     if (!kSections.contains(std::string(key.str()))) {
       throw ConfigError(path + ":" + std::to_string(key.source().begin.line) +
@@ -312,6 +422,22 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       if (!fs::exists(config->upstream.ca_file))
         r.fail(*node, "ca_file", "'" + config->upstream.ca_file + "' does not exist");
     }
+  }
+  if (const auto* t = section(root, "dkim", path)) read_dkim(*t, path, config->dkim);
+  if (const auto* t = section(root, "dns", path)) {
+    Reader r(*t, "dns", path);
+    auto& d = config->dns;
+    r.strings("resolvers", d.resolvers, true,
+              [](const std::string& v) -> std::optional<std::string> {
+                auto hp = net::split_host_port(v, "53");
+                if (!hp || !net::parse_ip(hp->host))
+                  return "'" + v + "': expected an IP address with an optional port";
+                return std::nullopt;
+              });
+    r.duration("timeout", d.timeout, std::chrono::milliseconds(100), std::chrono::minutes(5));
+    r.string("trust_anchor_file", d.trust_anchor_file);
+    if (!d.trust_anchor_file.empty()) d.trust_anchor_file = resolve_path(path, d.trust_anchor_file);
+    r.finish();
   }
   if (const auto* t = section(root, "log", path)) {
     Reader r(*t, "log", path);
@@ -447,6 +573,34 @@ std::string describe_config(const Config& c) {
     << "command_timeout = " << quoted(format_duration(u.command_timeout)) << "\n"
     << "data_timeout = " << quoted(format_duration(u.data_timeout)) << "\n"
     << "health_check_interval = " << quoted(format_duration(u.health_check_interval)) << "\n";
+  const auto& d = c.dkim;
+  o << "\n[dkim]\n"
+    << "canonicalization = " << quoted(auth::to_string(d.canonicalization)) << "\n";
+  if (!d.sign_headers.empty()) o << "sign_headers = " << quoted_list(d.sign_headers) << "\n";
+  if (d.oversign_headers_set) o << "oversign_headers = " << quoted_list(d.oversign_headers) << "\n";
+  o << "oversign_absent = " << (d.oversign_absent ? "true" : "false") << "\n"
+    << "signature_lifetime = " << quoted(format_duration(d.signature_lifetime)) << "\n"
+    << "allow_group_readable_keys = " << (d.allow_group_readable_keys ? "true" : "false") << "\n";
+  o << "# " << d.keys.size() << " key(s), " << d.rules.size() << " signing rule(s)"
+    << (d.opendkim_key_table.empty() ? "" : ", OpenDKIM tables included") << "\n";
+  for (const auto& k : d.keys) {
+    o << "\n[[dkim.key]]  # " << k.origin << "\n"
+      << "name = " << quoted(k.name) << "\n"
+      << "domain = " << quoted(k.domain) << "\n"
+      << "selector = " << quoted(k.selector) << "\n"
+      << "private_key = " << quoted(k.private_key_path) << "\n";
+  }
+  for (const auto& rule : d.rules) {
+    o << "\n[[dkim.sign]]  # " << rule.origin << "\n"
+      << "from = " << quoted(rule.from.text()) << "\n"
+      << "keys = " << quoted_list(rule.keys) << "\n"
+      << "on_error = " << quoted(auth::to_string(rule.on_error)) << "\n";
+    if (rule.identity) o << "identity = " << quoted(*rule.identity) << "\n";
+  }
+  o << "\n[dns]\n"
+    << "resolvers = " << quoted_list(c.dns.resolvers) << "\n"
+    << "timeout = " << quoted(format_duration(c.dns.timeout)) << "\n"
+    << "trust_anchor_file = " << quoted(c.dns.trust_anchor_file) << "\n";
   o << "\n[log]\n"
     << "level = " << quoted(name(c.log.level)) << "\n"
     << "format = " << quoted(c.log.format == LogFormat::Text ? "text" : "json") << "\n";

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "auth/dkim_canonicalization.h"
+#include "auth/dkim_keyring.h"
+#include "auth/dkim_signing_rules.h"
 #include "net/cidr.h"
 #include "net/host_port.h"
 #include "proxy/config_values.h"
@@ -67,6 +70,27 @@ struct UpstreamConfig {
   Duration health_check_interval = std::chrono::seconds(30);  // 0: no probe, sessions only
 };
 
+struct DkimConfig {
+  auth::CanonicalizationPair canonicalization{auth::Canonicalization::Relaxed,
+                                              auth::Canonicalization::Relaxed};
+  std::vector<std::string> sign_headers;      // empty: the default list
+  std::vector<std::string> oversign_headers;  // empty: the default list
+  bool oversign_headers_set = false;          // oversign_headers = [] means none
+  bool oversign_absent = false;
+  Duration signature_lifetime{};  // x= = t= + this; zero: no x=
+  bool allow_group_readable_keys = false;
+  std::string opendkim_key_table;        // path
+  std::string opendkim_signing_table;    // "refile:path" or path
+  std::vector<auth::KeySpec> keys;       // [[dkim.key]], then the KeyTable's
+  std::vector<auth::SigningRule> rules;  // [[dkim.sign]], then the SigningTable's
+};
+
+struct DnsConfig {
+  std::vector<std::string> resolvers;          // "127.0.0.1:5353" style; empty: /etc/resolv.conf
+  Duration timeout = std::chrono::seconds(5);  // per query
+  std::string trust_anchor_file;               // set: DNSSEC validation with these anchors
+};
+
 struct LogConfig {
   LogLevel level = LogLevel::Info;
   LogFormat format = LogFormat::Text;
@@ -81,6 +105,8 @@ struct Config {
   std::string hash;  // SHA-256 of the file's bytes, for the reload metric
   ServerConfig server;
   UpstreamConfig upstream;
+  DkimConfig dkim;
+  DnsConfig dns;
   LogConfig log;
   MetricsConfig metrics;
 };

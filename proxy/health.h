@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <string>
 
 namespace stampd::proxy {
@@ -13,6 +14,8 @@ class Health {
  public:
   void set_listening(bool v) { listening_ = v; }
   void set_draining(bool v) { draining_ = v; }
+  // set_keys_problem names an unusable signing key ("" when all are fine).
+  void set_keys_problem(std::string problem);
   // upstream_result records the outcome of a contact with the upstream.
   void upstream_result(bool ok);
 
@@ -23,6 +26,8 @@ class Health {
   std::atomic<bool> listening_{false};
   std::atomic<bool> draining_{false};
   std::atomic<int> upstream_{-1};  // -1 unknown yet, 0 failed, 1 ok
+  mutable std::mutex mutex_;
+  std::string keys_problem_;
 };
 
 // health returns the process-wide health state.

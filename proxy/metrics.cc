@@ -28,6 +28,8 @@ Histogram::BucketBoundaries size_buckets() {
 
 std::mutex g_config_mutex;
 std::string g_config_hash;
+std::mutex g_hook_mutex;
+std::function<void()> g_before_scrape;
 
 }  // namespace
 
@@ -146,7 +148,16 @@ Metrics::Metrics()
   for (const char* result : {"ok", "failed"}) config_reloads.Add({{"result", result}});
 }
 
+void Metrics::set_before_scrape(std::function<void()> hook) {
+  std::lock_guard lock(g_hook_mutex);
+  g_before_scrape = std::move(hook);
+}
+
 std::string Metrics::text() const {
+  {
+    std::lock_guard lock(g_hook_mutex);
+    if (g_before_scrape) g_before_scrape();
+  }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
   return out.str();

@@ -10,6 +10,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -63,6 +64,8 @@ class Metrics {
 
   // reply_class maps an SMTP code to its label ("2xx").
   static const char* reply_class(int code);
+  // set_before_scrape runs hook before each rendering (values computed on demand).
+  void set_before_scrape(std::function<void()> hook);
   // set_config_hash makes config_info{sha256=hash} the only series at 1.
   void set_config_hash(const std::string& hash);
 };

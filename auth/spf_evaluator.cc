@@ -32,6 +32,7 @@ struct Evaluation {
   int dns_queries = 0;
   Clock::time_point deadline;
   std::map<std::string, std::string> validated;  // %{p} per <domain>
+  std::string top_record;                        // the record of the checked domain
   std::vector<SpfTraceEntry> trace;
 
   void record(SpfStep step, int depth, const std::string& domain, std::string subject,
@@ -410,6 +411,7 @@ asio::awaitable<Fetched> fetch_record(Evaluation& ev, std::string domain, int de
                                         " SPF records (RFC 7208 §4.5 allows one)")};
   }
   ev.record(SpfStep::Record, depth, domain, *candidates.front(), {});
+  if (depth == 0) ev.top_record = *candidates.front();
   auto parsed = parse_spf_record(*candidates.front());
   if (!parsed.ok()) {
     co_return Fetched{std::nullopt, error_outcome(SpfVerdict::PermError,
@@ -563,6 +565,7 @@ asio::awaitable<SpfResult> check_host(net::Resolver& resolver, boost::asio::ip::
   result.problem = std::move(o.problem);
   result.decided_by = std::move(o.decided_by);
   result.decided_in = std::move(o.decided_in);
+  result.record = std::move(ev.top_record);
   result.dns_terms = ev.dns_terms;
   result.void_lookups = ev.void_lookups;
   result.dns_queries = ev.dns_queries;

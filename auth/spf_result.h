@@ -16,6 +16,7 @@ struct SpfResult {
   SpfVerdict verdict = SpfVerdict::None;
   std::string domain;       // the <domain> checked (HELO name for a null sender)
   std::string sender;       // the <sender> used, e.g. "postmaster@helo.example"
+  std::string record;       // the SPF record <domain> publishes, if one was found
   std::string explanation;  // for "fail" only (RFC 7208 §6.2): exp= text or the default
   std::string problem;      // why, for none/temperror/permerror (for logs and the CLI)
   std::string decided_by;   // the term that decided ("-all", "include:..."), if any

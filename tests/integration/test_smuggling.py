@@ -185,7 +185,7 @@ class BareLineEndingsTest(StampdTestCase):
         r, up, clean, stampd = self.relay("reject")
         self.assertEqual((r.code, r.enhanced), (550, "5.6.0"), r)
         self.assertEqual([t.content for t in up.messages], [clean])
-        self.assertEqual(stampd.messages()[0]["outcome"], "rejected")
+        self.assertEqual(stampd.wait_for_event("message")[0]["outcome"], "rejected")
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ class UpstreamFailureTest(StampdTestCase):
         second.wait_for_messages(1)
         self.assertEqual(second.messages[0].content, msg)
         self.assertEqual(third.connections, [])
-        self.assertEqual(stampd.messages()[0]["upstream"], second.address)
+        self.assertEqual(stampd.wait_for_event("message")[0]["upstream"], second.address)
 
     def test_next_server_when_the_first_refuses_its_greeting(self):
         first = self.start_upstream()

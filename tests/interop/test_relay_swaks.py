@@ -74,7 +74,7 @@ class SwaksThroughStampdTest(StampdTestCase):
         # smtp-sink offers XFORWARD NAME ADDR PROTO HELO, so stampd told it
         # about the real client (-v shows the command; the dump shows only XCLIENT).
         self.assertIn("XFORWARD ADDR=127.0.0.2 HELO=client.test PROTO=ESMTP", sink.output())
-        self.assertEqual(stampd.events("connect")[0]["client"].split(":")[0], "127.0.0.2")
+        self.assertEqual(stampd.wait_for_event("connect")[0]["client"].split(":")[0], "127.0.0.2")
 
     def test_sink_refusing_the_dot_reaches_swaks(self):
         sink = self.start_sink(options=["-f", "."])

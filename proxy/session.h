@@ -31,6 +31,7 @@ struct UpstreamCapabilities {
   bool xforward = false;
   std::vector<std::string> xforward_attributes;  // as named in "XFORWARD NAME ADDR ..."
   std::uint64_t size = 0;                        // 0: no limit announced
+  bool size_offered = false;                     // SIZE was in EHLO (MAIL may carry SIZE=)
   bool starttls = false;
   std::vector<std::string> auth_mechanisms;  // upper-cased
 };

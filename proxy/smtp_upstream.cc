@@ -60,6 +60,7 @@ UpstreamCapabilities parse_capabilities(const Reply& reply) {
     else if (keyword == "STARTTLS")
       caps.starttls = true;
     else if (keyword == "SIZE") {
+      caps.size_offered = true;
       caps.size = 0;
       if (!args.empty()) caps.size = std::strtoull(args.c_str(), nullptr, 10);
     } else if (keyword == "XFORWARD") {
@@ -328,7 +329,9 @@ asio::awaitable<Reply> SmtpUpstream::mail(const Session& session, const Command&
   }
   std::string line = "MAIL FROM:<" + mail.argument + ">";
   for (const auto& p : mail.params) {
-    const bool pass = (p.keyword == "SIZE") || (p.keyword == "BODY" && caps_.eightbitmime) ||
+    // RFC 5321 §2.2.2: only parameters of extensions the server offered.
+    const bool pass = (p.keyword == "SIZE" && caps_.size_offered) ||
+                      (p.keyword == "BODY" && caps_.eightbitmime) ||
                       (p.keyword == "SMTPUTF8" && caps_.smtputf8) ||
                       ((p.keyword == "RET" || p.keyword == "ENVID") && caps_.dsn);
     if (pass) line += " " + p.wire();

@@ -41,6 +41,16 @@ class AdvertisementTest(StampdTestCase):
         self.assertEqual([x for x in up.all_commands() if x.startswith("MAIL")],
                          ["MAIL FROM:<sender@example.com>"])
 
+    def test_size_not_passed_to_an_upstream_without_size(self):
+        # RFC 5321: no parameter of an extension the server did not offer.
+        c, up = self.ehlo_with(["PIPELINING", "ENHANCEDSTATUSCODES"])
+        self.assertIn("SIZE", c.capabilities)  # stampd's own limit
+        r = c.mail("sender@example.com", "SIZE=4096")
+        self.assertEqual(r.code, 250, r)
+        self.assertEqual(up.transactions[0].mail_line, "MAIL FROM:<sender@example.com>")
+        c.cmd("RSET")
+        self.assertEqual(c.mail("other@example.com", "SIZE=99999999999").code, 552)
+
     def test_helo_client_gets_no_extensions(self):
         up = self.start_upstream(capabilities=FakeUpstream.FULL)
         stampd = self.start_stampd([up.address])

@@ -131,7 +131,7 @@ class FakeUpstream:
 
     def __init__(self, host="127.0.0.1", capabilities=None, hostname="fake.upstream",
                  tls_context=None, implicit_tls=False, auth=None, auth_mechanisms=("PLAIN", "LOGIN"),
-                 auth_requires_tls=False, store_data=True, command_timeout=60.0):
+                 auth_requires_tls=False, store_data=True, command_timeout=60.0, strict_params=True):
         self.host = host
         self.capabilities = list(self.BASIC if capabilities is None else capabilities)
         self.hostname = hostname
@@ -142,6 +142,9 @@ class FakeUpstream:
         self.auth_requires_tls = auth_requires_tls
         self.store_data = store_data
         self.command_timeout = command_timeout
+        # RFC 5321 §4.1.1.11 / §2.2.2: a client must not use a parameter of an
+        # extension the server did not offer; strict_params refuses them (555).
+        self.strict_params = strict_params
         self.rules = []
         self.connections = []
         self.port = None
@@ -490,10 +493,28 @@ class _Session:
             self.conn.xforward[name.upper()] = value
         self.act("xforward", arg, "250 2.0.0 Ok")
 
+    _PARAM_EXTENSION = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8", "RET": "DSN",
+                        "ENVID": "DSN", "NOTIFY": "DSN", "ORCPT": "DSN", "AUTH": "AUTH"}
+
+    def unoffered_param(self, params):
+        """unoffered_param returns the first parameter whose extension we did not offer."""
+        if not self.server.strict_params:
+            return None
+        offered = {c.split()[0].upper() for c in self.capabilities()}
+        for token in params.split():
+            keyword = token.split("=", 1)[0].upper()
+            if self._PARAM_EXTENSION.get(keyword) not in offered:
+                return keyword
+        return None
+
     def cmd_mail(self, arg):
         m = re.match(r"(?i)FROM:\s*<([^>]*)>\s*(.*)$", arg)
         if not m:
             self.act("mail", arg, "501 5.5.4 Syntax: MAIL FROM:<address>")
+            return
+        bad = self.unoffered_param(m.group(2))
+        if bad:
+            self.act("mail", arg, "555 5.5.4 Unsupported option: " + bad)
             return
         tx = Transaction(self.conn, "MAIL " + arg, m.group(1), m.group(2))
         tx.store = self.server.store_data
@@ -513,6 +534,11 @@ class _Session:
             self.act("rcpt", arg, "501 5.5.4 Syntax: RCPT TO:<address>")
             return
         self.tx.rcpt_lines.append("RCPT " + arg)
+        bad = self.unoffered_param(m.group(2))
+        if bad:
+            self.tx.refused_rcpts.append((m.group(1), "555"))
+            self.act("rcpt", arg, "555 5.5.4 Unsupported option: " + bad)
+            return
         tx = self.tx
 
         def record(text):

@@ -51,6 +51,21 @@ class AdvertisementTest(StampdTestCase):
         c.cmd("RSET")
         self.assertEqual(c.mail("other@example.com", "SIZE=99999999999").code, 552)
 
+    def test_upstream_that_only_knows_helo(self):
+        up = self.start_upstream(capabilities=FakeUpstream.FULL)
+        up.on("ehlo", reply="502 5.5.2 Error: command not recognized")
+        stampd = self.start_stampd([up.address])
+        c = self.connect(stampd)
+        c.ehlo()
+        # Nothing the upstream cannot take is offered or passed on.
+        for ext in ("8BITMIME", "SMTPUTF8", "DSN"):
+            self.assertNotIn(ext, c.capabilities)
+        r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message(), mail_params="SIZE=500")
+        self.assertEqual(r.code, 250, r)
+        up.wait_for_messages(1)
+        self.assertEqual(up.connections[0].verbs()[:3], ["EHLO", "HELO", "MAIL"])
+        self.assertEqual(up.messages[0].mail_line, "MAIL FROM:<sender@example.com>")
+
     def test_helo_client_gets_no_extensions(self):
         up = self.start_upstream(capabilities=FakeUpstream.FULL)
         stampd = self.start_stampd([up.address])

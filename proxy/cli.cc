@@ -155,7 +155,7 @@ asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::str
       try {
         auto config = load_config(config_path);
         // Strict: the running config works; a broken key must not replace it.
-        auto runtime = build_runtime(config, KeyPolicy::Strict);
+        auto runtime = build_runtime(config, KeyPolicy::Strict, asio::make_strand(io));
         server.swap_runtime(runtime);
         report_keys(*runtime);
         Logger::configure(config->log.level, config->log.format);
@@ -195,20 +195,26 @@ int cmd_run(const Args& args) {
     std::fputs("stampd run: -c FILE is required\n", stderr);
     return 2;
   }
+  std::shared_ptr<const Config> loaded;
+  try {
+    loaded = load_config(*path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stampd: %s\n", e.what());
+    return 1;
+  }
+  unsigned threads = loaded->server.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(threads));
   std::shared_ptr<const Runtime> runtime;
   try {
-    auto config = load_config(*path);
-    Logger::configure(config->log.level, config->log.format);
-    runtime = build_runtime(config, KeyPolicy::Lenient);
+    Logger::configure(loaded->log.level, loaded->log.format);
+    runtime = build_runtime(loaded, KeyPolicy::Lenient, asio::make_strand(io));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stampd: %s\n", e.what());
     return 1;
   }
   report_keys(*runtime);
   const auto& config = *runtime->config;
-  unsigned threads = config.server.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context io(static_cast<int>(threads));
   Server server(io, runtime);
   try {
     server.listen();

@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "auth/dkim_opendkim_tables.h"
+#include "auth/mail_address.h"
 
 namespace stampd::proxy {
 namespace {
@@ -375,6 +377,73 @@ void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
   }
 }
 
+constexpr std::array<const char*, 7> kVerdictNames{"none",     "neutral",   "pass",     "fail",
+                                                   "softfail", "temperror", "permerror"};
+
+// read_actions reads {fail = "reject", ...} keyed by SPF result names.
+void read_actions(Reader& r, const std::string& key, const std::string& path, SpfActions& out) {
+  const auto* node = r.find(key);
+  if (!node) return;
+  const auto* table = node->as_table();
+  if (!table) r.fail(*node, key, "expected a table of result = action");
+  Reader ar(*table, key, path);
+  for (std::size_t i = 0; i < kVerdictNames.size(); ++i) {
+    std::string text;
+    ar.string(kVerdictNames[i], text);
+    if (const auto* n = table->get(kVerdictNames[i])) {
+      auto action = parse_spf_action(text);
+      if (!action)
+        ar.fail(*n, kVerdictNames[i], "expected \"accept\", \"tag\", \"reject\" or \"tempfail\"");
+      out[i] = action;
+    }
+  }
+  ar.finish();
+}
+
+void read_spf(const toml::table& t, const std::string& path, SpfConfig& spf) {
+  Reader r(t, "spf", path);
+  r.choice("mode", spf.mode,
+           {{"off", SpfMode::Off}, {"tag", SpfMode::Tag}, {"enforce", SpfMode::Enforce}});
+  r.choice("ip", spf.ip, {{"client", SpfIpSource::Client}, {"egress", SpfIpSource::Egress}});
+  r.strings("egress_ips", spf.egress_ips_text, true,
+            [](const std::string& v) -> std::optional<std::string> {
+              if (!net::parse_ip(v)) return "'" + v + "' is not an IP address";
+              return std::nullopt;
+            });
+  for (const auto& text : spf.egress_ips_text)
+    spf.egress_ips.push_back(net::unmap(*net::parse_ip(text)));
+  if (spf.ip == SpfIpSource::Egress && spf.egress_ips.empty() && spf.mode != SpfMode::Off) {
+    r.fail(*t.get("ip"), "ip",
+           "\"egress\" needs egress_ips, the addresses your upstream sends from");
+  }
+  r.boolean("helo_check", spf.helo_check);
+  read_actions(r, "actions", path, spf.actions);
+  if (const auto* node = r.find("override")) {
+    const auto* array = node->as_array();
+    if (!array || !array->is_array_of_tables())
+      r.fail(*node, "override", "write each entry as a [[spf.override]] table");
+    for (const auto& element : *array) {
+      const auto& ot = *element.as_table();
+      Reader orr(ot, "[spf.override]", path);
+      SpfOverride o;
+      o.origin = origin(path, element);
+      orr.string("domain", o.domain);
+      if (o.domain.empty()) orr.fail(element, "", "missing 'domain'");
+      o.domain = auth::ascii_lower(o.domain);
+      if (ot.get("mode")) {
+        SpfMode mode = SpfMode::Off;
+        orr.choice("mode", mode,
+                   {{"off", SpfMode::Off}, {"tag", SpfMode::Tag}, {"enforce", SpfMode::Enforce}});
+        o.mode = mode;
+      }
+      read_actions(orr, "actions", path, o.actions);
+      orr.finish();
+      spf.overrides.push_back(std::move(o));
+    }
+  }
+  r.finish();
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path) {
@@ -389,7 +458,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   config->path = path;
   config->hash = sha256_hex(text);
 
-  static const std::set<std::string> kSections{"server", "upstream", "dkim",
+  static const std::set<std::string> kSections{"server", "upstream", "dkim",   "spf",
                                                "dns",    "log",      "metrics"};
   for (const auto& [key, node] : root) {
     if (!kSections.contains(std::string(key.str()))) {
@@ -424,6 +493,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     }
   }
   if (const auto* t = section(root, "dkim", path)) read_dkim(*t, path, config->dkim);
+  if (const auto* t = section(root, "spf", path)) read_spf(*t, path, config->spf);
   if (const auto* t = section(root, "dns", path)) {
     Reader r(*t, "dns", path);
     auto& d = config->dns;
@@ -596,6 +666,28 @@ std::string describe_config(const Config& c) {
       << "keys = " << quoted_list(rule.keys) << "\n"
       << "on_error = " << quoted(auth::to_string(rule.on_error)) << "\n";
     if (rule.identity) o << "identity = " << quoted(*rule.identity) << "\n";
+  }
+  const auto& spf = c.spf;
+  o << "\n[spf]\n"
+    << "mode = " << quoted(to_string(spf.mode)) << "\n"
+    << "ip = " << quoted(spf.ip == SpfIpSource::Client ? "client" : "egress") << "\n"
+    << "egress_ips = " << quoted_list(spf.egress_ips_text) << "\n"
+    << "helo_check = " << (spf.helo_check ? "true" : "false") << "\n";
+  auto actions_line = [&](const SpfActions& actions) {
+    std::string line;
+    for (std::size_t i = 0; i < actions.size(); ++i) {
+      if (!actions[i]) continue;
+      line += (line.empty() ? "" : ", ") + std::string(kVerdictNames[i]) + " = " +
+              quoted(to_string(*actions[i]));
+    }
+    return "{ " + line + " }";
+  };
+  o << "actions = " << actions_line(spf.actions) << "\n";
+  for (const auto& ov : spf.overrides) {
+    o << "\n[[spf.override]]  # " << ov.origin << "\n"
+      << "domain = " << quoted(ov.domain) << "\n";
+    if (ov.mode) o << "mode = " << quoted(to_string(*ov.mode)) << "\n";
+    o << "actions = " << actions_line(ov.actions) << "\n";
   }
   o << "\n[dns]\n"
     << "resolvers = " << quoted_list(c.dns.resolvers) << "\n"

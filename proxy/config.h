@@ -16,6 +16,7 @@
 #include "net/cidr.h"
 #include "net/host_port.h"
 #include "proxy/config_values.h"
+#include "proxy/spf_policy.h"
 
 namespace stampd::proxy {
 
@@ -106,6 +107,7 @@ struct Config {
   ServerConfig server;
   UpstreamConfig upstream;
   DkimConfig dkim;
+  SpfConfig spf;
   DnsConfig dns;
   LogConfig log;
   MetricsConfig metrics;

@@ -142,6 +142,13 @@ DkimSettings dkim_settings(const DkimConfig& config) {
   if (!config.sign_headers.empty()) s.options.headers.sign = config.sign_headers;
   if (config.oversign_headers_set) s.options.headers.oversign = config.oversign_headers;
   s.options.headers.oversign_absent = config.oversign_absent;
+  // Received-SPF is ours and added after signing; it must never be covered,
+  // or a receiver's own Received-SPF handling could break the signature.
+  for (auto* list : {&s.options.headers.sign, &s.options.headers.oversign}) {
+    std::erase_if(*list, [](const std::string& name) {
+      return auth::header_name_equal(name, "received-spf");
+    });
+  }
   s.signature_lifetime = config.signature_lifetime;
   return s;
 }

@@ -23,6 +23,7 @@ class Spool;
 struct Transaction {
   std::string id;                    // message id for logs: "<session>.<n>"
   const Session* session = nullptr;  // client, HELO, XFORWARD, envelope
+  std::string mail_from;  // the MAIL FROM path (the envelope holds it once the upstream agreed)
   // Header fields to put in front of the message, in order, each ending CRLF
   // (Received-SPF, DKIM-Signature). Stages add; the relay sends them first.
   std::vector<std::string> prepend_fields;

@@ -1,11 +1,29 @@
 #include "proxy/runtime.h"
 
+#include <algorithm>
+
+#include "net/unbound_resolver.h"
+#include "proxy/counting_resolver.h"
 #include "proxy/dkim_stage.h"
+#include "proxy/spf_stage.h"
 
 namespace stampd::proxy {
 
+std::shared_ptr<net::Resolver> make_resolver(const Config& config,
+                                             boost::asio::any_io_executor executor) {
+  net::UnboundOptions options;
+  options.forwarders = config.dns.resolvers;
+  options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.dns.timeout);
+  options.trust_anchor_file = config.dns.trust_anchor_file;
+  auto resolver = net::UnboundResolver::create(std::move(executor), options);
+  if (!resolver) throw ConfigError(config.path + ": [dns]: " + resolver.error().message());
+  std::shared_ptr<net::Resolver> inner(std::move(*resolver));
+  return std::make_shared<CountingResolver>(std::move(inner));
+}
+
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const Config> config,
-                                             KeyPolicy key_policy) {
+                                             KeyPolicy key_policy,
+                                             std::optional<boost::asio::any_io_executor> executor) {
   auto runtime = std::make_shared<Runtime>();
   runtime->config = config;
   runtime->upstreams = std::make_shared<UpstreamFactory>(config);
@@ -18,7 +36,17 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const Config> confi
     throw ConfigError(keys.error().detail.empty() ? keys.error().message() : keys.error().detail);
   runtime->signing_keys = *keys;
 
+  if (executor) runtime->resolver = make_resolver(*config, *executor);
+
   // Pipeline order: SPF policy (at MAIL FROM), then DKIM signing (at end of data).
+  const bool spf_wanted =
+      config->spf.mode != SpfMode::Off ||
+      std::any_of(config->spf.overrides.begin(), config->spf.overrides.end(),
+                  [](const SpfOverride& o) { return o.mode && *o.mode != SpfMode::Off; });
+  if (spf_wanted && runtime->resolver) {
+    runtime->stage_factories.push_back(
+        std::make_shared<SpfStageFactory>(config, runtime->resolver));
+  }
   if (!config->dkim.rules.empty()) {
     runtime->stage_factories.push_back(
         std::make_shared<DkimStageFactory>(runtime->signing_keys, dkim_settings(config->dkim)));

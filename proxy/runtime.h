@@ -4,9 +4,12 @@
 // flight finish on the one they started with.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <memory>
+#include <optional>
 
 #include "auth/dkim_keyring.h"
+#include "net/resolver.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
 #include "proxy/upstream.h"
@@ -16,7 +19,8 @@ namespace stampd::proxy {
 struct Runtime {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const UpstreamFactory> upstreams;
-  std::shared_ptr<const auth::SigningKeys> signing_keys;             // never null; maybe empty
+  std::shared_ptr<const auth::SigningKeys> signing_keys;  // never null; maybe empty
+  std::shared_ptr<net::Resolver> resolver;                // null when built without an executor
   std::vector<std::shared_ptr<const StageFactory>> stage_factories;  // in pipeline order
 };
 
@@ -27,8 +31,15 @@ enum class KeyPolicy {
 };
 
 // build_runtime loads everything config names (TLS, keys, ...); throws ConfigError.
-std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const Config> config,
-                                             KeyPolicy key_policy = KeyPolicy::Strict);
+// With an executor it also starts the DNS resolver ([dns]) and the SPF stage;
+// without one (check-config, sign) it only checks what it can.
+std::shared_ptr<const Runtime> build_runtime(
+    std::shared_ptr<const Config> config, KeyPolicy key_policy = KeyPolicy::Strict,
+    std::optional<boost::asio::any_io_executor> executor = std::nullopt);
+
+// make_resolver builds the [dns] resolver (counted for metrics); throws ConfigError.
+std::shared_ptr<net::Resolver> make_resolver(const Config& config,
+                                             boost::asio::any_io_executor executor);
 
 // broken_keys lists "name: why" for each configured key that could not be loaded.
 std::vector<std::string> broken_keys(const Runtime& runtime);

@@ -210,6 +210,7 @@ asio::awaitable<void> Connection::on_mail(const Command& cmd) {
   tx_ = Transaction{};
   tx_.id = context_.session_id + "." + std::to_string(++message_count_);
   tx_.session = &session_;
+  tx_.mail_from = cmd.argument;
   tx_start_ = Clock::now();
   message_size_ = 0;
   stages_.clear();

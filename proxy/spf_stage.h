@@ -1,0 +1,30 @@
+// spf_stage.h: the SPF policy in the pipeline, at MAIL FROM (before DATA
+// costs anything): evaluates the sender against the client's address (or the
+// XFORWARD ADDR of a trusted content filter) or against every egress address,
+// then accepts, tags (Received-SPF), rejects or tempfails as [spf] says.
+#pragma once
+
+#include <memory>
+
+#include "net/resolver.h"
+#include "proxy/config.h"
+#include "proxy/pipeline.h"
+
+namespace stampd::proxy {
+
+class SpfStageFactory final : public StageFactory {
+ public:
+  SpfStageFactory(std::shared_ptr<const Config> config, std::shared_ptr<net::Resolver> resolver)
+      : config_(std::move(config)), resolver_(std::move(resolver)) {}
+  std::vector<std::unique_ptr<Stage>> make_stages() const override;
+
+ private:
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<net::Resolver> resolver_;
+};
+
+// xforward_address reads a Postfix XFORWARD ADDR value ("192.0.2.1",
+// "IPV6:2001:db8::1"); nullopt for "[UNAVAILABLE]" and the like.
+std::optional<net::IpAddress> xforward_address(std::string_view value);
+
+}  // namespace stampd::proxy

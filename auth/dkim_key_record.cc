@@ -1,5 +1,10 @@
 #include "auth/dkim_key_record.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include "auth/dkim_base64.h"
 #include "auth/dkim_tag_list.h"
 
@@ -168,6 +173,23 @@ net::Result<KeyRecord> parse_public_key_text(std::string_view text) {
   }
   if (t.find('"') != std::string_view::npos) return parse_key_record(join_quoted(t));
   return parse_key_record(t);
+}
+
+net::Result<KeyRecord> load_public_key_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return make_error(errno == ENOENT ? Errc::NotFound : Errc::Io,
+                      path + ": " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto rec = parse_public_key_text(text.str());
+  if (!rec) {
+    net::Error e = std::move(rec).error();
+    e.detail = path + ": " + e.detail;
+    return e;
+  }
+  return rec;
 }
 
 }  // namespace stampd::auth

@@ -50,4 +50,9 @@ std::string zone_file_line(std::string_view selector, std::string_view domain,
 // zone_file_line writes them (the quoted strings are joined).
 net::Result<KeyRecord> parse_public_key_text(std::string_view text);
 
+// load_public_key_file reads a file in any form parse_public_key_text takes
+// (e.g. the S.txt that genkey writes, or a PEM), for `stampd verify
+// --key-file`. Errors are prefixed with the path.
+net::Result<KeyRecord> load_public_key_file(const std::string& path);
+
 }  // namespace stampd::auth

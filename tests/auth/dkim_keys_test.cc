@@ -245,6 +245,13 @@ TEST(DkimKeyRecord, PublicKeyTextForms) {
   ASSERT_TRUE(from_record.ok());
   EXPECT_TRUE(from_record->key->same_key(*from_pem->key));
   EXPECT_FALSE(parse_public_key_text("nonsense").ok());
+
+  auto from_file = load_public_key_file(test::test_data_path("dkim/rfc8463/ed25519.public.pem"));
+  ASSERT_TRUE(from_file.ok()) << from_file.error().message();
+  EXPECT_TRUE(from_file->key->same_key(*from_pem->key));
+  auto missing = load_public_key_file(test::test_data_path("dkim/no-such-file.pem"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().detail.find("no-such-file.pem"), std::string::npos);
 }
 
 // generate -> TXT record -> sign -> verify with that record as the key.

@@ -27,6 +27,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/metrics_server.h"
+#include "proxy/privileges.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -231,6 +232,11 @@ int cmd_run(const Args& args) {
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stampd: %s\n", e.what());
+    return 1;
+  }
+  // Every socket is bound: from here on we need no privileges.
+  if (auto dropped = drop_privileges(config.server.user); !dropped) {
+    std::fprintf(stderr, "stampd: %s\n", dropped.error().detail.c_str());
     return 1;
   }
   metrics().set_config_hash(config.hash);

@@ -237,6 +237,7 @@ void read_server(Reader& r, ServerConfig& s) {
   r.duration("data_timeout", s.data_timeout, seconds(1), hours(1));
   r.count("threads", s.threads, 0, 256);
   r.duration("drain_timeout", s.drain_timeout, seconds(0), hours(1));
+  r.string("user", s.user);
   r.finish();
 }
 
@@ -627,7 +628,8 @@ std::string describe_config(const Config& c) {
     << "command_timeout = " << quoted(format_duration(s.command_timeout)) << "\n"
     << "data_timeout = " << quoted(format_duration(s.data_timeout)) << "\n"
     << "threads = " << s.threads << "\n"
-    << "drain_timeout = " << quoted(format_duration(s.drain_timeout)) << "\n";
+    << "drain_timeout = " << quoted(format_duration(s.drain_timeout)) << "\n"
+    << "user = " << quoted(s.user) << "\n";
   const auto& u = c.upstream;
   o << "\n[upstream]\n"
     << "servers = " << quoted_list(u.servers) << "\n"

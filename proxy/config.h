@@ -52,6 +52,7 @@ struct ServerConfig {
   Duration data_timeout = std::chrono::minutes(5);
   unsigned threads = 0;                               // 0: one per CPU core
   Duration drain_timeout = std::chrono::seconds(30);  // SIGTERM: time for sessions to finish
+  std::string user;  // set: drop root privileges to this user after binding
 };
 
 struct UpstreamConfig {

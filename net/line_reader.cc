@@ -57,6 +57,13 @@ asio::awaitable<Result<std::string_view>> LineReader::read_line(std::size_t max_
   }
 }
 
+asio::awaitable<Status> LineReader::fill_more(Duration timeout) {
+  if (begin_ == 0 && end_ == buffer_.size())
+    co_return make_error(Errc::LimitExceeded, "buffer full");
+  auto filled = co_await fill(timeout);
+  co_return filled;
+}
+
 asio::awaitable<Result<std::span<const char>>> LineReader::read_chunk(Duration timeout) {
   if (begin_ == end_) {
     auto filled = co_await fill(timeout);

@@ -28,6 +28,9 @@ class LineReader {
   // none are buffered. Call consume() with what was used.
   boost::asio::awaitable<Result<std::span<const char>>> read_chunk(Duration timeout);
   void consume(std::size_t n) noexcept { begin_ += n; }
+  // fill_more reads more bytes behind those already buffered (for headers
+  // that arrive in pieces); fails when the buffer is full.
+  boost::asio::awaitable<Status> fill_more(Duration timeout);
 
   // buffered tells whether input is already waiting (a pipelining client).
   bool buffered() const noexcept { return end_ > begin_; }

@@ -238,6 +238,13 @@ void read_server(Reader& r, ServerConfig& s) {
   r.count("threads", s.threads, 0, 256);
   r.duration("drain_timeout", s.drain_timeout, seconds(0), hours(1));
   r.string("user", s.user);
+  r.boolean("proxy_protocol", s.proxy_protocol);
+  r.strings("proxy_networks", s.proxy_networks_text, true,
+            [](const std::string& v) -> std::optional<std::string> {
+              auto cidr = net::Cidr::parse(v);
+              if (!cidr) return cidr.error().detail;
+              return std::nullopt;
+            });
   r.finish();
 }
 
@@ -534,6 +541,15 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   for (const auto& text_net : s.trusted_networks_text) {
     s.trusted_networks.push_back(*net::Cidr::parse(text_net));
   }
+  for (const auto& text_net : s.proxy_networks_text) {
+    s.proxy_networks.push_back(*net::Cidr::parse(text_net));
+  }
+  if (s.proxy_protocol && s.proxy_networks.empty()) {
+    const auto* server = root.get("server")->as_table();
+    throw ConfigError(
+        path + ":" + std::to_string(server->get("proxy_protocol")->source().begin.line) +
+        ": [server] proxy_protocol: needs proxy_networks, the addresses of your load balancers");
+  }
   if (s.hostname.empty()) s.hostname = default_hostname();
   if (s.spool_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -629,7 +645,9 @@ std::string describe_config(const Config& c) {
     << "data_timeout = " << quoted(format_duration(s.data_timeout)) << "\n"
     << "threads = " << s.threads << "\n"
     << "drain_timeout = " << quoted(format_duration(s.drain_timeout)) << "\n"
-    << "user = " << quoted(s.user) << "\n";
+    << "user = " << quoted(s.user) << "\n"
+    << "proxy_protocol = " << (s.proxy_protocol ? "true" : "false") << "\n"
+    << "proxy_networks = " << quoted_list(s.proxy_networks_text) << "\n";
   const auto& u = c.upstream;
   o << "\n[upstream]\n"
     << "servers = " << quoted_list(u.servers) << "\n"

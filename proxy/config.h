@@ -53,6 +53,11 @@ struct ServerConfig {
   unsigned threads = 0;                               // 0: one per CPU core
   Duration drain_timeout = std::chrono::seconds(30);  // SIGTERM: time for sessions to finish
   std::string user;  // set: drop root privileges to this user after binding
+  // PROXY protocol (v1 and v2) from TCP load balancers in proxy_networks:
+  // the client address in it replaces the balancer's for everything else.
+  bool proxy_protocol = false;
+  std::vector<net::Cidr> proxy_networks;
+  std::vector<std::string> proxy_networks_text;
 };
 
 struct UpstreamConfig {

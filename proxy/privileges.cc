@@ -30,7 +30,8 @@ net::Status drop_privileges(const std::string& user) {
                            "cannot switch to user '" + user + "': " + std::strerror(errno));
   }
   if (setuid(0) == 0) {
-    return net::make_error(net::Errc::PermissionDenied, "privileges could be regained after the switch");
+    return net::make_error(net::Errc::PermissionDenied,
+                           "privileges could be regained after the switch");
   }
   // A crash must not dump key material from a process that read it as root.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -1,5 +1,6 @@
 #include "proxy/server.h"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -176,8 +177,18 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
           asio::detached);
       continue;
     }
+    if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
+                                         [&](const net::Cidr& n) { return n.contains(ip); })) {
+      // Only our balancers may tell us who the client is.
+      log_warning("connection-refused",
+                  {{"client", endpoint_text(remote)}, {"reason", "not-in-proxy-networks"}});
+      metrics().connections_refused.Add({{"reason", "not_in_proxy_networks"}}).Increment();
+      socket.close(ec);
+      continue;
+    }
     ConnectionContext context;
     context.runtime = runtime;
+    context.proxy_protocol = s.proxy_protocol;
     context.session_id = id_prefix_ + std::to_string(++session_counter_);
     context.client.address = ip;
     context.client.port = remote.port();

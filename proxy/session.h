@@ -83,6 +83,8 @@ class Session {
   // reset_transaction drops the envelope (RSET, end of DATA, upstream failure).
   void reset_transaction();
   void close() { state_ = State::Closed; }
+  // set_client replaces the peer with the client a PROXY header named.
+  void set_client(ClientInfo client) { client_ = std::move(client); }
 
   // ehlo_reply lists our name and the extensions we offer this client.
   Reply ehlo_reply() const;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "net/line_reader.h"
+#include "net/proxy_protocol.h"
 #include "proxy/data_decoder.h"
 #include "proxy/health.h"
 #include "proxy/log.h"
@@ -82,6 +83,8 @@ class Connection {
   asio::awaitable<void> run();
 
  private:
+  // read_proxy_header takes the PROXY protocol header off the connection.
+  asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> flush();
   void reply(const Reply& r) {
     metrics().replies.Add({{"class", Metrics::reply_class(r.code)}}).Increment();
@@ -385,8 +388,51 @@ asio::awaitable<bool> Connection::on_data(const Command& cmd) {
   co_return true;
 }
 
+asio::awaitable<bool> Connection::read_proxy_header() {
+  for (;;) {
+    auto chunk = co_await reader_.read_chunk(std::chrono::seconds(10));
+    if (!chunk) {
+      log_info("proxy-header-missing",
+               {{"session", context_.session_id}, {"error", chunk.error().message()}});
+      co_return false;
+    }
+    const auto parsed = net::parse_proxy_header(std::string_view(chunk->data(), chunk->size()));
+    if (parsed.status == net::ProxyParse::Status::Invalid ||
+        (parsed.status == net::ProxyParse::Status::NeedMore &&
+         chunk->size() >= net::kMaxProxyHeader)) {
+      log_warning("proxy-header-invalid",
+                  {{"session", context_.session_id},
+                   {"balancer", client_text(context_.client)},
+                   {"error", parsed.error.empty() ? "too long" : parsed.error}});
+      co_return false;
+    }
+    if (parsed.status == net::ProxyParse::Status::Done) {
+      reader_.consume(parsed.header.length);
+      if (parsed.header.source) {
+        ClientInfo client{net::unmap(*parsed.header.source), parsed.header.source_port, false};
+        for (const auto& network : config_.server.trusted_networks) {
+          if (network.contains(client.address)) client.trusted = true;
+        }
+        log_debug("proxy-header", {{"session", context_.session_id},
+                                   {"balancer", client_text(context_.client)},
+                                   {"client", client_text(client)}});
+        context_.client = client;
+        session_.set_client(client);
+      }
+      co_return true;
+    }
+    // NeedMore: a v2 header can arrive in pieces; read_chunk returns what is
+    // buffered, so wait for more by reading again after consuming nothing.
+    if (!co_await reader_.fill_more(std::chrono::seconds(10))) co_return false;
+  }
+}
+
 asio::awaitable<void> Connection::run() {
   const auto& s = config_.server;
+  if (context_.proxy_protocol && !co_await read_proxy_header()) {
+    co_await stream_->shutdown(std::chrono::seconds(1));
+    co_return;
+  }
   const std::string client = client_text(context_.client);
   log_info("connect", {{"session", context_.session_id},
                        {"client", client},

@@ -19,7 +19,8 @@ struct ConnectionContext {
   std::shared_ptr<const Runtime> runtime;
   std::string session_id;
   ClientInfo client;
-  std::string local_endpoint;  // "127.0.0.1:10027", for logs
+  std::string local_endpoint;   // "127.0.0.1:10027", for logs
+  bool proxy_protocol = false;  // a PROXY header comes first and names the real client
 };
 
 // serve_connection runs one SMTP session to its end; it never throws.

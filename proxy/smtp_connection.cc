@@ -169,6 +169,10 @@ void Connection::log_message(const char* outcome, const Reply& r) {
                                {"upstream", peer},
                                {"reply", upstream_reply},
                                {"duration_ms", duration}};
+  // Behind a content_filter the client is the MTA; XFORWARD names the real one.
+  const auto& xforward = session_.xforward();
+  if (const auto* addr = xforward.find("ADDR")) fields.emplace_back("xforward_addr", *addr);
+  if (const auto* helo = xforward.find("HELO")) fields.emplace_back("xforward_helo", *helo);
   for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
   Logger::write(LogLevel::Info, "message", fields);
   auto& m = metrics();

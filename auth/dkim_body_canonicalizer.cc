@@ -92,6 +92,7 @@ using ScanFunction = const char* (*)(const char*, const char*);
 
 ScanFunction pick_scan() {
 #if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();  // may run before libgcc's own constructor
   if (__builtin_cpu_supports("avx2")) return scan_relaxed_avx2;
 #endif
 #if defined(__SSE2__)
@@ -101,7 +102,13 @@ ScanFunction pick_scan() {
 #endif
 }
 
-const ScanFunction scan_relaxed = pick_scan();
+// scan_relaxed dispatches to the best scan for this CPU, chosen once; a
+// function-local static, so it is ready even for callers in other static
+// initializers.
+const char* scan_relaxed(const char* p, const char* end) {
+  static const ScanFunction scan = pick_scan();
+  return scan(p, end);
+}
 
 class StringSink final : public BodySink {
  public:

@@ -146,6 +146,17 @@ Metrics::Metrics()
     messages.Add({{"outcome", outcome}});
   }
   for (const char* result : {"ok", "failed"}) config_reloads.Add({{"result", result}});
+  // Series that alerts watch with increase() exist at 0 from the start: a
+  // series born at 1 shows no increase, so the first failure would go unseen.
+  for (const char* reason : {"key-unavailable", "signing-error"}) {
+    dkim_failures.Add({{"reason", reason}});
+  }
+  for (const char* kind : {"connect", "tls", "auth", "timeout", "dropped", "protocol", "local"}) {
+    upstream_errors.Add({{"kind", kind}});
+  }
+  for (const char* reason : {"draining", "max_connections", "max_connections_per_ip"}) {
+    connections_refused.Add({{"reason", reason}});
+  }
 }
 
 void Metrics::set_before_scrape(std::function<void()> hook) {

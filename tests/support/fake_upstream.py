@@ -17,6 +17,9 @@ contains it (for example one recipient), `times` to its first N uses.
     up.on("rcpt", match="bad@", reply="550 5.1.1 <bad@example.com>: no such user")
     up.on("dot", delay=1.0)
     up.start(); ...; up.messages[0].content
+
+FakeUpstream(port=P) listens on that port instead of a free one (to bring an
+upstream back where stampd expects it after stop()).
 """
 import base64
 import re
@@ -131,8 +134,10 @@ class FakeUpstream:
 
     def __init__(self, host="127.0.0.1", capabilities=None, hostname="fake.upstream",
                  tls_context=None, implicit_tls=False, auth=None, auth_mechanisms=("PLAIN", "LOGIN"),
-                 auth_requires_tls=False, store_data=True, command_timeout=60.0, strict_params=True):
+                 auth_requires_tls=False, store_data=True, command_timeout=60.0, strict_params=True,
+                 port=0):
         self.host = host
+        self.requested_port = port  # 0: any free port (the usual); else listen exactly there
         self.capabilities = list(self.BASIC if capabilities is None else capabilities)
         self.hostname = hostname
         self.tls_context = tls_context
@@ -178,7 +183,7 @@ class FakeUpstream:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((self.host, 0))
+        self._listener.bind((self.host, self.requested_port))
         self._listener.listen(128)
         self._listener.settimeout(0.5)
         self.port = self._listener.getsockname()[1]

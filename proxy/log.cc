@@ -68,9 +68,33 @@ void text_value(std::string& out, std::string_view v) {
   out += '"';
 }
 
+// utf8_length returns the length of the well-formed UTF-8 sequence at the
+// start of v (RFC 3629: no overlongs, surrogates or code points past
+// U+10FFFF), or 0 when there is none.
+std::size_t utf8_length(std::string_view v) {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(v[i]); };
+  const auto cont = [&](std::size_t i) { return i < v.size() && (b(i) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) > 0x9F)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) > 0x8F)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// JSON text is UTF-8 (RFC 8259 §8.1), but clients send any bytes: each byte
+// that is not part of well-formed UTF-8 becomes U+FFFD.
 void json_string(std::string& out, std::string_view v) {
   out += '"';
-  for (char c : v) {
+  for (std::size_t i = 0; i < v.size();) {
+    const char c = v[i];
     const auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out += '\\';
@@ -79,9 +103,20 @@ void json_string(std::string& out, std::string_view v) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\u%04x", u);
       out += buf;
+    } else if (u >= 0x80) {
+      const std::size_t n = utf8_length(v.substr(i));
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out += v.substr(i, n);
+        i += n;
+      }
+      continue;
     } else {
       out += c;
     }
+    ++i;
   }
   out += '"';
 }

@@ -282,6 +282,18 @@ std::string origin(const std::string& file, const toml::node& node) {
   return file + ":" + std::to_string(node.source().begin.line);
 }
 
+// resolve_table_path resolves an OpenDKIM table as opendkim.conf names it,
+// keeping its dataset prefix ("file:" or "refile:", e.g. "KeyTable
+// refile:/etc/opendkim/key.table" in the how-tos) in front of the path.
+std::string resolve_table_path(const std::string& config_path, const std::string& spec) {
+  for (const std::string prefix : {"refile:", "file:"}) {
+    if (spec.starts_with(prefix)) {
+      return prefix + resolve_path(config_path, spec.substr(prefix.size()));
+    }
+  }
+  return resolve_path(config_path, spec);
+}
+
 // tables returns the [[dkim.NAME]] array of tables, or nothing.
 const toml::array* tables(Reader& r, const toml::table& t, const std::string& name) {
   const auto* node = r.find(name);
@@ -367,17 +379,13 @@ void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
   // The OpenDKIM files come after the TOML entries: first match wins, so a
   // [[dkim.sign]] rule can override a SigningTable line.
   if (!d.opendkim_key_table.empty()) {
-    d.opendkim_key_table = resolve_path(path, d.opendkim_key_table);
+    d.opendkim_key_table = resolve_table_path(path, d.opendkim_key_table);
     auto keys = auth::load_opendkim_key_table(d.opendkim_key_table);
     if (!keys) r.fail(*t.get("opendkim_key_table"), "opendkim_key_table", keys.error().detail);
     for (auto& k : *keys) d.keys.push_back(std::move(k));
   }
   if (!d.opendkim_signing_table.empty()) {
-    std::string spec = d.opendkim_signing_table;
-    const bool refile = spec.starts_with("refile:");
-    if (refile) spec = spec.substr(7);
-    spec = resolve_path(path, spec);
-    d.opendkim_signing_table = (refile ? "refile:" : "") + spec;
+    d.opendkim_signing_table = resolve_table_path(path, d.opendkim_signing_table);
     auto rules = auth::load_opendkim_signing_table(d.opendkim_signing_table);
     if (!rules)
       r.fail(*t.get("opendkim_signing_table"), "opendkim_signing_table", rules.error().detail);

@@ -11,10 +11,9 @@ cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
 
-jobs=$(nproc)
+# The same build script as the README's first command and the Dockerfile.
 build() {  # build DIR TYPE
-  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE="$2" >/dev/null
-  cmake --build "$1" -j "$jobs"
+  bash deploy/build.sh "$1" "$2"
 }
 
 build build Release

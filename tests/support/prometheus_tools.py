@@ -254,3 +254,17 @@ def declared_families(source_dir):
     if not out:
         raise AssertionError("no metric declarations found in proxy/metrics.cc")
     return out
+
+
+def readme_metrics(source_dir):
+    """readme_metrics reads the README's metrics table and returns
+    {name: (type, set of label names, meaning)}; label names are the
+    backticked words of the labels column."""
+    with open(os.path.join(source_dir, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^\| `(stampd_[a-z0-9_]+)` \| (\w+) \|(.*)\|(.*)\|\s*$", line)
+        if m:
+            out[m.group(1)] = (m.group(2), set(re.findall(r"`([a-z0-9_]+)`", m.group(3))), m.group(4).strip())
+    return out

@@ -105,6 +105,11 @@ class PostfixTestCase(StampdTestCase):
         pf = PostfixInstance(main_cf_extra=main_cf_extra, master_cf_extra=master_cf_extra)
         self.addCleanup(self._postfix_cleanup, pf)
         pf.start()
+        # Loopback only, whatever the snippets say.
+        addresses = pf.listening_addresses()
+        if addresses is not None:
+            self.assertTrue(addresses)
+            self.assertEqual([a for a in addresses if not a.startswith("127.0.0.1:")], [])
         # Every parameter in the deploy snippets is one Postfix knows.
         for args in (["-n"], ["-M"], ["-P"]):
             out = pf.postconf(*args)

@@ -212,6 +212,18 @@ class PostfixInstance:
         self._master_pid = self.master_pid()
         return self
 
+    def listening_addresses(self):
+        """listening_addresses returns the local addresses of the TCP sockets
+        this instance's master listens on (from ss), or None without ss."""
+        if self._master_pid is None or shutil.which("ss") is None:
+            return None
+        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+        found = []
+        for line in out.splitlines():
+            if "pid=%d," % self._master_pid in line:
+                found.append(line.split()[3])
+        return found
+
     def master_pid(self):
         try:
             with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:

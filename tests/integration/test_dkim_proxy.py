@@ -264,6 +264,8 @@ class EligibilityTest(DkimProxyCase):
             ("two addresses", msg("<a@example.com>, <b@example.com>"), "2 addresses"),
             ("group syntax", msg("friends: <a@example.com>, <b@example.com>;"), "2 addresses"),
             ("no rule", msg("<someone@elsewhere.example>"), "no signing rule for the from domain elsewhere.example"),
+            ("malformed header", b"From: <a@example.com>\r\nnot a header line\r\nSubject: x\r\n\r\nbody\r\n",
+             "malformed header"),
         ]
         sent = [m for _, m, _ in cases]
         got = self.relay(self.stampd, sent)
@@ -394,6 +396,16 @@ class FailClosedTest(DkimProxyCase):
                 self.assertEqual(ev.get("dkim"), "failed", ev)
         self.assertEqual(self.up.messages, [])
         self.assertFalse(any(t.data_started for t in self.up.transactions), self.up.all_commands())
+
+    def test_session_goes_on_after_a_tempfail(self):
+        # The refused transaction leaves nothing behind: the next one in the
+        # same session is signed and relayed, and only it reaches DATA upstream.
+        r1, r2 = self.send(self.stampd, [msg("<a@closed.example>"), msg("<b@good.example>")])
+        self.assertEqual((r1.code, r2.code), (451, 250))
+        self.up.wait_for_messages(1)
+        self.assertEqual([t.mail_from for t in self.up.transactions if t.data_started], ["envelope@example.com"])
+        self.assertEqual([(t["d"], t["s"]) for t in V.signatures(self.up.messages[0].content)],
+                         [("good.example", "ed2026")])
 
     def test_send_unsigned_rule_relays_unsigned(self):
         before = self.failures()

@@ -294,15 +294,14 @@ std::string resolve_table_path(const std::string& config_path, const std::string
   return resolve_path(config_path, spec);
 }
 
-// tables returns the [[dkim.NAME]] array of tables, or nothing.
-const toml::array* tables(Reader& r, const toml::table& t, const std::string& name) {
+// tables returns the [[SECTION.NAME]] array of tables, or nothing.
+const toml::array* tables(Reader& r, const std::string& section, const std::string& name) {
   const auto* node = r.find(name);
   if (!node) return nullptr;
   const auto* array = node->as_array();
   if (!array || !array->is_array_of_tables()) {
-    r.fail(*node, name, "write each entry as a [[dkim." + name + "]] table");
+    r.fail(*node, name, "write each entry as a [[" + section + "." + name + "]] table");
   }
-  (void)t;
   return array;
 }
 
@@ -328,7 +327,7 @@ void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
   r.string("opendkim_key_table", d.opendkim_key_table);
   r.string("opendkim_signing_table", d.opendkim_signing_table);
 
-  if (const auto* keys = tables(r, t, "key")) {
+  if (const auto* keys = tables(r, "dkim", "key")) {
     for (const auto& element : *keys) {
       const auto& kt = *element.as_table();
       Reader kr(kt, "[dkim.key]", path);
@@ -338,15 +337,15 @@ void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
       kr.string("domain", spec.domain);
       kr.string("selector", spec.selector);
       kr.string("private_key", spec.private_key_path);
+      kr.finish();  // a misspelt key explains a missing one: report it first
       for (const char* required : {"name", "domain", "selector", "private_key"}) {
         if (!kt.get(required)) kr.fail(element, "", std::string("missing '") + required + "'");
       }
       spec.private_key_path = resolve_path(path, spec.private_key_path);
-      kr.finish();
       d.keys.push_back(std::move(spec));
     }
   }
-  if (const auto* rules = tables(r, t, "sign")) {
+  if (const auto* rules = tables(r, "dkim", "sign")) {
     for (const auto& element : *rules) {
       const auto& st = *element.as_table();
       Reader sr(st, "[dkim.sign]", path);
@@ -397,12 +396,13 @@ constexpr std::array<const char*, 7> kVerdictNames{"none",     "neutral",   "pas
                                                    "softfail", "temperror", "permerror"};
 
 // read_actions reads {fail = "reject", ...} keyed by SPF result names.
-void read_actions(Reader& r, const std::string& key, const std::string& path, SpfActions& out) {
+void read_actions(Reader& r, const std::string& section, const std::string& key,
+                  const std::string& path, SpfActions& out) {
   const auto* node = r.find(key);
   if (!node) return;
   const auto* table = node->as_table();
   if (!table) r.fail(*node, key, "expected a table of result = action");
-  Reader ar(*table, key, path);
+  Reader ar(*table, section + "." + key, path);
   for (std::size_t i = 0; i < kVerdictNames.size(); ++i) {
     std::string text;
     ar.string(kVerdictNames[i], text);
@@ -433,11 +433,8 @@ void read_spf(const toml::table& t, const std::string& path, SpfConfig& spf) {
            "\"egress\" needs egress_ips, the addresses your upstream sends from");
   }
   r.boolean("helo_check", spf.helo_check);
-  read_actions(r, "actions", path, spf.actions);
-  if (const auto* node = r.find("override")) {
-    const auto* array = node->as_array();
-    if (!array || !array->is_array_of_tables())
-      r.fail(*node, "override", "write each entry as a [[spf.override]] table");
+  read_actions(r, "spf", "actions", path, spf.actions);
+  if (const auto* array = tables(r, "spf", "override")) {
     for (const auto& element : *array) {
       const auto& ot = *element.as_table();
       Reader orr(ot, "[spf.override]", path);
@@ -452,7 +449,7 @@ void read_spf(const toml::table& t, const std::string& path, SpfConfig& spf) {
                    {{"off", SpfMode::Off}, {"tag", SpfMode::Tag}, {"enforce", SpfMode::Enforce}});
         o.mode = mode;
       }
-      read_actions(orr, "actions", path, o.actions);
+      read_actions(orr, "spf.override", "actions", path, o.actions);
       orr.finish();
       spf.overrides.push_back(std::move(o));
     }

@@ -83,6 +83,60 @@ TEST(Config, ErrorsNameFileAndLine) {
             "test.toml:2: [server] hostname: expected a string");
 }
 
+TEST(Config, DkimSpfAndDnsErrorsNameFileAndLine) {
+  EXPECT_EQ(
+      error_of("[dkim]\ncanonicalization = \"loose\"\n"),
+      "test.toml:2: [dkim] canonicalization: expected \"relaxed/relaxed\", \"relaxed/simple\", "
+      "\"simple/relaxed\" or \"simple/simple\"");
+  EXPECT_EQ(error_of("[dkim]\nkey = 5\n"),
+            "test.toml:2: [dkim] key: write each entry as a [[dkim.key]] table");
+  EXPECT_EQ(error_of("[[dkim.key]]\nname = \"a\"\ndomain = \"example.com\"\nselector = \"s\"\n"),
+            "test.toml:1: [[dkim.key]]: missing 'private_key'");
+  EXPECT_EQ(error_of("[[dkim.key]]\nname = \"a\"\ncolour = 1\n"),
+            "test.toml:3: [[dkim.key]]: unknown key 'colour'");
+  EXPECT_TRUE(error_of("[[dkim.sign]]\nfrom = \"*@*@x\"\nkeys = [\"a\"]\n")
+                  .starts_with("test.toml:2: [[dkim.sign]] from: "));
+  EXPECT_EQ(
+      error_of("[[dkim.sign]]\nfrom = \"*@example.com\"\nkeys = [\"a\"]\non_error = \"ignore\"\n"),
+      "test.toml:4: [[dkim.sign]] on_error: expected \"fail-closed\" or \"send-unsigned\"");
+  EXPECT_EQ(error_of("[spf]\nmode = \"strict\"\n"),
+            "test.toml:2: [spf] mode: expected one of \"off\", \"tag\", \"enforce\"");
+  EXPECT_EQ(
+      error_of("[spf]\nmode = \"tag\"\nip = \"egress\"\n"),
+      "test.toml:3: [spf] ip: \"egress\" needs egress_ips, the addresses your upstream sends from");
+  EXPECT_EQ(error_of("[spf]\negress_ips = [\"192.0.2.300\"]\n"),
+            "test.toml:2: [spf] egress_ips: '192.0.2.300' is not an IP address");
+  EXPECT_EQ(
+      error_of("[spf.actions]\nfail = \"drop\"\n"),
+      "test.toml:2: [spf.actions] fail: expected \"accept\", \"tag\", \"reject\" or \"tempfail\"");
+  EXPECT_EQ(error_of("[dns]\nresolvers = [\"dns.example:53\"]\n"),
+            "test.toml:2: [dns] resolvers: 'dns.example:53': expected an IP address with an "
+            "optional port");
+  EXPECT_EQ(error_of("[server]\nproxy_protocol = true\n"),
+            "test.toml:2: [server] proxy_protocol: needs proxy_networks, the addresses of your "
+            "load balancers");
+}
+
+TEST(Config, SpfPolicyFromConfig) {
+  auto c = parse_config(R"(
+[spf]
+mode = "enforce"
+[spf.actions]
+softfail = "reject"
+[[spf.override]]
+domain = "*.legacy.example"
+mode = "tag"
+)",
+                        "test.toml");
+  using auth::SpfVerdict;
+  EXPECT_EQ(spf_decide(c->spf, "example.com", SpfVerdict::Fail), SpfAction::Reject);
+  EXPECT_EQ(spf_decide(c->spf, "example.com", SpfVerdict::SoftFail), SpfAction::Reject);
+  EXPECT_EQ(spf_decide(c->spf, "example.com", SpfVerdict::TempError), SpfAction::Tempfail);
+  EXPECT_EQ(spf_decide(c->spf, "example.com", SpfVerdict::Pass), SpfAction::Tag);
+  EXPECT_EQ(spf_decide(c->spf, "a.legacy.example", SpfVerdict::Fail), SpfAction::Tag);
+  EXPECT_EQ(spf_decide(c->spf, "legacy.example", SpfVerdict::Fail), SpfAction::Reject);
+}
+
 TEST(Config, TomlSyntaxErrorsNameTheLine) {
   const std::string e = error_of("[server]\nlisten = [\"a\"\n\n");
   // toml++ reports where it noticed: the end of the file here.

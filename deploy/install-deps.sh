@@ -14,7 +14,7 @@ build_pkgs=(
 )
 test_pkgs=(
   swaks
-  python3 python3-dkim python3-nacl python3-yaml
+  python3 python3-dkim python3-nacl python3-yaml python3-dnspython
   libyaml-cpp-dev             # reads the RFC 7208 SPF test suite in unit tests
   libmail-dkim-perl
   opendkim opendkim-tools

@@ -11,6 +11,12 @@ namespace stampd::auth {
 
 // SpfOptions configures check_host() and friends.
 struct SpfOptions {
+  // A user-declared constructor keeps this from being an aggregate: g++ 12
+  // copies an aggregate with default member initializers bitwise when a
+  // prvalue of it is passed by value to a coroutine (e.g. the "= {}" default
+  // argument below), leaving strings that point into the caller's frame.
+  SpfOptions() = default;
+
   // default_explanation is the explain-string (macros allowed, RFC 7208 §6.2)
   // used for "fail" when the domain publishes no usable exp=.
   std::string default_explanation = "%{d} does not authorize %{c} to send mail as %{s}";

@@ -225,6 +225,25 @@ TEST(SpfEvaluator, ExplanationFallsBackToTheDefault) {
   EXPECT_EQ(mail_from(dns, "192.0.2.1", "x@example.com", "h", o).explanation, "");
 }
 
+TEST(SpfEvaluator, WorksWhenTheResolverSuspends) {
+  // Every query suspends; options come from the default argument (a prvalue
+  // passed by value into the coroutine, which g++ 12 mishandled for
+  // aggregates: see spf_options.h).
+  FakeResolver dns;
+  dns.set_asynchronous(true);
+  dns.add_txt("example.com", "v=spf1 include:_spf.example.com mx -all");
+  dns.add_txt("_spf.example.com", "v=spf1 ip4:192.0.2.0/24 -all");
+  dns.add_mx("example.com", 10, "mx.example.com");
+  dns.add_address("mx.example.com", "198.51.100.25");
+  for (int i = 0; i < 3; ++i) {
+    const auto r = test::run_coroutine<SpfResult>([&](auto&) {
+      return check_mail_from(dns, make_address("198.51.100.25"), "x@example.com", "h.example.com");
+    });
+    EXPECT_EQ(r.verdict, SpfVerdict::Pass) << summarize(r);
+    EXPECT_EQ(r.decided_by, "mx");
+  }
+}
+
 TEST(SpfEvaluator, TraceCanBeTurnedOff) {
   FakeResolver dns;
   dns.add_txt("example.com", "v=spf1 a -all");

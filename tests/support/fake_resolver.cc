@@ -1,5 +1,8 @@
 #include "tests/support/fake_resolver.h"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <optional>
 #include <stdexcept>
 
@@ -195,6 +198,10 @@ net::Status FakeResolver::load_spf_zonedata(const YAML::Node& zonedata) {
 
 boost::asio::awaitable<DnsAnswer> FakeResolver::query(std::string name, RrType type) {
   queries_.emplace_back(name, type);
+  if (asynchronous_) {
+    co_await boost::asio::post(co_await boost::asio::this_coro::executor,
+                               boost::asio::use_awaitable);
+  }
   co_return answer(name, type);
 }
 

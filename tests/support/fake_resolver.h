@@ -62,6 +62,11 @@ class FakeResolver : public net::Resolver {
   // start with "error." time out (as in the suites' reference driver).
   net::Status load_spf_zonedata(const YAML::Node& zonedata);
 
+  // set_asynchronous makes query() suspend and resume through the caller's
+  // executor before answering, as a real resolver does (default: answer at
+  // once, without suspending).
+  void set_asynchronous(bool on) { asynchronous_ = on; }
+
   // query answers from the zone data and records the query.
   boost::asio::awaitable<net::DnsAnswer> query(std::string name, net::RrType type) override;
 
@@ -89,6 +94,7 @@ class FakeResolver : public net::Resolver {
 
   std::map<std::string, Owner> zone_;
   bool error_names_time_out_ = false;
+  bool asynchronous_ = false;
   std::vector<std::pair<std::string, net::RrType>> queries_;
 };
 

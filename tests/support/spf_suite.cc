@@ -53,6 +53,7 @@ std::vector<SpfSuiteCase> load_spf_suite(const std::string& path) {
 
 SpfSuiteOutcome run_spf_suite_case(const SpfSuiteCase& c) {
   FakeResolver resolver;
+  resolver.set_asynchronous(true);  // suspend on every query, like a real resolver
   if (auto s = resolver.load_spf_zonedata(c.zonedata); !s.ok()) {
     throw std::runtime_error(c.id + ": " + s.error().message());
   }

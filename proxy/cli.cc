@@ -30,6 +30,7 @@
 #include "proxy/privileges.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/spf_commands.h"
 
 #ifndef STAMPD_VERSION
 #define STAMPD_VERSION "dev"
@@ -48,6 +49,8 @@ const char* const kUsage =
     "DIR]\n"
     "       stampd sign -c FILE < message > signed\n"
     "       stampd verify [--key-file F] [-c FILE] < message\n"
+    "       stampd spf --ip IP --mail-from ADDR [--helo NAME] [-c FILE]\n"
+    "       stampd dns-check -c FILE\n"
     "       stampd --version\n";
 
 // Args is the parsed command line: a subcommand and its --options.
@@ -319,6 +322,22 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     return cmd_sign(*config);
+  }
+  if (args.command == "spf") {
+    SpfArgs s;
+    if (const auto* v = args.get("ip")) s.ip = *v;
+    if (const auto* v = args.get("mail-from")) s.mail_from = *v;
+    if (const auto* v = args.get("helo")) s.helo = *v;
+    if (const auto* v = args.get("config")) s.config_path = *v;
+    return cmd_spf(s);
+  }
+  if (args.command == "dns-check") {
+    const auto* config = args.get("config");
+    if (!config) {
+      std::fputs("stampd dns-check: -c FILE is required\n", stderr);
+      return 2;
+    }
+    return cmd_dns_check(*config);
   }
   if (args.command == "verify") {
     const auto* key = args.get("key-file");

@@ -42,6 +42,16 @@ namespace asio = boost::asio;
 
 namespace {
 
+// IoContext can destroy its pending handlers early: sessions cut at the drain
+// deadline still have coroutine frames that refer to the Server (its
+// connection limiter), and ~io_context would destroy them after the Server.
+class IoContext : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  // destroy_pending shuts the services down, destroying every pending handler.
+  void destroy_pending() { shutdown(); }
+};
+
 const char* const kUsage =
     "usage: stampd run -c FILE            serve (also: stampd -c FILE)\n"
     "       stampd check-config -c FILE   validate and print the effective config\n"
@@ -208,7 +218,7 @@ int cmd_run(const Args& args) {
   }
   unsigned threads = loaded->server.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context io(static_cast<int>(threads));
+  IoContext io(static_cast<int>(threads));
   std::shared_ptr<const Runtime> runtime;
   try {
     Logger::configure(loaded->log.level, loaded->log.format);
@@ -261,6 +271,7 @@ int cmd_run(const Args& args) {
   io.run();
   for (auto& t : pool) t.join();
   metrics().set_before_scrape({});
+  io.destroy_pending();  // while server, metrics_server and runtime still live
   return 0;
 }
 

@@ -185,10 +185,11 @@ asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::str
     }
     const auto deadline =
         std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
-    log_info("draining", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
-                          {"active", std::to_string(server.active_connections())}});
+    // Drain first, then say so: whoever reads "draining" sees it in force.
     server.drain();
     health().set_draining(true);
+    log_info("draining", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
+                          {"active", std::to_string(server.active_connections())}});
     asio::steady_timer tick(io);
     while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
       tick.expires_after(std::chrono::milliseconds(50));

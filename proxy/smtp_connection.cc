@@ -227,11 +227,16 @@ asio::awaitable<void> Connection::on_mail(const Command& cmd) {
   for (auto& stage : stages_) {
     Verdict verdict = co_await stage->on_mail_from(tx_);
     if (verdict.stopped()) {
-      log_info("mail-refused", {{"session", context_.session_id},
-                                {"msg", tx_.id},
-                                {"stage", stage->name()},
-                                {"reason", verdict.reason},
-                                {"reply", verdict.reply->summary()}});
+      const std::string summary = verdict.reply->summary();
+      std::vector<LogField> fields{{"session", context_.session_id},
+                                   {"msg", tx_.id},
+                                   {"stage", stage->name()},
+                                   {"reason", verdict.reason},
+                                   {"reply", summary}};
+      // What the stages found (spf=, spf_ip=, spf_action=...): a refusal
+      // names the address that was checked, as event=message does.
+      for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
+      Logger::write(LogLevel::Info, "mail-refused", fields);
       reply(*verdict.reply);
       stages_.clear();
       co_return;
@@ -256,6 +261,17 @@ asio::awaitable<void> Connection::on_mail(const Command& cmd) {
   const auto asked = Clock::now();
   Reply r = co_await upstream_->mail(session_, cmd);
   observe_upstream(asked);
+  // (Not after a 421: then the upstream itself asked us to go away.)
+  const bool idle_drop = !r.positive() && r.code != 421 && !upstream_->connected() &&
+                         upstream_->last_error_kind() == UpstreamErrorKind::Dropped;
+  if (idle_drop) {
+    // Servers close idle connections (Postfix after 300 s): one fresh try
+    // before the client hears of it.
+    upstream_trouble("mail");
+    auto caps = co_await open_upstream();
+    if (caps) r = co_await upstream_->mail(session_, cmd);
+  }
+  r = upstream_reply_for_client(std::move(r));
   if (r.positive()) {
     session_.apply(cmd);
   } else if (!upstream_->connected()) {
@@ -275,6 +291,7 @@ asio::awaitable<void> Connection::on_rcpt(const Command& cmd) {
   const auto asked = Clock::now();
   Reply r = co_await upstream_->rcpt(recipient);
   observe_upstream(asked);
+  r = upstream_reply_for_client(std::move(r));
   if (r.positive()) {
     session_.apply(cmd);
   } else if (!upstream_->connected()) {
@@ -318,6 +335,11 @@ asio::awaitable<bool> Connection::on_data(const Command& cmd) {
       message_size_ = decoder.size();
       log_message("aborted",
                   make_reply(0, "", "client " + chunk.error().message() + " during DATA"));
+      if (chunk.error().code == net::Errc::Timeout) {
+        reply(make_reply(421, "4.4.2",
+                         config_.server.hostname + " Timeout exceeded, closing connection"));
+        co_await flush();
+      }
       co_return false;
     }
     const std::size_t used = decoder.feed(std::string_view(chunk->data(), chunk->size()), decoded);
@@ -379,6 +401,7 @@ asio::awaitable<bool> Connection::on_data(const Command& cmd) {
     const auto asked = Clock::now();
     r = co_await upstream_->data(tx_.prepend_fields, spool_);
     observe_upstream(asked);
+    r = upstream_reply_for_client(std::move(r));
     outcome = r.positive() ? "relayed" : (r.transient() ? "tempfailed" : "rejected");
     if (!upstream_->connected()) upstream_trouble("data");
   } else {

@@ -35,6 +35,14 @@ std::string Reply::summary() const {
   return out;
 }
 
+Reply upstream_reply_for_client(Reply reply) {
+  if (reply.code == 421) reply.code = 451;
+  if (reply.enhanced.empty() && reply.code >= 200 && reply.code != 354) {
+    reply.enhanced = std::to_string(reply.code / 100) + ".0.0";
+  }
+  return reply;
+}
+
 std::optional<ReplyLine> parse_reply_line(std::string_view line) {
   if (line.size() < 3) return std::nullopt;
   int code = 0;

@@ -37,6 +37,12 @@ std::optional<ReplyLine> parse_reply_line(std::string_view line);
 // from text into reply.enhanced.
 void split_enhanced(Reply& reply);
 
+// upstream_reply_for_client adapts a reply the upstream gave for relaying
+// to our client: an enhanced code is added where the upstream sent none (we
+// advertise ENHANCEDSTATUSCODES, RFC 2034), and a 421 becomes 451, because
+// it is the upstream connection that closes, not ours.
+Reply upstream_reply_for_client(Reply reply);
+
 // make_reply builds a Reply; a shorthand for the many fixed replies.
 inline Reply make_reply(int code, std::string enhanced, std::string text) {
   return Reply{code, std::move(enhanced), std::move(text)};

@@ -172,11 +172,15 @@ asio::awaitable<std::optional<Reply>> SmtpUpstream::command(std::string line,
   line += "\r\n";
   if (!co_await send(line, timeout)) co_return std::nullopt;
   auto reply = co_await read_reply(timeout);
+  // RFC 5321 §3.8: after 421 the server closes; so do we, and the next
+  // transaction starts on a fresh connection.
+  if (reply && reply->code == 421)
+    fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
   co_return reply;
 }
 
 asio::awaitable<bool> SmtpUpstream::ehlo() {
-  const auto timeout = config_->upstream.command_timeout;
+  const auto timeout = config_->upstream.connect_timeout;
   auto reply = co_await command("EHLO " + config_->upstream.helo_name, timeout);
   if (!reply) co_return false;
   if (reply->code == 250) {
@@ -196,7 +200,7 @@ asio::awaitable<bool> SmtpUpstream::ehlo() {
 
 asio::awaitable<bool> SmtpUpstream::authenticate() {
   const auto& u = config_->upstream;
-  const auto timeout = u.command_timeout;
+  const auto timeout = u.connect_timeout;
   // Never send a password in clear text beyond this host.
   if (!stream_->tls_active() && !is_loopback(server_host_)) {
     fail(UpstreamErrorKind::Auth, "refusing to send AUTH credentials without TLS");
@@ -253,7 +257,7 @@ asio::awaitable<bool> SmtpUpstream::connect_one(const std::string& server) {
       co_return false;
     }
   }
-  auto greeting = co_await read_reply(u.command_timeout);
+  auto greeting = co_await read_reply(u.connect_timeout);
   if (!greeting) co_return false;
   if (greeting->code != 220) {
     fail(UpstreamErrorKind::Protocol, "greeting: " + greeting->summary());
@@ -262,7 +266,7 @@ asio::awaitable<bool> SmtpUpstream::connect_one(const std::string& server) {
   if (!co_await ehlo()) co_return false;
   if ((u.tls == TlsMode::Starttls || u.tls == TlsMode::Required) && !stream_->tls_active()) {
     if (caps_.starttls) {
-      auto reply = co_await command("STARTTLS", u.command_timeout);
+      auto reply = co_await command("STARTTLS", u.connect_timeout);
       if (!reply) co_return false;
       if (reply->code != 220) {
         fail(UpstreamErrorKind::Tls, "STARTTLS refused: " + reply->summary());

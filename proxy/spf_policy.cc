@@ -57,6 +57,28 @@ bool domain_matches(std::string_view pattern, std::string_view domain) {
   return pattern == domain;
 }
 
+// RFC 5322 §3.2.3 atext.
+bool is_atext(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
+}
+
+// key_value renders a Received-SPF value: a dot-atom as it is, anything
+// else (an IPv6 client-ip, an address-literal HELO) as a quoted-string, as
+// the key-value-pair grammar of RFC 7208 §9.1 requires.
+std::string key_value(std::string_view v) {
+  bool dot_atom =
+      !v.empty() && v.front() != '.' && v.back() != '.' && v.find("..") == std::string_view::npos;
+  for (char c : v) dot_atom = dot_atom && (c == '.' || is_atext(c));
+  if (dot_atom) return std::string(v);
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 const SpfOverride* find_override(const SpfConfig& config, std::string_view sender_domain) {
   const std::string domain = auth::ascii_lower(sender_domain);
   for (const auto& o : config.overrides) {
@@ -142,16 +164,16 @@ std::string received_spf_field(const auth::SpfResult& result, const net::IpAddre
   }
   std::string field =
       "Received-SPF: " + std::string(auth::to_string(result.verdict)) + " (" + comment + ")\r\n";
-  field += "\tclient-ip=" + addr + "; envelope-from=\"" + envelope_from + "\";";
+  field += "\tclient-ip=" + key_value(addr) + "; envelope-from=\"" + envelope_from + "\";";
   std::string safe_helo;
   for (char c : helo) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '-' || c == '[' || c == ']' || c == ':';
     if (ok) safe_helo += c;
   }
-  if (!safe_helo.empty()) field += " helo=" + safe_helo + ";";
+  if (!safe_helo.empty()) field += " helo=" + key_value(safe_helo) + ";";
   field +=
-      "\r\n\treceiver=" + std::string(receiver) + "; identity=" + std::string(identity) + ";\r\n";
+      "\r\n\treceiver=" + key_value(receiver) + "; identity=" + std::string(identity) + ";\r\n";
   return field;
 }
 

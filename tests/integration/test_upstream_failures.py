@@ -105,11 +105,38 @@ class UpstreamFailureTest(StampdTestCase):
         self.assertEqual((step, r.code // 100), ("mail", 4), r)
 
     def test_upstream_closes_after_421(self):
+        # The upstream's 421 closes the upstream connection, not the client's:
+        # the client hears 451 with the upstream's code and text, and its next
+        # transaction goes over a fresh upstream connection.
         up = self.start_upstream()
         up.on("mail", reply="421 4.3.2 Service shutting down", times=1)
         stampd = self.start_stampd([up.address], SHORT)
-        step, r, _ = self.run_transaction(stampd)
-        self.assertEqual((step, r.code, r.enhanced), ("mail", 421, "4.3.2"), r)
+        c = self.connect(stampd)
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<sender@example.com>")
+        self.assertEqual((r.code, r.enhanced), (451, "4.3.2"), r)
+        self.assertIn("Service shutting down", r.text)
+        msg = make_message()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], msg).code, 250)
+        c.quit()
+        up.wait_for_messages(1)
+        self.assertEqual(up.messages[0].content, msg)
+
+    def test_idle_upstream_connection_closed_is_reopened_silently(self):
+        # An upstream that closed our idle connection (a Postfix smtpd timeout
+        # while the client was quiet) costs the client nothing: MAIL goes out
+        # again on a fresh connection.
+        up = self.start_upstream()
+        up.on("mail", drop=True, times=1)
+        stampd = self.start_stampd([up.address], SHORT)
+        msg = make_message()
+        c = self.connect(stampd)
+        c.ehlo()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], msg).code, 250)
+        c.quit()
+        up.wait_for_messages(1)
+        self.assertEqual(up.messages[0].content, msg)
+        self.assertEqual(len(up.connections), 2)
 
     def test_servers_are_tried_in_order(self):
         second = self.start_upstream()

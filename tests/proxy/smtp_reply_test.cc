@@ -51,5 +51,16 @@ TEST(SmtpReply, SplitsEnhancedCodeOfTheSameClass) {
   EXPECT_EQ(version.enhanced, "");
 }
 
+TEST(SmtpReply, UpstreamRepliesForTheClient) {
+  Reply plain = upstream_reply_for_client(Reply{250, "", "Ok"});
+  EXPECT_EQ(plain.enhanced, "2.0.0");
+  EXPECT_EQ(upstream_reply_for_client(Reply{550, "", "No"}).enhanced, "5.0.0");
+  EXPECT_EQ(upstream_reply_for_client(Reply{550, "5.1.1", "No"}).enhanced, "5.1.1");
+  EXPECT_EQ(upstream_reply_for_client(Reply{354, "", "Go"}).enhanced, "");
+  Reply closing = upstream_reply_for_client(Reply{421, "4.3.2", "Shutting down"});
+  EXPECT_EQ(closing.code, 451);  // our connection stays open
+  EXPECT_EQ(closing.enhanced, "4.3.2");
+}
+
 }  // namespace
 }  // namespace stampd::proxy

@@ -37,7 +37,8 @@ struct SpfEgressReport {
 };
 
 // check_egress runs check_mail_from() for mail_from and helo from each of
-// ips in turn (later ones are answered from the resolver's cache) and ranks
+// ips in turn (later ones are answered from the resolver's cache; a query
+// that timed out or failed is not asked again within the check) and ranks
 // the verdicts. An empty mail_from checks postmaster@helo (RFC 7208 §2.4).
 boost::asio::awaitable<SpfEgressReport> check_egress(net::Resolver& resolver,
                                                      std::vector<boost::asio::ip::address> ips,

@@ -37,7 +37,8 @@ def stampd_bin():
 # --- TOML ------------------------------------------------------------------
 
 def toml_value(value):
-    """toml_value renders one Python value as TOML (str, bool, int, float, list)."""
+    """toml_value renders one Python value as TOML (str, bool, int, float,
+    list, and a dict as an inline table: {softfail = "reject"})."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -47,6 +48,8 @@ def toml_value(value):
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join("%s = %s" % (k, toml_value(v)) for k, v in value.items()) + "}"
     raise TypeError("cannot render %r as TOML" % (value,))
 
 

@@ -486,6 +486,22 @@ class TemperrorTagTest(SilentDnsCase):
         self.assertEqual(event.get("spf"), "temperror")
 
 
+class TemperrorHeloCheckTest(SilentDnsCase):
+    spf = {"mode": "enforce", "helo_check": True}
+
+    def test_helo_check_costs_one_more_timeout(self):
+        # Two identities, two domains: HELO's temperror is not conclusive
+        # (RFC 7208 §2.3), so MAIL FROM is looked up too, at most 2 timeouts.
+        c = self.session("127.0.0.2", helo="mx.client.example")
+        start = time.monotonic()
+        r = c.mail("a@mixed.spf.example")
+        elapsed = time.monotonic() - start
+        print("\ntemperror (enforce, helo_check, [dns] timeout %.1fs): %d after %.3fs"
+              % (self.timeout_s, r.code, elapsed))
+        self.assertEqual((r.code, r.enhanced), (451, "4.7.24"), r)
+        self.assertLess(elapsed, 2 * self.timeout_s + 1.0)
+
+
 class TemperrorEgressTest(SilentDnsCase):
     spf = {"mode": "enforce", "ip": "egress", "egress_ips": EGRESS}
 

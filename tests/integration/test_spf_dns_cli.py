@@ -24,7 +24,7 @@ import time
 import unittest
 
 from stampd_harness import render_toml, run_cli
-from unbound_server import SilentDns, UnboundServer, zone_line_txt
+from unbound_server import SilentDns, UnboundServer, find_unbound, zone_line_txt
 
 ZONE = "check.example"
 EGRESS = ["127.0.0.2", "198.51.100.7", "2001:db8:25::1"]
@@ -50,7 +50,18 @@ _keys = None  # tempdir with genkey output
 
 def setUpModule():
     global _dns, _keys
+    if find_unbound() is None:
+        raise unittest.SkipTest("unbound is not installed (Debian package unbound)")
     _keys = tempfile.mkdtemp(prefix="stampd-dnscheck-")
+    try:
+        _make_keys_and_serve()
+    except BaseException:
+        tearDownModule()  # unittest does not call it when setUpModule fails
+        raise
+
+
+def _make_keys_and_serve():
+    global _dns
     for name, domain, algorithm in [("good", "good.check.example", "ed25519"),
                                     ("rsa", "rsa.check.example", "rsa-2048"),
                                     ("other", "other.check.example", "ed25519"),

@@ -179,9 +179,10 @@ class DockerfileTest(StampdTestCase, KeysMixin):
         paths = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
         packages = self.final_packages()
         in_base = {"libc6", "libgcc-s1"}  # essential in every Debian image
+        if any(lib.startswith(("libasan.", "libubsan.", "libtsan.")) for lib in needed):
+            # The image holds a Release build; a sanitizer build links more.
+            self.skipTest("the binary under test is a sanitizer build")
         for lib in needed:
-            if lib.startswith(("libasan.", "libubsan.", "liblsan.", "libtsan.")):
-                continue  # a sanitizer build under test; the image builds Release
             path = os.path.realpath(paths[lib])
             owner = None
             for candidate in (path, "/usr" + path if not path.startswith("/usr") else path[4:]):

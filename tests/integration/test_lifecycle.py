@@ -148,7 +148,7 @@ class ReloadTest(LifecycleTestCase):
         threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
         for t in threads:
             t.start()
-        reloads = []  # (SIGHUP sent, reloaded line seen, selector)
+        reloads = [(float("-inf"), float("-inf"), "old")]  # (SIGHUP sent, reloaded line seen, selector)
         try:
             time.sleep(0.3)
             for i, sel in enumerate(["new", "old", "new", "old", "new"]):
@@ -177,11 +177,9 @@ class ReloadTest(LifecycleTestCase):
             counts[sels[0]] += 1
             # A session that connected after a reload was seen runs on it (or
             # on a later one whose SIGHUP was already sent).
-            seen = [i for i, (_, t_seen, _) in enumerate(reloads) if t_seen < t_connect]
-            if seen:
-                allowed = {reloads[seen[-1]][2]} | {sel for t_sent, _, sel in reloads[seen[-1] + 1:]
-                                                     if t_sent < t_connect}
-                self.assertIn(sels[0], allowed, subject)
+            last = max(i for i, (_, t_seen, _) in enumerate(reloads) if t_seen < t_connect)
+            allowed = {reloads[last][2]} | {sel for t_sent, _, sel in reloads[last + 1:] if t_sent < t_connect}
+            self.assertIn(sels[0], allowed, subject)
         self.assertGreater(counts["old"], 0)
         self.assertGreater(counts["new"], 0)
         # Every signature verifies (both keys' records are published).

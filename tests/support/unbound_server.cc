@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,8 +18,6 @@
 #include <thread>
 
 #include "tests/support/dns_probe.h"
-
-extern char** environ;
 
 namespace stampd::test {
 namespace {
@@ -124,20 +122,28 @@ std::unique_ptr<UnboundServer> UnboundServer::start(const Options& options, std:
       out << "remote-control:\n  control-enable: no\n";
     }
     const std::string log = server->dir_ + "/unbound.log";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<std::string> args = {*binary, "-d", "-c", conf};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, binary->c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      *error = "cannot start unbound";
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      *error = "cannot fork";
       return nullptr;
+    }
+    if (pid == 0) {
+      // The child dies with us even if we crash, so no server outlives a
+      // test. Only async-signal-safe calls between fork and exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(127);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
     }
     server->pid_ = pid;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);

@@ -135,6 +135,7 @@ asio::awaitable<void> upstream_probe(Server& server) {
   for (;;) {
     auto runtime = server.runtime();
     const auto interval = runtime->config->upstream.health_check_interval;
+    health().set_upstream_probing(interval.count() != 0);
     if (interval.count() == 0) {
       timer.expires_after(std::chrono::seconds(5));
     } else {
@@ -254,7 +255,10 @@ int cmd_run(const Args& args) {
     return 1;
   }
   metrics().set_config_hash(config.hash);
-  metrics().set_before_scrape([&server] { update_key_ages(*server.runtime()); });
+  metrics().set_before_scrape([&server] {
+    update_key_ages(*server.runtime());
+    metrics().ready.Set(health().not_ready_reason().empty() ? 1 : 0);
+  });
   asio::co_spawn(io, signal_loop(io, server, *path, metrics_server.get()), asio::detached);
   server.start();
   health().set_listening(true);

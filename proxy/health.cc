@@ -22,7 +22,7 @@ std::string Health::not_ready_reason() const {
     if (!keys_problem_.empty()) return "signing key unusable: " + keys_problem_;
   }
   const int up = upstream_;
-  if (up < 0) return "upstream not checked yet";
+  if (up < 0) return probing_ ? "upstream not checked yet" : "";
   if (up == 0) return "upstream unreachable at the last contact";
   return "";
 }

@@ -18,6 +18,10 @@ class Health {
   void set_keys_problem(std::string problem);
   // upstream_result records the outcome of a contact with the upstream.
   void upstream_result(bool ok);
+  // set_upstream_probing says whether a periodic probe runs; without one,
+  // an upstream nobody has contacted yet does not hold readiness back
+  // (else no traffic would ever come to find out).
+  void set_upstream_probing(bool v) { probing_ = v; }
 
   // ready returns "" when ready, else why not.
   std::string not_ready_reason() const;
@@ -26,6 +30,7 @@ class Health {
   std::atomic<bool> listening_{false};
   std::atomic<bool> draining_{false};
   std::atomic<int> upstream_{-1};  // -1 unknown yet, 0 failed, 1 ok
+  std::atomic<bool> probing_{true};
   mutable std::mutex mutex_;
   std::string keys_problem_;
 };

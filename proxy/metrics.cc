@@ -100,6 +100,11 @@ Metrics::Metrics()
                       .Help("1 when the last contact with the upstream worked.")
                       .Register(*registry_)
                       .Add({})),
+      ready(BuildGauge()
+                .Name("stampd_ready")
+                .Help("1 when stampd is ready for mail (what /readyz says).")
+                .Register(*registry_)
+                .Add({})),
       dkim_signatures(BuildCounter()
                           .Name("stampd_dkim_signatures_total")
                           .Help("DKIM signatures added, by domain, selector and algorithm.")

@@ -610,7 +610,9 @@ const char* name(TlsMode v) {
   }
   return "?";
 }
-const char* name(LogLevel v) {
+}  // namespace
+
+const char* to_string(LogLevel v) {
   switch (v) {
     case LogLevel::Debug:
       return "debug";
@@ -623,8 +625,6 @@ const char* name(LogLevel v) {
   }
   return "?";
 }
-
-}  // namespace
 
 std::string describe_config(const Config& c) {
   std::ostringstream o;
@@ -719,7 +719,7 @@ std::string describe_config(const Config& c) {
     << "timeout = " << quoted(format_duration(c.dns.timeout)) << "\n"
     << "trust_anchor_file = " << quoted(c.dns.trust_anchor_file) << "\n";
   o << "\n[log]\n"
-    << "level = " << quoted(name(c.log.level)) << "\n"
+    << "level = " << quoted(to_string(c.log.level)) << "\n"
     << "format = " << quoted(c.log.format == LogFormat::Text ? "text" : "json") << "\n";
   o << "\n[metrics]\n"
     << "listen = " << quoted(c.metrics.listen) << "\n";

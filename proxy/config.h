@@ -30,6 +30,7 @@ enum class BareLineEndings { Normalize, Reject };
 enum class TlsMode { None, Starttls, Required, Implicit };
 enum class LogFormat { Text, Json };
 enum class LogLevel { Debug, Info, Warning, Error };
+const char* to_string(LogLevel level);
 
 struct ServerConfig {
   std::vector<std::string> listen{"127.0.0.1:10027"};

@@ -13,20 +13,6 @@ std::atomic<LogFormat> Logger::format_{LogFormat::Text};
 
 namespace {
 
-const char* level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::Debug:
-      return "debug";
-    case LogLevel::Info:
-      return "info";
-    case LogLevel::Warning:
-      return "warning";
-    case LogLevel::Error:
-      return "error";
-  }
-  return "?";
-}
-
 void timestamp(std::string& out) {
   using namespace std::chrono;
   const auto now = system_clock::now();
@@ -129,7 +115,7 @@ void emit(LogLevel level, LogFormat format, std::string_view event, const Fields
     line += "{\"ts\":\"";
     timestamp(line);
     line += "\",\"level\":\"";
-    line += level_name(level);
+    line += to_string(level);
     line += "\",\"event\":";
     json_string(line, event);
     for (const auto& [k, v] : fields) {
@@ -142,7 +128,7 @@ void emit(LogLevel level, LogFormat format, std::string_view event, const Fields
   } else {
     timestamp(line);
     line += ' ';
-    line += level_name(level);
+    line += to_string(level);
     line += " event=";
     line += event;
     for (const auto& [k, v] : fields) {

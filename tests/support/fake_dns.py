@@ -13,6 +13,8 @@ longer than 255 bytes are split into 255-byte strings. A name with no
 records answers NXDOMAIN; a name with records of another type, NODATA.
 """
 import socket
+
+from loopback_sockets import bind_udp_and_tcp
 import struct
 import threading
 import unittest
@@ -62,24 +64,7 @@ class FakeDns:
         return "%s:%d" % (self.host, self.port)
 
     def start(self):
-        for _ in range(20):
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind((self.host, 0))
-            port = udp.getsockname()[1]
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                tcp.bind((self.host, port))
-            except OSError:
-                udp.close()
-                tcp.close()
-                continue
-            break
-        else:
-            raise RuntimeError("no port free for both UDP and TCP")
-        tcp.listen(16)
-        udp.settimeout(0.2)
-        tcp.settimeout(0.2)
+        port, udp, tcp = bind_udp_and_tcp(self.host)
         self.port, self._udp, self._tcp = port, udp, tcp
         for target in (self._serve_udp, self._serve_tcp):
             t = threading.Thread(target=target, daemon=True, name="fake-dns")

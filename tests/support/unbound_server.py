@@ -24,6 +24,8 @@ import os
 import shutil
 import signal
 import socket
+
+from loopback_sockets import bind_udp_and_tcp
 import struct
 import subprocess
 import tempfile
@@ -59,17 +61,10 @@ def find_unbound():
 
 def free_udp_tcp_port(host="127.0.0.1"):
     """free_udp_tcp_port returns a port free for both UDP and TCP on host."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
+    port, udp, tcp = bind_udp_and_tcp(host)
+    udp.close()
+    tcp.close()
+    return port
 
 
 def txt_strings(value):
@@ -305,23 +300,7 @@ class SilentDns:
         return "%s:%d" % (self.host, self.port)
 
     def start(self):
-        for _ in range(20):
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind((self.host, 0))
-            port = udp.getsockname()[1]
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                tcp.bind((self.host, port))
-            except OSError:
-                udp.close()
-                tcp.close()
-                continue
-            break
-        else:
-            raise RuntimeError("no port free for both UDP and TCP")
-        tcp.listen(16)
-        udp.settimeout(0.2)
-        tcp.settimeout(0.2)
+        port, udp, tcp = bind_udp_and_tcp(self.host)
         self.port, self._udp, self._tcp = port, udp, tcp
         for target in (self._swallow_udp, self._hold_tcp):
             t = threading.Thread(target=target, daemon=True, name="silent-dns")

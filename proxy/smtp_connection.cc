@@ -1,5 +1,7 @@
 #include "proxy/smtp_connection.h"
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "net/line_reader.h"
@@ -67,6 +69,28 @@ const char* verb_name(Verb verb) {
   return "?";
 }
 
+// command_counter and reply_counter find their series once, not per line.
+prometheus::Counter& command_counter(Verb verb) {
+  static const auto counters = [] {
+    std::array<prometheus::Counter*, static_cast<std::size_t>(Verb::Unknown) + 1> all{};
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      all[i] = &metrics().commands.Add({{"verb", verb_name(static_cast<Verb>(i))}});
+    }
+    return all;
+  }();
+  return *counters[static_cast<std::size_t>(verb)];
+}
+
+prometheus::Counter& reply_counter(int code) {
+  static const auto counters = [] {
+    std::array<prometheus::Counter*, 4> all{};
+    for (int c = 2; c <= 5; ++c)
+      all[c - 2] = &metrics().replies.Add({{"class", Metrics::reply_class(c * 100)}});
+    return all;
+  }();
+  return *counters[std::clamp(code / 100, 2, 5) - 2];
+}
+
 class Connection {
  public:
   Connection(std::unique_ptr<net::ByteStream> stream, ConnectionContext context)
@@ -87,7 +111,7 @@ class Connection {
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> flush();
   void reply(const Reply& r) {
-    metrics().replies.Add({{"class", Metrics::reply_class(r.code)}}).Increment();
+    reply_counter(r.code).Increment();
     out_ += r.wire();
   }
   static void observe_upstream(Clock::time_point asked) {
@@ -494,7 +518,7 @@ asio::awaitable<void> Connection::run() {
     }
     Command cmd = parse_command(*line);
     session_.count(cmd);
-    metrics().commands.Add({{"verb", verb_name(cmd.verb)}}).Increment();
+    command_counter(cmd.verb).Increment();
     if (auto refusal = session_.check(cmd)) {
       session_.note_refusal(*refusal);
       log_debug("refused", {{"session", context_.session_id},

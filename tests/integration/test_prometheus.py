@@ -174,7 +174,7 @@ class MetricsPageTest(MetricsTestCase):
         m = Exposition(text)
         verbs = {l["verb"] for l, _ in m.series("stampd_smtp_commands_total")}
         self.assertLessEqual(verbs, {"EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY",
-                                     "HELP", "XFORWARD", "STARTTLS", "AUTH", "BDAT", "EXPN", "ETRN",
+                                     "HELP", "XFORWARD", "STARTTLS", "AUTH", "BDAT", "EXPN", "ETRN", "TURN",
                                      "unknown"}, verbs)
 
 

@@ -68,6 +68,8 @@ SignatureResult verify_one(const HeaderBlock& block, std::size_t index, BodyHash
   // §6.1.1: an expired signature fails without a key lookup.
   if (sig.expiration && *sig.expiration < options.now)
     return done(VerifyStatus::Fail, "signature expired");
+  if (sig.timestamp && *sig.timestamp > options.now + options.max_clock_skew)
+    return done(VerifyStatus::Fail, "signature timestamp is in the future");
 
   KeyLookup found = lookup(sig.domain, sig.selector);
   if (!found.record) return done(found.failure, found.reason);

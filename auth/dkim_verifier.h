@@ -22,7 +22,7 @@ namespace stampd::auth {
 // VerifyStatus follows RFC 8601 §2.7.1:
 //   Pass       the signature verified;
 //   Fail       it did not (body hash mismatch, signature mismatch, key
-//              revoked, signature expired);
+//              revoked, signature expired, t= in the future);
 //   Neutral    a failure under a key in testing mode (t=y, §3.6.1: treat as
 //              unsigned);
 //   TempError  the key could not be fetched now (DNS SERVFAIL, timeout);
@@ -44,8 +44,11 @@ struct SignatureResult {
 };
 
 struct VerifyOptions {
-  std::int64_t now = 0;            // seconds since the epoch, for x= (§3.5)
+  std::int64_t now = 0;            // seconds since the epoch, for t= and x= (§3.5)
   int min_rsa_bits = kMinRsaBits;  // RFC 8301 §3.2: below 1024 never passes
+  // A t= further than this ahead of now fails (§3.5 allows it); the slack
+  // absorbs clock drift between signer and verifier, as OpenDKIM's ClockDrift.
+  std::int64_t max_clock_skew = 300;
 };
 
 // KeyLookup is the outcome of finding the key for (domain, selector): a

@@ -205,6 +205,14 @@ TEST(DkimVerifier, ExpiryAndBodyLength) {
   EXPECT_EQ(expired.status, VerifyStatus::Fail);
   EXPECT_EQ(expired.reason, "signature expired");
 
+  // t= ahead of the verifier's clock: within the drift allowance it passes,
+  // beyond it the signature fails (§3.5).
+  EXPECT_EQ(verify_message_with_key(*signed_message, record, {kNow - 300})[0].status,
+            VerifyStatus::Pass);
+  const auto future = verify_message_with_key(*signed_message, record, {kNow - 301})[0];
+  EXPECT_EQ(future.status, VerifyStatus::Fail);
+  EXPECT_EQ(future.reason, "signature timestamp is in the future");
+
   // We never write l=, but honour it when verifying: a signature over the
   // first 20 canonical octets still passes after text is appended, and an
   // l= beyond the body is a permerror. The field is built by hand here.

@@ -86,6 +86,8 @@ bool is_dns_error(DnsStatus s) noexcept {
 
 std::string describe(const DnsAnswer& a, RrType type) {
   std::string out = net::to_string(a.status);
+  // Only set when the resolver validates (a trust anchor is configured).
+  if (a.secure) out += " (DNSSEC secure)";
   if (!a.ok()) {
     if (!a.detail.empty()) out += " (" + a.detail + ")";
     return out;

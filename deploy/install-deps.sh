@@ -20,7 +20,7 @@ test_pkgs=(
   opendkim opendkim-tools
   postfix
   prometheus
-  unbound
+  unbound ldnsutils
   openssl
   procps time
 )

@@ -174,7 +174,8 @@ asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
       } else {
         check.ok = true;
         check.text = label + "ok: the published key matches" +
-                     (record->testing ? " (t=y: testing mode)" : "");
+                     (record->testing ? " (t=y: testing mode)" : "") +
+                     (answer.secure ? " (DNSSEC secure)" : "");
       }
     }
     report.keys.push_back(std::move(check));

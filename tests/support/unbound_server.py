@@ -130,12 +130,18 @@ class UnboundServer:
     records answers NXDOMAIN, a name with records of another type NODATA.
     records: (name, type, value) triples; TXT values are plain text (split
     into 255-byte strings here), other types in zone-file syntax ("10 mx.x.test.").
+    auth_zones: (name, zone file) pairs served from the file with its
+    RRSIGs (a signed zone, see dnssec_zone.py).
     """
 
-    def __init__(self, zones=(), records=(), host="127.0.0.1"):
+    def __init__(self, zones=(), records=(), host="127.0.0.1", auth_zones=()):
         self.host = host
         self.zones = list(zones)
         self.records = list(records)
+        # (name, zone file) served as an auth-zone: answers carry the
+        # file's RRSIGs, so a DNSSEC-signed file (dnssec_zone.py) serves a
+        # signed zone.
+        self.auth_zones = list(auth_zones)
         self.port = None
         self.proc = None
         self.dir = None
@@ -178,7 +184,14 @@ class UnboundServer:
             if "'" in line:
                 raise ValueError("unbound local-data cannot hold a single quote: %r" % line)
             lines.append("  local-data: '%s'" % line)
-        lines += ["remote-control:", "  control-enable: no", ""]
+        for name, _ in self.auth_zones:
+            # Out of the "." static zone, so the auth-zone below answers.
+            lines.append('  local-zone: "%s." transparent' % name.rstrip("."))
+        lines += ["remote-control:", "  control-enable: no"]
+        for name, path in self.auth_zones:
+            lines += ["auth-zone:", '  name: "%s."' % name.rstrip("."), '  zonefile: "%s"' % path,
+                      "  for-downstream: yes", "  for-upstream: no", "  fallback-enabled: no"]
+        lines.append("")
         return "\n".join(lines)
 
     def _write_conf(self):

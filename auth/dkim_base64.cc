@@ -8,11 +8,13 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<std::int8_t, 256> make_decode_table() {
-  std::array<std::int8_t, 256> t{};
-  for (auto& v : t) v = -1;
+constexpr std::uint8_t kNotBase64 = 0xff;
+
+constexpr std::array<std::uint8_t, 256> make_decode_table() {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = kNotBase64;
   for (int i = 0; i < 64; ++i)
-    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::uint8_t>(i);
   return t;
 }
 constexpr auto kDecode = make_decode_table();
@@ -62,8 +64,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
       continue;
     }
     if (padding != 0) return std::nullopt;
-    const int v = kDecode[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
+    const std::uint8_t v = kDecode[static_cast<unsigned char>(c)];
+    if (v == kNotBase64) return std::nullopt;
     acc = (acc << 6) | static_cast<std::uint32_t>(v);
     if (++have == 4) {
       out += static_cast<char>((acc >> 16) & 0xff);

@@ -222,7 +222,8 @@ net::Result<std::vector<SigningRule>> parse_opendkim_signing_table(std::string_v
         glob = local + "@*";
       } else if (domain.front() == '.') {
         e.kind = PlainKind::UserAtParent;
-        glob = local + "@*" + domain;
+        glob = local;
+        glob.append("@*").append(domain);
       } else {
         e.kind = PlainKind::Address;
         glob = k;

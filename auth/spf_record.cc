@@ -18,7 +18,7 @@ bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) noexcept { return is_alpha(c) || is_digit(c); }
 
-net::Error syntax(std::string_view term, std::string why) {
+net::Error syntax(std::string_view term, std::string_view why) {
   // Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "lit" + string.
   std::string detail = "\"";
   detail.append(term).append("\": ").append(why);

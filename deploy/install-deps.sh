@@ -23,6 +23,7 @@ test_pkgs=(
   unbound ldnsutils
   openssl
   procps time
+  clang-tidy                  # tests/lint/clang_tidy.sh
 )
 
 want=("${build_pkgs[@]}")

@@ -96,7 +96,7 @@ DnsAnswer to_answer(int err, const ub_result* r, RrType type) {
 // both the resolver object and callbacks that arrive late.
 struct UnboundResolver::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor ex, std::chrono::milliseconds t)
-      : executor(ex), watch_strand(asio::make_strand(ex)), timeout(t) {}
+      : executor(std::move(ex)), watch_strand(asio::make_strand(executor)), timeout(t) {}
   ~Impl();
 
   asio::any_io_executor executor;
@@ -120,7 +120,7 @@ struct UnboundResolver::Impl : std::enable_shared_from_this<Impl> {
   bool closed = false;  // under live_mu
   std::unordered_map<Query*, std::shared_ptr<Query>> live;
 
-  void start(std::shared_ptr<Query> q);
+  void start(const std::shared_ptr<Query>& q);
   void abort(const std::shared_ptr<Query>& q, DnsStatus status, std::string detail);
   void finish(const std::shared_ptr<Query>& q, DnsAnswer answer);
   void cancel_in_unbound(const std::shared_ptr<Query>& q);
@@ -220,15 +220,15 @@ struct CancelHandler {
 
 struct QueryInitiation {
   template <class Handler>
-  void operator()(Handler&& handler, std::shared_ptr<UnboundResolver::Impl> impl, std::string name,
-                  RrType type) const {
+  void operator()(Handler&& handler, const std::shared_ptr<UnboundResolver::Impl>& impl,
+                  std::string name, RrType type) const {
     const asio::any_io_executor caller = asio::get_associated_executor(handler, impl->executor);
     auto slot = asio::get_associated_cancellation_slot(handler);
     auto q = std::make_shared<Query>(impl, std::move(name), type, caller);
     q->completion =
         std::make_unique<CompletionFor<std::decay_t<Handler>>>(std::forward<Handler>(handler));
     if (slot.is_connected()) slot.template emplace<CancelHandler>(CancelHandler{q});
-    impl->start(std::move(q));
+    impl->start(q);
   }
 };
 
@@ -247,7 +247,7 @@ std::shared_ptr<Query> UnboundResolver::Impl::take(Query* q) {
   return out;
 }
 
-void UnboundResolver::Impl::start(std::shared_ptr<Query> q) {
+void UnboundResolver::Impl::start(const std::shared_ptr<Query>& q) {
   {
     std::lock_guard lock(live_mu);
     if (closed) {
@@ -401,10 +401,10 @@ asio::awaitable<DnsAnswer> UnboundResolver::query(std::string name, RrType type)
 }
 
 Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(asio::any_io_executor executor,
-                                                                 UnboundOptions options) {
+                                                                 const UnboundOptions& options) {
   if (options.timeout.count() <= 0)
     return make_error(Errc::BadInput, "DNS timeout must be positive");
-  auto impl = std::make_shared<Impl>(executor, options.timeout);
+  auto impl = std::make_shared<Impl>(std::move(executor), options.timeout);
   impl->ctx = ub_ctx_create();
   if (impl->ctx == nullptr) return make_error(Errc::Io, "ub_ctx_create failed");
   ub_ctx* ctx = impl->ctx;

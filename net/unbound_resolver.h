@@ -41,7 +41,7 @@ class UnboundResolver final : public Resolver {
  public:
   // create builds a resolver whose answer-reading loop runs on executor.
   static Result<std::unique_ptr<UnboundResolver>> create(boost::asio::any_io_executor executor,
-                                                         UnboundOptions options);
+                                                         const UnboundOptions& options);
   ~UnboundResolver() override;
   UnboundResolver(const UnboundResolver&) = delete;
   UnboundResolver& operator=(const UnboundResolver&) = delete;

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "net/cidr.h"
 
@@ -18,8 +19,10 @@ class ConnectionLimiter {
 
   class Slot {
    public:
-    Slot(ConnectionLimiter* owner, net::IpAddress ip) : owner_(owner), ip_(ip) {}
-    Slot(Slot&& other) noexcept : owner_(other.owner_), ip_(other.ip_) { other.owner_ = nullptr; }
+    Slot(ConnectionLimiter* owner, const net::IpAddress& ip) : owner_(owner), ip_(ip) {}
+    Slot(Slot&& other) noexcept : owner_(other.owner_), ip_(std::move(other.ip_)) {
+      other.owner_ = nullptr;
+    }
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     Slot& operator=(Slot&&) = delete;

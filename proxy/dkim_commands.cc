@@ -201,7 +201,7 @@ int cmd_verify(const std::string& key_file, const std::string& config_path) {
   }
   std::optional<std::vector<auth::SignatureResult>> results;
   boost::asio::co_spawn(io, verify_with_dns(message, **resolver),
-                        [&](std::exception_ptr e, std::vector<auth::SignatureResult> r) {
+                        [&](const std::exception_ptr& e, std::vector<auth::SignatureResult> r) {
                           if (!e) results = std::move(r);
                           io.stop();  // the resolver's reader would keep run() going
                         });

@@ -21,7 +21,7 @@ std::shared_ptr<net::Resolver> make_resolver(const Config& config,
   return std::make_shared<CountingResolver>(std::move(inner));
 }
 
-std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const Config> config,
+std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>& config,
                                              KeyPolicy key_policy,
                                              std::optional<boost::asio::any_io_executor> executor) {
   auto runtime = std::make_shared<Runtime>();

@@ -34,7 +34,7 @@ enum class KeyPolicy {
 // With an executor it also starts the DNS resolver ([dns]) and the SPF stage;
 // without one (check-config, sign) it only checks what it can.
 std::shared_ptr<const Runtime> build_runtime(
-    std::shared_ptr<const Config> config, KeyPolicy key_policy = KeyPolicy::Strict,
+    const std::shared_ptr<const Config>& config, KeyPolicy key_policy = KeyPolicy::Strict,
     std::optional<boost::asio::any_io_executor> executor = std::nullopt);
 
 // make_resolver builds the [dns] resolver (counted for metrics); throws ConfigError.

@@ -38,7 +38,7 @@ asio::awaitable<void> refuse_connection(tcp::socket socket, std::string text) {
   socket.close(ec);
 }
 
-void log_session_crash(std::exception_ptr e, const std::string& session_id) {
+void log_session_crash(const std::exception_ptr& e, const std::string& session_id) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -203,7 +203,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     asio::co_spawn(
         executor,
         serve_slot(std::move(stream), std::move(context), ConnectionLimiter::Slot(&limiter_, ip)),
-        [id](std::exception_ptr e) { log_session_crash(e, id); });
+        [id](const std::exception_ptr& e) { log_session_crash(e, id); });
   }
 }
 

@@ -218,13 +218,14 @@ void Session::apply(const Command& cmd) {
       break;
     case Verb::Xforward: {
       std::string problem;
-      for (auto& [name, value] : parse_xforward(cmd.argument, problem).value_or(Attributes{})) {
+      // A later XFORWARD command replaces an attribute an earlier one set.
+      for (auto& attribute : parse_xforward(cmd.argument, problem).value_or(Attributes{})) {
         auto it = std::find_if(xforward_.attributes.begin(), xforward_.attributes.end(),
-                               [&](const auto& a) { return a.first == name; });
+                               [&](const auto& a) { return a.first == attribute.first; });
         if (it != xforward_.attributes.end()) {
-          it->second = std::move(value);
+          it->second = std::move(attribute.second);
         } else {
-          xforward_.attributes.emplace_back(std::move(name), std::move(value));
+          xforward_.attributes.push_back(std::move(attribute));
         }
       }
       break;
@@ -257,9 +258,7 @@ Reply Session::local_reply(const Command& cmd) const {
                         "stampd relays mail with DKIM signing and SPF checks; see RFC 5321");
     case Verb::Data:
       return make_reply(354, "", "End data with <CR><LF>.<CR><LF>");
-    case Verb::Xforward:
-      return make_reply(250, "2.0.0", "Ok");
-    default:
+    default:  // NOOP, RSET, XFORWARD and the rest
       return make_reply(250, "2.0.0", "Ok");
   }
 }

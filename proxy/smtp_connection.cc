@@ -551,11 +551,7 @@ asio::awaitable<void> Connection::run() {
       case Verb::Rset:
         co_await on_rset(cmd);
         break;
-      case Verb::Quit:
-        session_.apply(cmd);
-        reply(session_.local_reply(cmd));
-        break;
-      default:
+      default:  // QUIT, NOOP, VRFY, HELP, ...: answered here
         session_.apply(cmd);
         reply(session_.local_reply(cmd));
         break;

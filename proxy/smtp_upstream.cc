@@ -324,7 +324,7 @@ asio::awaitable<Reply> SmtpUpstream::mail(const Session& session, const Command&
     std::string line = "XFORWARD";
     for (const auto& [n, v] : values) {
       if (!offered(n.c_str()) || v.empty()) continue;
-      line += " " + n + "=" + v;
+      line.append(" ").append(n).append("=").append(v);
     }
     if (line.size() > 8) {
       auto reply = co_await command(line, timeout);

@@ -43,7 +43,7 @@ std::optional<T> run_with_resolver(const Config* config, Work work, std::string&
     return std::nullopt;
   }
   std::optional<T> out;
-  asio::co_spawn(io, work(**resolver), [&](std::exception_ptr e, T value) {
+  asio::co_spawn(io, work(**resolver), [&](const std::exception_ptr& e, T value) {
     if (e) {
       try {
         std::rethrow_exception(e);

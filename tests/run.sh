@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh: installs what is missing (Debian 12), builds stampd in the Release
 # and the sanitizer (ASan+UBSan) configurations, and runs the whole test suite:
-# unit, integration, interop and benchmark tests on the Release build, unit
-# and integration tests again on the sanitizer build.
+# unit, integration, interop and benchmark tests on the Release build,
+# clang-tidy on our sources, unit and integration tests again on the
+# sanitizer build.
 #
 #   tests/run.sh            everything
 #   tests/run.sh -L unit    pass ctest options (only the Release build is run)
@@ -22,6 +23,9 @@ if [ $# -gt 0 ]; then
   exit
 fi
 (cd build && ctest --output-on-failure -j 2 --timeout 900)
+
+# Static analysis of our own code (the root .clang-tidy; warnings are errors).
+tests/lint/clang_tidy.sh build
 
 if [ "${STAMPD_SKIP_ASAN:-}" != "1" ]; then
   build build-asan Asan

@@ -1,0 +1,52 @@
+// Fuzzes the DATA decoder with the anti-smuggling properties as assertions:
+// the data ends exactly at the first <CRLF>.<CRLF> (the start of DATA
+// counts as a CRLF) whatever the chunking, and the output has no bare CR or
+// LF. The first input byte picks the chunk size.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "proxy/data_decoder.h"
+
+namespace {
+
+bool has_bare_line_ending(const std::string& s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n')) return true;
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return true;
+  }
+  return false;
+}
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::size_t chunk = 1 + data[0] % 64;
+  const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+
+  stampd::proxy::DataDecoder whole({});
+  std::string whole_out;
+  const std::size_t whole_used = whole.feed(input, whole_out);
+
+  stampd::proxy::DataDecoder split({});
+  std::string split_out;
+  std::size_t split_used = 0;
+  for (std::size_t pos = 0; pos < input.size() && !split.done(); pos += chunk) {
+    split_used += split.feed(input.substr(pos, chunk), split_out);
+  }
+  check(whole.done() == split.done());
+  check(whole_used == split_used);
+  check(whole_out == split_out);
+
+  const auto end = ("\r\n" + std::string(input)).find("\r\n.\r\n");
+  check(whole.done() == (end != std::string::npos));
+  if (whole.done()) check(whole_used == end + 3);
+  check(!has_bare_line_ending(whole_out));
+  return 0;
+}

@@ -1,0 +1,18 @@
+// Fuzzes the SMTP command parser: an accepted MAIL or RCPT never carries a
+// CR, LF or over-long path on to the upstream.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "proxy/smtp_command.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view line(reinterpret_cast<const char*>(data), size);
+  const auto c = stampd::proxy::parse_command(line);
+  using stampd::proxy::Verb;
+  if (!c.syntax_error && (c.verb == Verb::Mail || c.verb == Verb::Rcpt)) {
+    if (c.argument.find_first_of("\r\n") != std::string::npos) std::abort();
+    if (c.argument.size() > stampd::proxy::kMaxPath) std::abort();
+  }
+  return 0;
+}

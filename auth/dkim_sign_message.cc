@@ -4,20 +4,9 @@
 #include "auth/dkim_body_hasher.h"
 #include "auth/dkim_header_block.h"
 #include "auth/dkim_message_splitter.h"
+#include "auth/dkim_signature.h"
 
 namespace stampd::auth {
-namespace {
-
-bool identity_within(const std::string& identity, const std::string& domain) {
-  const auto at = identity.rfind('@');
-  if (at == std::string::npos) return false;
-  const std::string id = ascii_lower(std::string_view(identity).substr(at + 1));
-  const std::string d = ascii_lower(domain);
-  return id == d || (id.size() > d.size() && id.compare(id.size() - d.size(), d.size(), d) == 0 &&
-                     id[id.size() - d.size() - 1] == '.');
-}
-
-}  // namespace
 
 net::Result<std::string> sign_message(std::string_view message, std::span<const SigningKey> keys,
                                       const SignOptions& options) {

@@ -6,7 +6,7 @@
 #include "auth/dkim_base64.h"
 #include "auth/dkim_header_block.h"
 #include "auth/dkim_tag_list.h"
-#include "auth/mail_address.h"
+#include "auth/dns_name.h"
 
 namespace stampd::auth {
 namespace {
@@ -32,14 +32,12 @@ std::string_view trim_fws(std::string_view s) {
   return s;
 }
 
-bool domain_within(std::string_view sub, std::string_view domain) {
-  const std::string s = ascii_lower(sub);
-  const std::string d = ascii_lower(domain);
-  return s == d || (s.size() > d.size() && s.compare(s.size() - d.size(), d.size(), d) == 0 &&
-                    s[s.size() - d.size() - 1] == '.');
-}
-
 }  // namespace
+
+bool identity_within(std::string_view identity, std::string_view domain) noexcept {
+  const auto at = identity.rfind('@');
+  return at != std::string_view::npos && is_same_or_subdomain(identity.substr(at + 1), domain);
+}
 
 net::Result<ParsedSignature> parse_signature(std::string_view raw_field) {
   const auto colon = raw_field.find(':');
@@ -101,7 +99,7 @@ net::Result<ParsedSignature> parse_signature(std::string_view raw_field) {
   if (const Tag* i = find_tag(tags, "i")) {
     const auto at = i->value.rfind('@');
     if (at == std::string::npos) return bad("i= has no @");
-    if (!domain_within(i->value.substr(at + 1), sig.domain)) {
+    if (!identity_within(i->value, sig.domain)) {
       return bad("i= domain is neither d= nor a subdomain of it");
     }
     sig.identity = i->value;

@@ -41,4 +41,8 @@ struct ParsedSignature {
 // ed25519-sha256.
 net::Result<ParsedSignature> parse_signature(std::string_view raw_field);
 
+// identity_within reports whether an i= identity ("user@host" or "@host")
+// names domain or a subdomain of it (RFC 6376 §3.5), ignoring ASCII case.
+bool identity_within(std::string_view identity, std::string_view domain) noexcept;
+
 }  // namespace stampd::auth

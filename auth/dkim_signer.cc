@@ -4,6 +4,7 @@
 
 #include "auth/dkim_base64.h"
 #include "auth/dkim_header_hash.h"
+#include "auth/dkim_signature.h"
 #include "auth/mail_address.h"
 
 namespace stampd::auth {
@@ -74,13 +75,6 @@ bool valid_domain_like(std::string_view s) {
   });
 }
 
-bool domain_within(std::string_view sub, std::string_view domain) {
-  const std::string s = ascii_lower(sub);
-  const std::string d = ascii_lower(domain);
-  return s == d || (s.size() > d.size() && s.compare(s.size() - d.size(), d.size(), d) == 0 &&
-                    s[s.size() - d.size() - 1] == '.');
-}
-
 bool contains_name(const std::vector<std::string>& list, std::string_view name) {
   return std::any_of(list.begin(), list.end(),
                      [&](const std::string& s) { return header_name_equal(s, name); });
@@ -97,9 +91,8 @@ net::Status check_options(const SigningKey& key, const SignOptions& o) {
     return make_error(Errc::BadInput, "x= must be later than t= (RFC 6376 §3.5)");
   }
   if (o.identity) {
-    const auto at = o.identity->rfind('@');
-    if (at == std::string::npos || o.identity->find_first_of("; \t\r\n") != std::string::npos ||
-        !domain_within(o.identity->substr(at + 1), key.domain)) {
+    if (o.identity->find_first_of("; \t\r\n") != std::string::npos ||
+        !identity_within(*o.identity, key.domain)) {
       return make_error(Errc::BadInput, "i=" + *o.identity + " must be an identity in d=" +
                                             key.domain + " or a subdomain");
     }

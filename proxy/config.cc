@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -611,6 +612,11 @@ const char* name(TlsMode v) {
   return "?";
 }
 }  // namespace
+
+bool ServerConfig::trusts(const net::IpAddress& ip) const {
+  return std::any_of(trusted_networks.begin(), trusted_networks.end(),
+                     [&](const net::Cidr& network) { return network.contains(ip); });
+}
 
 const char* to_string(LogLevel v) {
   switch (v) {

@@ -37,6 +37,8 @@ struct ServerConfig {
   std::string hostname;  // default: the machine's host name
   std::vector<net::Cidr> trusted_networks;
   std::vector<std::string> trusted_networks_text{"127.0.0.0/8", "::1/128"};
+  // trusts tells whether a client at ip may relay (it is in trusted_networks).
+  bool trusts(const net::IpAddress& ip) const;
   std::uint64_t max_message_size = 50ULL << 20;
   std::size_t max_recipients = 1000;
   std::size_t max_command_line_length = 2048;  // RFC 5321 §4.5.3.1.4 minimum is 512

@@ -7,23 +7,13 @@
 #include "auth/dkim_author.h"
 #include "auth/dkim_body_hasher.h"
 #include "auth/dkim_header_block.h"
-#include "auth/mail_address.h"
+#include "auth/dkim_signature.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
 namespace stampd::proxy {
 
 namespace {
-
-// identity_within: i= must name d= or a subdomain of it (RFC 6376 §3.5).
-bool identity_within(std::string_view identity, std::string_view domain) {
-  const auto at = identity.rfind('@');
-  if (at == std::string_view::npos) return false;
-  const std::string id = auth::ascii_lower(identity.substr(at + 1));
-  const std::string d = auth::ascii_lower(domain);
-  return id == d ||
-         (id.size() > d.size() && id.ends_with(d) && id[id.size() - d.size() - 1] == '.');
-}
 
 class DkimStage final : public Stage {
  public:
@@ -109,7 +99,7 @@ boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const
       // A rule's i= goes only on the signatures whose d= covers it: a relay
       // domain's key next to ours signs without one (dkim_signing_rules.h).
       options.identity.reset();
-      if (selection_->identity && identity_within(*selection_->identity, key->spec.domain)) {
+      if (selection_->identity && auth::identity_within(*selection_->identity, key->spec.domain)) {
         options.identity = selection_->identity;
       }
       auto signature = auth::sign_header_block(block_, *digest, *key->signing_key, options);

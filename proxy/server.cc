@@ -193,9 +193,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     context.client.address = ip;
     context.client.port = remote.port();
     context.local_endpoint = local;
-    for (const auto& net : s.trusted_networks) {
-      if (net.contains(ip)) context.client.trusted = true;
-    }
+    context.client.trusted = s.trusts(ip);
     auto executor = socket.get_executor();
     auto stream = std::make_unique<net::ByteStream>(std::move(socket));
     const std::string id = context.session_id;

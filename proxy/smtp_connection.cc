@@ -460,10 +460,8 @@ asio::awaitable<bool> Connection::read_proxy_header() {
     if (parsed.status == net::ProxyParse::Status::Done) {
       reader_.consume(parsed.header.length);
       if (parsed.header.source) {
-        ClientInfo client{net::unmap(*parsed.header.source), parsed.header.source_port, false};
-        for (const auto& network : config_.server.trusted_networks) {
-          if (network.contains(client.address)) client.trusted = true;
-        }
+        const net::IpAddress address = net::unmap(*parsed.header.source);
+        const ClientInfo client{address, parsed.header.source_port, config_.server.trusts(address)};
         log_debug("proxy-header", {{"session", context_.session_id},
                                    {"balancer", client_text(context_.client)},
                                    {"client", client_text(client)}});

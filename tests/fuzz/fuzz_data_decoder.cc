@@ -8,16 +8,9 @@
 #include <string_view>
 
 #include "proxy/data_decoder.h"
+#include "tests/support/line_endings.h"
 
 namespace {
-
-bool has_bare_line_ending(const std::string& s) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n')) return true;
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return true;
-  }
-  return false;
-}
 
 void check(bool ok) {
   if (!ok) std::abort();
@@ -47,6 +40,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto end = ("\r\n" + std::string(input)).find("\r\n.\r\n");
   check(whole.done() == (end != std::string::npos));
   if (whole.done()) check(whole_used == end + 3);
-  check(!has_bare_line_ending(whole_out));
+  check(!stampd::test::has_bare_line_ending(whole_out));
   return 0;
 }

@@ -26,7 +26,6 @@ machine can (it cannot run Docker or Kubernetes):
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -35,10 +34,10 @@ import unittest
 
 import yaml
 
-from prometheus_tools import PROMTOOL, declared_families, http_get, metrics_address, promtool, readme_metrics, require
+from prometheus_tools import PROMTOOL, declared_families, metrics_address, readme_metrics, require
 from smtp_client import SmtpClient, make_message
-from stampd_harness import (SOURCE_DIR, StampdTestCase, check_config, default_sections, free_port, merge_sections,
-                            render_toml, run_cli, stampd_bin)
+from stampd_harness import (SOURCE_DIR, StampdTestCase, check_config, default_sections, free_port, make_key,
+                            merge_sections, render_toml, stampd_bin)
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 K8S = os.path.join(DEPLOY, "kubernetes")
@@ -85,9 +84,7 @@ class KeysMixin:
         """make_key_dir returns a temp dir holding keys/example.com/s2026.private and upstream-password."""
         d = tempfile.mkdtemp(prefix="stampd-deploy-test-")
         self.addCleanup(shutil.rmtree, d, True)
-        r = run_cli("genkey", "--domain", "example.com", "--selector", "s2026", "--dir",
-                    os.path.join(d, "keys", "example.com"))
-        self.assertEqual(r.returncode, 0, r.stderr)
+        make_key(os.path.join(d, "keys", "example.com"), "example.com", "s2026")
         with open(os.path.join(d, "upstream-password"), "w") as f:
             f.write("secret\n")
         return d

@@ -38,8 +38,7 @@ import unittest
 
 import dkim_verifiers as V
 from fake_upstream import FakeUpstream
-from smtp_client import make_message
-from stampd_harness import StampdTestCase, check_config, render_toml, run_cli
+from stampd_harness import StampdTestCase, check_config, make_key, render_toml, run_cli
 
 try:
     import dkim  # python3-dkim
@@ -64,11 +63,7 @@ class Key:
 
 
 def genkey(directory, name, domain, selector, algorithm="rsa-2048"):
-    d = os.path.join(directory, name)
-    r = run_cli("genkey", "--domain", domain, "--selector", selector, "--algorithm", algorithm, "--dir", d)
-    if r.returncode != 0:
-        raise AssertionError("genkey failed: " + r.stderr.decode())
-    return Key(name, domain, selector, os.path.join(d, selector + ".private"), os.path.join(d, selector + ".txt"))
+    return Key(name, domain, selector, *make_key(os.path.join(directory, name), domain, selector, algorithm))
 
 
 def setUpModule():
@@ -107,13 +102,7 @@ def dkimpy_results(message, records=None):
 
 
 def signature_fields(message):
-    head = message.split(b"\r\n\r\n", 1)[0]
-    fields = []
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        else:
-            fields.append(line)
+    fields = V.header_fields(message.split(b"\r\n\r\n", 1)[0])
     return [f for f in fields if f.lower().startswith(b"dkim-signature:")]
 
 

@@ -26,7 +26,7 @@ import unittest
 
 import smtp_client
 from dnssec_zone import SignedZone, find_ldns_tools
-from stampd_harness import StampdTestCase, render_toml, run_cli
+from stampd_harness import StampdTestCase, make_key, render_toml, run_cli
 from unbound_server import UnboundServer, find_unbound, zone_line_txt
 
 _dns = None
@@ -44,11 +44,8 @@ def setUpModule():
     _dir = tempfile.mkdtemp(prefix="stampd-dnssec-")
     try:
         _key_dir = os.path.join(_dir, "dkim")
-        r = run_cli("genkey", "--domain", "secure.example", "--selector", "s1",
-                    "--algorithm", "ed25519", "--dir", _key_dir)
-        if r.returncode != 0:
-            raise RuntimeError("genkey failed: %s" % r.stderr.decode())
-        with open(os.path.join(_key_dir, "s1.txt")) as f:
+        _, record = make_key(_key_dir, "secure.example", "s1", "ed25519")
+        with open(record) as f:
             key_owner, key_value = zone_line_txt(f.read())
         secure = SignedZone("secure.example", [
             ("secure.example", "TXT", "v=spf1 ip4:127.0.0.1 a:mail.secure.example -all"),

@@ -35,8 +35,8 @@ from dkim_verifiers import records_for, signatures, verify_dkimpy
 from fake_upstream import FakeUpstream
 from prometheus_tools import http_get, metrics_address, scrape
 from smtp_client import SmtpClient, make_message
-from stampd_harness import (StampdTestCase, default_sections, free_port, merge_sections, proc_status,
-                            render_toml, run_cli, stampd_bin, wait_until)
+from stampd_harness import (StampdTestCase, default_sections, free_port, make_key, merge_sections,
+                            proc_status, render_toml, stampd_bin, wait_until)
 
 
 class LifecycleTestCase(StampdTestCase):
@@ -47,12 +47,10 @@ class LifecycleTestCase(StampdTestCase):
         self.records = {}
 
     def genkey(self, selector, algorithm="rsa-2048"):
-        r = run_cli("genkey", "--domain", "example.com", "--selector", selector, "--algorithm", algorithm,
-                    "--dir", self.tmp)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(os.path.join(self.tmp, selector + ".txt")) as f:
+        private, record = make_key(self.tmp, "example.com", selector, algorithm)
+        with open(record) as f:
             self.records.update(records_for(f.read().splitlines()))
-        with open(os.path.join(self.tmp, selector + ".private"), "rb") as f:
+        with open(private, "rb") as f:
             return f.read()
 
     def sections(self, up, selector, extra=None):

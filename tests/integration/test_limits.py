@@ -3,12 +3,11 @@ clients (554 5.7.1), over-long command lines (500 5.5.2), too many recipients
 (452 4.5.3), MAIL SIZE= and oversized DATA (552 5.3.4, without buffering the
 excess), over-long message lines (550 5.5.2), max_commands / max_errors, the
 global and per-IP connection caps (421), the command timeout (421)."""
-import socket
 import time
 import unittest
 
 from fake_upstream import FakeUpstream
-from smtp_client import ConnectionClosed, dot_stuff, make_message
+from smtp_client import make_message
 from stampd_harness import StampdTestCase, wait_until
 
 

@@ -8,14 +8,14 @@ the format; text lines stay key=value with the same fields.
 """
 import json
 import os
-import re
 import shutil
 import signal
 import tempfile
 import unittest
 
 from smtp_client import SmtpClient, make_message
-from stampd_harness import StampdTestCase, closed_port, default_sections, merge_sections, render_toml, run_cli, stampd_bin
+from stampd_harness import (StampdTestCase, closed_port, default_sections, make_key, merge_sections,
+                            render_toml, stampd_bin)
 
 MESSAGE_FIELDS = ("ts", "level", "event", "session", "msg", "outcome", "client", "from", "rcpts", "size",
                   "upstream", "reply", "duration_ms")
@@ -26,9 +26,7 @@ class JsonLogTest(StampdTestCase):
         stampd_bin()
         self.tmp = tempfile.mkdtemp(prefix="stampd-log-test-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        r = run_cli("genkey", "--domain", "example.com", "--selector", "s1", "--dir", self.tmp)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(os.path.join(self.tmp, "s1.private"), "rb") as f:
+        with open(make_key(self.tmp, "example.com", "s1")[0], "rb") as f:
             self.key = f.read()
 
     def config(self, up, fmt, level="debug", extras=True):

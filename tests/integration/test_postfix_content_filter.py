@@ -26,7 +26,7 @@ import unittest
 
 from dkim_verifiers import records_for, signatures, verify_dkimpy
 from postfix_instance import PostfixInstance, require_postfix
-from stampd_harness import StampdTestCase, free_port, render_toml, run_cli, stampd_bin
+from stampd_harness import StampdTestCase, free_port, make_key, render_toml, run_cli, stampd_bin
 from tls_certs import make_certs
 
 SOURCE_DIR = os.environ.get("STAMPD_SOURCE_DIR") or os.path.dirname(
@@ -75,10 +75,7 @@ class PostfixTestCase(StampdTestCase):
         self.tmp = tempfile.mkdtemp(prefix="stampd-postfix-test-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         keys = os.path.join(self.tmp, "keys")
-        r = run_cli("genkey", "--domain", "example.com", "--selector", SELECTOR, "--dir", keys)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.key_path = os.path.join(keys, SELECTOR + ".private")
-        self.record_path = os.path.join(keys, SELECTOR + ".txt")
+        self.key_path, self.record_path = make_key(keys, "example.com", SELECTOR)
         self.records = records_for(read(self.record_path).splitlines())
         self.assertIn(SELECTOR + "._domainkey.example.com", self.records)
 

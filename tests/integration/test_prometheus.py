@@ -18,7 +18,6 @@
 """
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -28,7 +27,7 @@ import unittest
 from prometheus_tools import (PROMETHEUS, PROMTOOL, Exposition, PrometheusServer, declared_families,
                               http_get, metrics_address, promtool, readme_metrics, require, scrape)
 from smtp_client import SmtpClient, make_message
-from stampd_harness import SOURCE_DIR, StampdTestCase, closed_port, run_cli, stampd_bin
+from stampd_harness import SOURCE_DIR, StampdTestCase, closed_port, make_key, stampd_bin
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy", "prometheus")
 MARK = "zq7731"  # in every client-supplied string; must never reach /metrics
@@ -39,9 +38,7 @@ class MetricsTestCase(StampdTestCase):
         stampd_bin()
         self.tmp = tempfile.mkdtemp(prefix="stampd-prom-test-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        r = run_cli("genkey", "--domain", "example.com", "--selector", "s1", "--dir", self.tmp)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(os.path.join(self.tmp, "s1.private"), "rb") as f:
+        with open(make_key(self.tmp, "example.com", "s1")[0], "rb") as f:
             self.key = f.read()
 
     def start(self, up, extra=None):

@@ -23,7 +23,7 @@ import tempfile
 import time
 import unittest
 
-from stampd_harness import render_toml, run_cli
+from stampd_harness import make_key, render_toml, run_cli
 from unbound_server import SilentDns, UnboundServer, find_unbound, zone_line_txt
 
 ZONE = "check.example"
@@ -69,10 +69,7 @@ def _make_keys_and_serve():
                                     ("missing", "missing.check.example", "ed25519"),
                                     ("revoked", "revoked.check.example", "ed25519"),
                                     ("malformed", "malformed.check.example", "ed25519")]:
-        r = run_cli("genkey", "--domain", domain, "--selector", "s1", "--algorithm", algorithm,
-                    "--dir", os.path.join(_keys, name))
-        if r.returncode != 0:
-            raise RuntimeError("genkey failed: %s" % r.stderr.decode())
+        make_key(os.path.join(_keys, name), domain, "s1", algorithm)
     _dns = UnboundServer(zones=[ZONE], records=SPF_RECORDS + dkim_records())
     _dns.start()
 

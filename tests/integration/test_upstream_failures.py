@@ -5,7 +5,6 @@ upstream list is tried in order."""
 import time
 import unittest
 
-from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed, dot_stuff, make_message
 from stampd_harness import StampdTestCase, closed_port
 

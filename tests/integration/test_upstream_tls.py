@@ -5,7 +5,6 @@ cleanly with 4xx (no MAIL, no password in clear); certificate verification
 with ca_file and the server name works and fails as it should; implicit TLS."""
 import unittest
 
-from fake_upstream import FakeUpstream
 from smtp_client import make_message
 from stampd_harness import StampdTestCase
 from tls_certs import make_certs
@@ -119,7 +118,7 @@ class UpstreamTlsTest(StampdTestCase):
         up = self.upstream(implicit_tls=True)
         stampd = self.stampd(up, {"tls": "implicit", "auth_username": USER,
                                   "auth_password_file": "upstream-password"})
-        tx = self.assertRelayed(up, stampd)
+        self.assertRelayed(up, stampd)
         self.assertNotIn("STARTTLS", up.connections[0].verbs())
 
     def test_implicit_tls_against_a_plain_server_fails_cleanly(self):

@@ -25,7 +25,6 @@ import concurrent.futures
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ import dkim_corpus
 import dkim_verifiers as V
 from fake_upstream import FakeUpstream
 from smtp_client import SmtpClient
-from stampd_harness import Stampd, default_sections, merge_sections, run_cli, sanitizer_report
+from stampd_harness import Stampd, default_sections, make_key, merge_sections, run_cli, sanitizer_report
 
 DOMAIN = "example.com"
 RSA_SELECTOR = "rsa2026"
@@ -49,20 +48,6 @@ def as_transported(message):
     """SMTP DATA always ends with CRLF: corpus 11 (no final CRLF) arrives with
     one, which both body canonicalizations add anyway (RFC 6376 §3.4.3/§3.4.4)."""
     return message if message.endswith(b"\r\n") else message + b"\r\n"
-
-
-def header_fields(head):
-    """header_fields splits a header block (bytes, CRLF lines) into whole
-    fields, continuation lines included."""
-    fields = []
-    for line in head.split(b"\r\n"):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        else:
-            fields.append(line)
-    return fields
 
 
 def split_head_body(message):
@@ -96,7 +81,7 @@ def tamper_header(message, signed_names):
     field (Subject when signed, else the first signed field present, From at
     worst), leaving everything else alone."""
     head, sep, body = split_head_body(message)
-    fields = header_fields(head)
+    fields = V.header_fields(head)
     wanted = [n.lower() for n in signed_names]
     order = (["subject"] if "subject" in wanted else []) + [n for n in wanted if n != "dkim-signature"]
     for name in order:
@@ -122,7 +107,7 @@ def drop_signature(message, selector):
     """drop_signature removes the DKIM-Signature field with s=selector (the
     other signature does not cover it: both were made before either was added)."""
     head, sep, body = split_head_body(message)
-    kept = [f for f in header_fields(head)
+    kept = [f for f in V.header_fields(head)
             if not (f.lower().startswith(b"dkim-signature:") and
                     re.search(rb"\bs=\s*" + re.escape(selector.encode()) + rb"\s*;", f))]
     return b"\r\n".join(kept) + (sep + body if sep else b"\r\n")
@@ -148,10 +133,7 @@ class ProxyCorpus(unittest.TestCase):
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         keys = os.path.join(cls.tmp, "keys")
         for selector, algorithm in ((RSA_SELECTOR, "rsa-2048"), (ED_SELECTOR, "ed25519")):
-            r = run_cli("genkey", "--domain", DOMAIN, "--selector", selector, "--algorithm", algorithm,
-                        "--dir", keys)
-            if r.returncode != 0:
-                raise AssertionError("genkey %s failed: %s" % (algorithm, r.stderr.decode()))
+            make_key(keys, DOMAIN, selector, algorithm)
         cls.key_txt = {s: os.path.join(keys, s + ".txt") for s in (RSA_SELECTOR, ED_SELECTOR)}
         zone = []
         for path in cls.key_txt.values():
@@ -245,7 +227,7 @@ class ProxyCorpus(unittest.TestCase):
                 sent = as_transported(original)
                 self.assertTrue(got.endswith(sent), "the client's bytes were changed")
                 prefix = got[:len(got) - len(sent)]
-                fields = header_fields(prefix)
+                fields = V.header_fields(prefix)
                 self.assertEqual(b"\r\n".join(fields) + b"\r\n", prefix)
                 self.assertEqual(len(fields), 2, fields)
                 sigs = V.signatures(got)[:2]

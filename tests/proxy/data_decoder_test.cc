@@ -5,6 +5,7 @@
 #include <string>
 
 #include "proxy/dot_stuffer.h"
+#include "tests/support/line_endings.h"
 #include "tests/support/mutator.h"
 
 namespace stampd::proxy {
@@ -204,14 +205,6 @@ Decoded decode_randomly(std::string_view input, test::Mutator& m,
   return out;
 }
 
-bool has_bare_line_ending(const std::string& s) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n')) return true;
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return true;
-  }
-  return false;
-}
-
 TEST(DataDecoderRobustness, DataEndsOnlyAtTheFirstCrlfDotCrlf) {
   test::Mutator m(11);
   const std::vector<std::string> seeds = {"Subject: x\r\n\r\nline\r\n..dot\r\n.\r\nQUIT\r\n",
@@ -228,7 +221,7 @@ TEST(DataDecoderRobustness, DataEndsOnlyAtTheFirstCrlfDotCrlf) {
       ++ended;
       ASSERT_EQ(d.used, end + 3) << testing::PrintToString(input);
     }
-    ASSERT_FALSE(has_bare_line_ending(d.message)) << testing::PrintToString(input);
+    ASSERT_FALSE(test::has_bare_line_ending(d.message)) << testing::PrintToString(input);
     if (d.done && !d.message.empty()) {
       ASSERT_TRUE(d.message.ends_with("\r\n")) << testing::PrintToString(input);
     }

@@ -48,17 +48,24 @@ def _tags(value):
     return out
 
 
-def signatures(message):
-    """Tags of each DKIM-Signature field in message (bytes), top to bottom."""
-    head = message.split(b"\r\n\r\n", 1)[0]
+def header_fields(head):
+    """header_fields splits a header block (bytes, CRLF lines) into whole
+    fields, continuation lines included."""
     fields = []
     for line in head.split(b"\r\n"):
+        if not line:
+            continue
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] += b"\r\n" + line
         else:
             fields.append(line)
+    return fields
+
+
+def signatures(message):
+    """Tags of each DKIM-Signature field in message (bytes), top to bottom."""
     sigs = []
-    for f in fields:
+    for f in header_fields(message.split(b"\r\n\r\n", 1)[0]):
         name, _, value = f.partition(b":")
         if name.strip().lower() == b"dkim-signature":
             sigs.append(_tags(value.decode("utf-8", "replace")))

@@ -14,7 +14,7 @@ records answers NXDOMAIN; a name with records of another type, NODATA.
 """
 import socket
 
-from loopback_sockets import bind_udp_and_tcp
+from loopback_sockets import LoopbackDnsServer
 import struct
 import threading
 import unittest
@@ -39,17 +39,17 @@ def _txt_rdata(value):
     return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, text)
 
 
-class FakeDns:
+class FakeDns(LoopbackDnsServer):
+    thread_name = "fake-dns"
+
     def __init__(self, records=None, host="127.0.0.1", ttl=60):
         if dns is None:
             raise unittest.SkipTest("python3-dnspython is not installed")
-        self.host = host
+        super().__init__(host)
         self.ttl = ttl
         self.records = {}
         self.queries = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = []
         for name, rrs in (records or {}).items():
             for rtype, value in rrs:
                 self.add(name, rtype, value)
@@ -58,33 +58,6 @@ class FakeDns:
         """add serves one more record: add("example.com", "TXT", "v=spf1 -all")."""
         with self._lock:
             self.records.setdefault(name.rstrip(".").lower(), []).append((rtype.upper(), value))
-
-    @property
-    def resolver(self):
-        return "%s:%d" % (self.host, self.port)
-
-    def start(self):
-        port, udp, tcp = bind_udp_and_tcp(self.host)
-        self.port, self._udp, self._tcp = port, udp, tcp
-        for target in (self._serve_udp, self._serve_tcp):
-            t = threading.Thread(target=target, daemon=True, name="fake-dns")
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(2)
-        for s in (getattr(self, "_udp", None), getattr(self, "_tcp", None)):
-            if s is not None:
-                s.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def answer(self, wire):
         """answer returns the response (wire bytes) to one query, or None."""
@@ -116,7 +89,7 @@ class FakeDns:
             response.answer.append(rrset)
         return response.to_wire()
 
-    def _serve_udp(self):
+    def _udp_loop(self):
         while not self._stop.is_set():
             try:
                 wire, peer = self._udp.recvfrom(65535)
@@ -131,7 +104,7 @@ class FakeDns:
                 except OSError:
                     pass
 
-    def _serve_tcp(self):
+    def _tcp_loop(self):
         while not self._stop.is_set():
             try:
                 conn, _ = self._tcp.accept()

@@ -28,7 +28,7 @@ import tempfile
 import time
 import unittest
 
-from stampd_harness import free_port
+from stampd_harness import free_port, read_text_or_empty
 
 POSTFIX = "/usr/sbin/postfix"
 
@@ -273,11 +273,7 @@ class PostfixInstance:
     # what happened
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text_or_empty(self.log_path)
 
     def wait_for_log(self, pattern, timeout=30.0):
         """wait_for_log waits until a log line matches pattern (a regex) and returns the match."""

@@ -25,7 +25,7 @@ import time
 import unittest
 import urllib.parse
 
-from stampd_harness import free_port
+from stampd_harness import free_port, read_text_or_empty
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -199,11 +199,7 @@ class PrometheusServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text_or_empty(self.log_path)
 
     def api(self, path, **params):
         """api calls /api/v1/PATH and returns its "data" (raises on an error status)."""

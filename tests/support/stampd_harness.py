@@ -415,6 +415,28 @@ def run_cli(*args, input=None, timeout=60, cwd=None, env=None):
                           timeout=timeout, cwd=cwd, env=dict(os.environ, **(env or {})))
 
 
+def read_text_or_empty(path):
+    """read_text_or_empty returns a peer's log file as text, "" when it is
+    not there (yet): for failure messages, which must not fail themselves."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def make_key(directory, domain, selector, algorithm=None):
+    """make_key runs `stampd genkey` into directory and returns the paths of
+    the private key and of the DNS record (.txt); AssertionError when it fails."""
+    args = ["genkey", "--domain", domain, "--selector", selector, "--dir", directory]
+    if algorithm:
+        args += ["--algorithm", algorithm]
+    r = run_cli(*args)
+    if r.returncode != 0:
+        raise AssertionError("stampd %s failed: %s" % (" ".join(args), r.stderr.decode(errors="replace")))
+    return os.path.join(directory, selector + ".private"), os.path.join(directory, selector + ".txt")
+
+
 def check_config(config_text=None, path=None, files=None):
     """check_config runs `stampd check-config -c` on text (written to a temp
     file named stampd.toml) or on an existing path; returns (rc, stdout, stderr, path)."""

@@ -25,11 +25,10 @@ import shutil
 import signal
 import socket
 
-from loopback_sockets import bind_udp_and_tcp
+from loopback_sockets import LoopbackDnsServer, bind_udp_and_tcp
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
@@ -296,32 +295,18 @@ class UnboundServer:
         self.stop()
 
 
-class SilentDns:
+class SilentDns(LoopbackDnsServer):
     """SilentDns listens on a loopback port (UDP, and TCP on the same port),
     reads every query and never answers: a DNS server that is down without
     refusing. `queries` counts the UDP datagrams it swallowed."""
 
+    thread_name = "silent-dns"
+
     def __init__(self, host="127.0.0.1"):
-        self.host = host
+        super().__init__(host)
         self.queries = 0
-        self._stop = threading.Event()
-        self._threads = []
-        self._held = []
 
-    @property
-    def resolver(self):
-        return "%s:%d" % (self.host, self.port)
-
-    def start(self):
-        port, udp, tcp = bind_udp_and_tcp(self.host)
-        self.port, self._udp, self._tcp = port, udp, tcp
-        for target in (self._swallow_udp, self._hold_tcp):
-            t = threading.Thread(target=target, daemon=True, name="silent-dns")
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def _swallow_udp(self):
+    def _udp_loop(self):
         while not self._stop.is_set():
             try:
                 self._udp.recvfrom(65535)
@@ -331,7 +316,7 @@ class SilentDns:
             except OSError:
                 return
 
-    def _hold_tcp(self):
+    def _tcp_loop(self):
         while not self._stop.is_set():
             try:
                 conn, _ = self._tcp.accept()
@@ -340,17 +325,3 @@ class SilentDns:
                 continue
             except OSError:
                 return
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(2)
-        for s in [getattr(self, "_udp", None), getattr(self, "_tcp", None)] + self._held:
-            if s is not None:
-                s.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

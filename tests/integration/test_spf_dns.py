@@ -167,10 +167,12 @@ class SpfCase(StampdTestCase):
         event = self.stampd.wait_for_event("message", count=logged + 1)[-1]
         return mail, final, copy, event
 
-    def refused_event(self, sender):
-        evs = self.stampd.wait_for_event("mail-refused", stage="spf")
-        evs = [e for e in evs if sender in e.get("reason", "") or sender in e.get("from", "")]
-        return evs[-1] if evs else self.stampd.events("mail-refused")[-1]
+    def refused_event(self, sender, **match):
+        """refused_event waits for the SPF refusal that names sender (and has
+        the fields in match: a test with two refusals of one sender tells
+        them apart so) and returns the latest."""
+        return self.stampd.wait_for_event("mail-refused", stage="spf",
+                                          where=lambda e: sender in e.get("reason", ""), **match)[-1]
 
     def assertRelayed(self, sent, verdict, ip, action="tag"):
         mail, final, copy, event = sent
@@ -285,7 +287,7 @@ class ClientEnforceTest(SpfCase):
         self.assertEqual((mail.code, mail.enhanced), (550, "5.7.23"), mail)
         mail, _, _, _ = self.send("a@xf.spf.example", xforward="ADDR=192.0.2.11")
         self.assertEqual((mail.code, mail.enhanced), (550, "5.7.23"), mail)
-        self.assertEqual(self.refused_event("xf.spf.example").get("spf_ip"), "192.0.2.11")
+        self.assertEqual(self.refused_event("xf.spf.example", spf_ip="192.0.2.11")["stage"], "spf")
         # [UNAVAILABLE] leaves the connecting address in charge.
         mail, _, _, _ = self.send("a@xf.spf.example", xforward="ADDR=[UNAVAILABLE]")
         self.assertEqual(mail.code, 550, mail)
@@ -391,7 +393,7 @@ class EgressTest(SpfCase):
     def test_xforward_does_not_change_egress_mode(self):
         mail, _, _, _ = self.send("a@xf.spf.example", xforward="ADDR=192.0.2.10")
         self.assertEqual((mail.code, mail.enhanced), (550, "5.7.23"), mail)
-        self.assertEqual(self.refused_event("xf.spf.example").get("spf_ip"), "127.0.0.2")
+        self.assertEqual(self.refused_event("xf.spf.example", spf_ip="127.0.0.2")["stage"], "spf")
 
 
 class MetricsTest(SpfCase):

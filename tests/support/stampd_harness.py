@@ -381,12 +381,14 @@ class Stampd:
             out.append(ev)
         return out
 
-    def wait_for_event(self, event, timeout=10.0, count=1, **match):
-        """wait_for_event waits until `count` event=E lines (matching fields) were logged."""
+    def wait_for_event(self, event, timeout=10.0, count=1, where=None, **match):
+        """wait_for_event waits until `count` event=E lines (matching fields,
+        and the predicate `where` when given) were logged. The log arrives
+        through a pipe, so a line can lag the SMTP reply it goes with."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                found = self.events(event, **match)
+                found = [e for e in self.events(event, **match) if where is None or where(e)]
                 if len(found) >= count:
                     return found
                 left = deadline - time.monotonic()

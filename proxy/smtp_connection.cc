@@ -198,12 +198,14 @@ void Connection::log_message(const char* outcome, const Reply& r) {
   if (const auto* addr = xforward.find("ADDR")) fields.emplace_back("xforward_addr", *addr);
   if (const auto* helo = xforward.find("HELO")) fields.emplace_back("xforward_helo", *helo);
   for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
-  Logger::write(LogLevel::Info, "message", fields);
+  // Counted before it is logged: whoever reads the log line and then
+  // scrapes /metrics finds the message counted.
   auto& m = metrics();
   m.messages.Add({{"outcome", outcome}}).Increment();
   m.message_size.Observe(static_cast<double>(message_size_));
   m.bytes_received.Increment(static_cast<double>(message_size_));
   m.relay_duration.Observe(static_cast<double>(ms) / 1000.0);
+  Logger::write(LogLevel::Info, "message", fields);
 }
 
 asio::awaitable<std::optional<UpstreamCapabilities>> Connection::open_upstream() {

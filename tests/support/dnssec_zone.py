@@ -20,6 +20,11 @@ import unittest
 from unbound_server import txt_strings
 
 
+def _rdata(rtype, value):
+    """_rdata writes value in zone-file syntax: TXT text as quoted strings."""
+    return txt_strings(value) if rtype.upper() == "TXT" else value
+
+
 def find_ldns_tools():
     """find_ldns_tools returns (ldns-keygen, ldns-signzone) paths, or None."""
     keygen, signzone = shutil.which("ldns-keygen"), shutil.which("ldns-signzone")
@@ -43,8 +48,7 @@ class SignedZone:
                  "%s IN NS ns.%s" % (origin, origin),
                  "ns.%s IN A 127.0.0.1" % origin]
         for owner, rtype, value in self.records:
-            rdata = txt_strings(value) if rtype.upper() == "TXT" else value
-            lines.append("%s. IN %s %s" % (owner.rstrip("."), rtype.upper(), rdata))
+            lines.append("%s. IN %s %s" % (owner.rstrip("."), rtype.upper(), _rdata(rtype, value)))
         return "\n".join(lines) + "\n"
 
     def sign(self, directory):
@@ -80,9 +84,8 @@ class SignedZone:
         owner, rtype, old, new = self.tamper
         with open(self.signed_path) as f:
             text = f.read()
-        needle = "\tIN\t%s\t%s" % (rtype.upper(), txt_strings(old) if rtype.upper() == "TXT" else old)
-        replacement = "\tIN\t%s\t%s" % (rtype.upper(),
-                                         txt_strings(new) if rtype.upper() == "TXT" else new)
+        needle = "\tIN\t%s\t%s" % (rtype.upper(), _rdata(rtype, old))
+        replacement = "\tIN\t%s\t%s" % (rtype.upper(), _rdata(rtype, new))
         lines = text.split("\n")
         hits = [i for i, line in enumerate(lines)
                 if line.startswith(owner.rstrip(".") + ".\t") and needle in line]

@@ -13,8 +13,6 @@ longer than 255 bytes are split into 255-byte strings. A name with no
 records answers NXDOMAIN; a name with records of another type, NODATA.
 """
 import socket
-
-from loopback_sockets import LoopbackDnsServer
 import struct
 import threading
 import unittest
@@ -30,6 +28,8 @@ try:
     import dns.rrset
 except ImportError:  # pragma: no cover - the tests that need it skip
     dns = None
+
+from loopback_sockets import LoopbackDnsServer
 
 
 def _txt_rdata(value):

@@ -24,13 +24,13 @@ import os
 import shutil
 import signal
 import socket
-
-from loopback_sockets import LoopbackDnsServer, bind_udp_and_tcp
 import struct
 import subprocess
 import tempfile
 import time
 import unittest
+
+from loopback_sockets import LoopbackDnsServer, bind_udp_and_tcp
 
 _PROBE_ZONE = "stampd-probe.test"
 
@@ -137,9 +137,6 @@ class UnboundServer:
         self.host = host
         self.zones = list(zones)
         self.records = list(records)
-        # (name, zone file) served as an auth-zone: answers carry the
-        # file's RRSIGs, so a DNSSEC-signed file (dnssec_zone.py) serves a
-        # signed zone.
         self.auth_zones = list(auth_zones)
         self.port = None
         self.proc = None

@@ -6,7 +6,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -30,6 +29,7 @@
 #include "proxy/privileges.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/signal_watcher.h"
 #include "proxy/spf_commands.h"
 
 #ifndef STAMPD_VERSION
@@ -158,50 +158,54 @@ asio::awaitable<void> upstream_probe(Server& server) {
   }
 }
 
-// signal_loop: SIGTERM/SIGINT drain then stop; SIGHUP reloads config and keys.
-asio::awaitable<void> signal_loop(asio::io_context& io, Server& server, std::string config_path,
-                                  MetricsServer* metrics_server) {
-  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-  for (;;) {
+// reload (SIGHUP) swaps in the config and keys read anew, or keeps the
+// running ones when the new ones do not load.
+void reload(asio::io_context& io, Server& server, const std::string& config_path) {
+  try {
+    auto config = load_config(config_path);
+    // Strict: the running config works; a broken key must not replace it.
+    auto runtime = build_runtime(config, KeyPolicy::Strict, asio::make_strand(io));
+    server.swap_runtime(runtime);
+    report_keys(*runtime);
+    Logger::configure(config->log.level, config->log.format);
+    metrics().config_reloads.Add({{"result", "ok"}}).Increment();
+    metrics().set_config_hash(config->hash);
+    log_info("reloaded", {{"config", config_path}, {"sha256", config->hash}});
+  } catch (const std::exception& e) {
+    metrics().config_reloads.Add({{"result", "failed"}}).Increment();
+    log_error("reload-failed",
+              {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
+  }
+}
+
+// drain (SIGTERM/SIGINT, once server.drain() was called) lets the sessions
+// in flight finish up to drain_timeout, then stops the process's loop.
+asio::awaitable<void> drain(asio::io_context& io, Server& server, MetricsServer* metrics_server) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(50));
     boost::system::error_code ec;
-    const int sig = co_await signals.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return;
-    if (sig == SIGHUP) {
-      try {
-        auto config = load_config(config_path);
-        // Strict: the running config works; a broken key must not replace it.
-        auto runtime = build_runtime(config, KeyPolicy::Strict, asio::make_strand(io));
-        server.swap_runtime(runtime);
-        report_keys(*runtime);
-        Logger::configure(config->log.level, config->log.format);
-        metrics().config_reloads.Add({{"result", "ok"}}).Increment();
-        metrics().set_config_hash(config->hash);
-        log_info("reloaded", {{"config", config_path}, {"sha256", config->hash}});
-      } catch (const std::exception& e) {
-        metrics().config_reloads.Add({{"result", "failed"}}).Increment();
-        log_error("reload-failed",
-                  {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
-      }
-      continue;
-    }
-    const auto deadline =
-        std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
-    // Drain first, then say so: whoever reads "draining" sees it in force.
-    server.drain();
-    health().set_draining(true);
-    log_info("draining", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
-                          {"active", std::to_string(server.active_connections())}});
-    asio::steady_timer tick(io);
-    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-      tick.expires_after(std::chrono::milliseconds(50));
-      co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    const auto left = server.active_connections();
-    log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
-    server.stop();
-    if (metrics_server) metrics_server->stop();
-    io.stop();
-    co_return;
+    co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  const auto left = server.active_connections();
+  log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
+  server.stop();
+  if (metrics_server) metrics_server->stop();
+  io.stop();
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "TERM";
+    case SIGINT:
+      return "INT";
+    case SIGHUP:
+      return "HUP";
+    default:
+      return "other";
   }
 }
 
@@ -211,6 +215,8 @@ int cmd_run(const Args& args) {
     std::fputs("stampd run: -c FILE is required\n", stderr);
     return 2;
   }
+  // Before any thread exists, so that every thread inherits the mask.
+  block_control_signals();
   std::shared_ptr<const Config> loaded;
   try {
     loaded = load_config(*path);
@@ -259,7 +265,29 @@ int cmd_run(const Args& args) {
     update_key_ages(*server.runtime());
     metrics().ready.Set(health().not_ready_reason().empty() ? 1 : 0);
   });
-  asio::co_spawn(io, signal_loop(io, server, *path, metrics_server.get()), asio::detached);
+  // One strand for the signals and the drain, so a reload never overlaps it.
+  auto control = asio::make_strand(io);
+  bool told_ignored = false;
+  SignalWatcher signals(control, [&](int sig) {
+    if (server.draining()) {
+      // Said once: a supervisor may repeat TERM many times.
+      if (!told_ignored) {
+        log_info("signal-ignored", {{"signal", signal_name(sig)}, {"reason", "already draining"}});
+      }
+      told_ignored = true;
+      return;
+    }
+    if (sig == SIGHUP) {
+      reload(io, server, *path);
+      return;
+    }
+    // Drain first, then say so: whoever reads "draining" sees it in force.
+    server.drain();
+    health().set_draining(true);
+    log_info("draining", {{"signal", signal_name(sig)},
+                          {"active", std::to_string(server.active_connections())}});
+    asio::co_spawn(control, drain(io, server, metrics_server.get()), asio::detached);
+  });
   server.start();
   health().set_listening(true);
   for (const auto& endpoint : server.local_endpoints()) {
@@ -275,6 +303,7 @@ int cmd_run(const Args& args) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  signals.stop();  // nothing may post to the loop while it is torn down
   metrics().set_before_scrape({});
   io.destroy_pending();  // while server, metrics_server and runtime still live
   return 0;

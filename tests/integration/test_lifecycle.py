@@ -12,6 +12,8 @@
 - SIGTERM drains: a message in flight (slow upstream, slow client) finishes
   with 250, new connections get 421 4.3.2, /readyz says 503 draining, exit 0;
   a session that never ends is cut at drain_timeout, still exit 0.
+  SIGTERM repeated every 2 ms through the drain and the teardown changes
+  nothing: one "draining", one "signal-ignored", the message relayed, exit 0.
 - /healthz is 200 while the process runs; /readyz is 200 only when the
   upstream answered the last probe and every signing key is usable. A key
   file with mode 0644 is refused (not ready, and its rule fails closed with
@@ -273,6 +275,43 @@ class DrainTest(LifecycleTestCase):
         self.assertEqual(stampd.stop(timeout=15), 0)
         self.assertEqual(len(up.accepted_messages), 1)
         self.assertEqual(stampd.events("stopped")[0]["unfinished_sessions"], "0")
+
+    def test_repeated_sigterm_neither_cuts_the_drain_nor_kills_the_exit(self):
+        # Supervisors and people send SIGTERM again (a second kubectl delete,
+        # a test harness's stop). Once the drain has started, another one
+        # must change nothing: not the message in flight, not the exit code,
+        # even when it lands while the process is tearing itself down.
+        up = self.start_upstream()
+        up.on("dot", delay=1.0)
+        stampd = self.start_plain(up)
+        c = self.connect(stampd)
+        c.ehlo()
+        c.mail("sender@example.com")
+        c.rcpt("rcpt@example.net")
+        self.assertEqual(c.cmd("DATA").code, 354)
+        from smtp_client import dot_stuff
+        c.send(dot_stuff(make_message(subject="under repeated TERM")))
+        up.wait_for(lambda u: any(t.dot_time for t in u.transactions), what="final dot upstream")
+        done = threading.Event()
+
+        def keep_terminating():
+            while not done.is_set() and stampd.proc.poll() is None:
+                stampd.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.002)
+
+        hammer = threading.Thread(target=keep_terminating)
+        hammer.start()
+        self.addCleanup(hammer.join)
+        self.addCleanup(done.set)
+        self.assertEqual(c.reply(timeout=10).code, 250)
+        c.quit()
+        self.assertEqual(stampd.proc.wait(15), 0)
+        done.set()
+        stampd.stop()
+        self.assertEqual(len(stampd.events("draining")), 1)
+        self.assertEqual(len(stampd.events("signal-ignored", signal="TERM", reason="already draining")), 1)
+        self.assertEqual(stampd.events("stopped")[0]["unfinished_sessions"], "0")
+        self.assertEqual(len(up.accepted_messages), 1)
 
     def test_slow_client_mid_data_finishes(self):
         up = self.start_upstream()

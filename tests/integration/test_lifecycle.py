@@ -36,7 +36,7 @@ import unittest
 from dkim_verifiers import records_for, signatures, verify_dkimpy
 from fake_upstream import FakeUpstream
 from prometheus_tools import http_get, metrics_address, scrape
-from smtp_client import SmtpClient, make_message
+from smtp_client import SmtpClient, dot_stuff, make_message
 from stampd_harness import (StampdTestCase, default_sections, free_port, make_key, merge_sections,
                             proc_status, render_toml, stampd_bin, wait_until)
 
@@ -248,20 +248,26 @@ class DrainTest(LifecycleTestCase):
         self.assertEqual((late.greeting.code, late.greeting.enhanced), (421, "4.3.2"), late.greeting)
         late.wait_closed(5)
 
+    def message_at_upstream(self, stampd, up, subject):
+        """message_at_upstream sends a message up to its final dot and waits
+        until the upstream has that dot (and is holding its reply); returns
+        the client, which waits for the final reply."""
+        c = self.connect(stampd)
+        c.ehlo()
+        c.mail("sender@example.com")
+        c.rcpt("rcpt@example.net")
+        self.assertEqual(c.cmd("DATA").code, 354)
+        c.send(dot_stuff(make_message(subject=subject)))
+        up.wait_for(lambda u: any(t.dot_time for t in u.transactions), what="final dot upstream")
+        return c
+
     def test_message_in_flight_at_slow_upstream_finishes(self):
         up = self.start_upstream()
         up.on("dot", delay=2.0)
         stampd = self.start_plain(up)
         maddr = metrics_address(stampd)
         wait_until(lambda: http_get(maddr, "/readyz")[0] == 200, what="ready")
-        c = self.connect(stampd)
-        c.ehlo()
-        c.mail("sender@example.com")
-        c.rcpt("rcpt@example.net")
-        self.assertEqual(c.cmd("DATA").code, 354)
-        from smtp_client import dot_stuff
-        c.send(dot_stuff(make_message(subject="in flight")))
-        up.wait_for(lambda u: any(t.dot_time for t in u.transactions), what="final dot upstream")
+        c = self.message_at_upstream(stampd, up, "in flight")
         stampd.proc.send_signal(signal.SIGTERM)
         stampd.wait_for_event("draining")
         self.assertRefusedWhileDraining(stampd)
@@ -284,14 +290,7 @@ class DrainTest(LifecycleTestCase):
         up = self.start_upstream()
         up.on("dot", delay=1.0)
         stampd = self.start_plain(up)
-        c = self.connect(stampd)
-        c.ehlo()
-        c.mail("sender@example.com")
-        c.rcpt("rcpt@example.net")
-        self.assertEqual(c.cmd("DATA").code, 354)
-        from smtp_client import dot_stuff
-        c.send(dot_stuff(make_message(subject="under repeated TERM")))
-        up.wait_for(lambda u: any(t.dot_time for t in u.transactions), what="final dot upstream")
+        c = self.message_at_upstream(stampd, up, "under repeated TERM")
         done = threading.Event()
 
         def keep_terminating():

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# install-deps.sh: installs every Debian 12 package that building stampd and
-# running its whole test suite needs. Idempotent: installs only what is missing.
+# install-deps.sh: installs the Debian 12 packages stampd needs, and nothing
+# that a clean machine (debootstrap minbase plus git) is assumed to have.
+# Idempotent: installs only what is missing.
+#
+#   deploy/install-deps.sh --build-only   what building the stampd binary needs
+#   deploy/install-deps.sh                that, plus the test suite's packages
+#
+# Both lists are checked on a fresh Debian 12 root by CI (.ci/run), so a
+# package missing here fails CI rather than a newcomer's first command.
 set -euo pipefail
 
 build_pkgs=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config
   libboost1.81-dev            # Asio with C++20 coroutines (1.74 has a g++ 12 bug)
   libssl-dev
-  libunbound-dev libevent-dev # libunbound's pkg-config file needs libevent
+  libunbound-dev              # its pkg-config file requires (privately) these three:
+  libevent-dev nettle-dev     # libevent, and hogweed + nettle
   libtomlplusplus-dev
   prometheus-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_pkgs=(
+  libgtest-dev libgmock-dev libbenchmark-dev
+  git debootstrap             # clean Debian roots: quick start, .deb and image tests
   swaks
   python3 python3-dkim python3-nacl python3-yaml python3-dnspython
   libyaml-cpp-dev             # reads the RFC 7208 SPF test suite in unit tests
@@ -23,6 +32,7 @@ test_pkgs=(
   unbound ldnsutils
   openssl
   procps time
+  systemd                     # systemd-analyze verify on the unit
   clang-tidy                  # tests/lint/clang_tidy.sh
 )
 

@@ -4,6 +4,7 @@ rates are measured and positive, every message reaches the sink, and one
 import unittest
 
 import relay_bench as B
+import test_main
 
 
 class RelayBenchTest(unittest.TestCase):
@@ -24,4 +25,4 @@ class RelayBenchTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

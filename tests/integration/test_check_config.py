@@ -6,6 +6,7 @@ import re
 import unittest
 
 from stampd_harness import SOURCE_DIR, check_config, stampd_bin
+import test_main
 
 GOOD = """\
 [server]
@@ -105,4 +106,4 @@ class CheckConfigTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -39,6 +39,7 @@ import unittest
 import dkim_verifiers as V
 from fake_upstream import FakeUpstream
 from stampd_harness import StampdTestCase, check_config, make_key, render_toml, run_cli
+import test_main
 
 try:
     import dkim  # python3-dkim
@@ -706,4 +707,4 @@ class CommandsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    test_main.main()

@@ -28,6 +28,7 @@ import smtp_client
 from dnssec_zone import SignedZone, find_ldns_tools
 from stampd_harness import StampdTestCase, make_key, render_toml, run_cli
 from unbound_server import UnboundServer, find_unbound, zone_line_txt
+import test_main
 
 _dns = None
 _dir = None
@@ -175,4 +176,4 @@ class ProxyTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

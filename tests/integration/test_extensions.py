@@ -8,6 +8,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import make_message
 from stampd_harness import StampdTestCase
+import test_main
 
 BASIC = ["PIPELINING", "SIZE 10485760", "ENHANCEDSTATUSCODES"]
 
@@ -183,4 +184,4 @@ class XforwardTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

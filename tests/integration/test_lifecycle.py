@@ -37,6 +37,7 @@ from dkim_verifiers import records_for, signatures, verify_dkimpy
 from fake_upstream import FakeUpstream
 from prometheus_tools import http_get, metrics_address, scrape
 from smtp_client import SmtpClient, dot_stuff, make_message
+import test_main
 from stampd_harness import (StampdTestCase, default_sections, free_port, make_key, merge_sections,
                             proc_status, render_toml, stampd_bin, wait_until)
 
@@ -458,4 +459,4 @@ class PrivilegeDropTest(LifecycleTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

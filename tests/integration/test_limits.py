@@ -9,6 +9,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import make_message
 from stampd_harness import StampdTestCase, wait_until
+import test_main
 
 
 class UntrustedClientTest(StampdTestCase):
@@ -202,4 +203,4 @@ class LimitsTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -7,6 +7,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import SmtpClient, make_message
 from stampd_harness import StampdTestCase
+import test_main
 
 
 def have_ipv6_loopback():
@@ -74,4 +75,4 @@ class DrainTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

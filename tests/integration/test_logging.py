@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 from smtp_client import SmtpClient, make_message
+import test_main
 from stampd_harness import (StampdTestCase, closed_port, default_sections, make_key, merge_sections,
                             render_toml, stampd_bin)
 
@@ -166,4 +167,4 @@ class JsonLogTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -8,6 +8,7 @@ import unittest
 
 from smtp_client import make_message
 from stampd_harness import StampdTestCase
+import test_main
 
 
 class MaildirTest(StampdTestCase):
@@ -100,4 +101,4 @@ class MaildirFailureTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

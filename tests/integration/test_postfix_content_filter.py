@@ -28,6 +28,7 @@ from dkim_verifiers import records_for, signatures, verify_dkimpy
 from postfix_instance import PostfixInstance, require_postfix
 from stampd_harness import StampdTestCase, free_port, make_key, render_toml, run_cli, stampd_bin
 from tls_certs import make_certs
+import test_main
 
 SOURCE_DIR = os.environ.get("STAMPD_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -244,4 +245,4 @@ class RelayhostTest(PostfixTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -28,6 +28,7 @@ from prometheus_tools import (PROMETHEUS, PROMTOOL, Exposition, PrometheusServer
                               http_get, metrics_address, promtool, readme_metrics, require, scrape)
 from smtp_client import SmtpClient, make_message
 from stampd_harness import SOURCE_DIR, StampdTestCase, closed_port, make_key, stampd_bin
+import test_main
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy", "prometheus")
 MARK = "zq7731"  # in every client-supplied string; must never reach /metrics
@@ -274,4 +275,4 @@ class PrometheusServerTest(MetricsTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

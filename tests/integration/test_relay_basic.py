@@ -9,6 +9,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import dot_stuff, make_message
 from stampd_harness import StampdTestCase
+import test_main
 
 
 class RelayTest(StampdTestCase):
@@ -327,4 +328,4 @@ class RelayTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -12,6 +12,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed
 from stampd_harness import StampdTestCase
+import test_main
 
 SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n"
             b"From: <ceo@example.com>\r\nSubject: smuggled\r\n\r\nPay the invoice.\r\n")
@@ -189,4 +190,4 @@ class BareLineEndingsTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -28,6 +28,7 @@ import prometheus_tools
 import smtp_client
 from stampd_harness import StampdTestCase
 from unbound_server import SilentDns, UnboundServer
+import test_main
 
 ZONE = "spf.example"
 
@@ -516,4 +517,4 @@ class TemperrorEgressTest(SilentDnsCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -25,6 +25,7 @@ import unittest
 
 from stampd_harness import make_key, render_toml, run_cli
 from unbound_server import SilentDns, UnboundServer, find_unbound, zone_line_txt
+import test_main
 
 ZONE = "check.example"
 EGRESS = ["127.0.0.2", "198.51.100.7", "2001:db8:25::1"]
@@ -315,4 +316,4 @@ class SpfCommandTest(CliCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

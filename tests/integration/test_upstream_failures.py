@@ -7,6 +7,7 @@ import unittest
 
 from smtp_client import ConnectionClosed, dot_stuff, make_message
 from stampd_harness import StampdTestCase, closed_port
+import test_main
 
 SHORT = {"upstream": {"connect_timeout": "2s", "command_timeout": "1s", "data_timeout": "1s"}}
 
@@ -222,4 +223,4 @@ class ClientDropTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

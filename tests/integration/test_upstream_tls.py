@@ -8,6 +8,7 @@ import unittest
 from smtp_client import make_message
 from stampd_harness import StampdTestCase
 from tls_certs import make_certs
+import test_main
 
 USER, PASSWORD = "relay@example.com", "correct horse battery staple"
 
@@ -137,4 +138,4 @@ class UpstreamTlsTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

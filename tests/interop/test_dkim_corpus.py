@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 import dkim_verifiers as V
+import test_main
 
 BUILD = os.environ.get("STAMPD_BUILD_DIR", "")
 UNIT_TESTS = os.path.join(BUILD, "tests", "stampd_auth_tests")
@@ -127,4 +128,4 @@ class SignedCorpus(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    test_main.main()

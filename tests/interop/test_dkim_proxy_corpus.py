@@ -35,6 +35,7 @@ import dkim_verifiers as V
 from fake_upstream import FakeUpstream
 from smtp_client import SmtpClient
 from stampd_harness import Stampd, default_sections, make_key, merge_sections, run_cli, sanitizer_report
+import test_main
 
 DOMAIN = "example.com"
 RSA_SELECTOR = "rsa2026"
@@ -341,4 +342,4 @@ class ProxyCorpus(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    test_main.main()

@@ -7,6 +7,7 @@ import os
 import unittest
 
 import dkim_verifiers as V
+import test_main
 
 SOURCE = os.environ.get("STAMPD_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(SOURCE, "tests", "data", "dkim")
@@ -90,4 +91,4 @@ class VerifierHarness(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    test_main.main()

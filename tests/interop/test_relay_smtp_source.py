@@ -5,6 +5,7 @@ import unittest
 
 from postfix_tools import SmtpSink, smtp_source
 from stampd_harness import StampdTestCase
+import test_main
 
 
 class SmtpSourceThroughStampdTest(StampdTestCase):
@@ -43,4 +44,4 @@ class SmtpSourceThroughStampdTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

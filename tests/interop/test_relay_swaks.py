@@ -9,6 +9,7 @@ import unittest
 
 from postfix_tools import SmtpSink, parse_dump
 from stampd_harness import StampdTestCase
+import test_main
 
 SWAKS = shutil.which("swaks")
 
@@ -112,4 +113,4 @@ class SwaksThroughStampdTest(StampdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    test_main.main()

@@ -23,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/dkim_commands.h"
 #include "proxy/health.h"
+#include "proxy/health_command.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/metrics_server.h"
@@ -61,6 +62,7 @@ const char* const kUsage =
     "       stampd verify [--key-file F] [-c FILE] < message\n"
     "       stampd spf --ip IP --mail-from ADDR [--helo NAME] [-c FILE]\n"
     "       stampd dns-check -c FILE\n"
+    "       stampd health -c FILE [--ready]\n"
     "       stampd --version\n";
 
 // Args is the parsed command line: a subcommand and its --options.
@@ -383,6 +385,14 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     return cmd_dns_check(*config);
+  }
+  if (args.command == "health") {
+    const auto* config = args.get("config");
+    if (!config) {
+      std::fputs("stampd health: -c FILE is required\n", stderr);
+      return 2;
+    }
+    return cmd_health(*config, args.get("ready") != nullptr);
   }
   if (args.command == "verify") {
     const auto* key = args.get("key-file");

@@ -46,8 +46,12 @@ net::Result<std::shared_ptr<const SigningKeys>> SigningKeys::build(std::vector<K
                                    std::make_shared<const PrivateKey>(std::move(loaded).value())};
     } else {
       net::Error e = std::move(loaded).error();
+      // A key to be generated is not an error in the config; until `stampd
+      // run` has made it, rules that need it cannot sign.
+      const bool to_generate = spec.generate && e.code == net::Errc::NotFound;
+      if (to_generate) e.detail = spec.private_key_path + ": not generated yet (generate = true)";
       e.detail = where(spec.origin) + "key \"" + spec.name + "\": " + e.detail;
-      if (!options.keep_broken_keys) return e;
+      if (!options.keep_broken_keys && !to_generate) return e;
       key.error = std::move(e);
     }
     key.spec = std::move(spec);

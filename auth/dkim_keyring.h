@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/dkim_keygen.h"
 #include "auth/dkim_signer.h"
 #include "auth/dkim_signing_rules.h"
 #include "auth/mail_address.h"
@@ -26,6 +27,10 @@ struct KeySpec {
   std::string private_key_path;  // PEM file (absolute, or relative to the process)
   std::string private_key_pem;   // the PEM itself, used when no path is given
   std::string origin;            // where it was configured ("file:line"), for messages
+  // generate is the algorithm of the key `stampd run` makes when the file
+  // does not exist yet ([[dkim.key]] generate = true); without it a missing
+  // file is an error.
+  std::optional<KeyAlgorithm> generate;
 };
 
 struct KeyringOptions {

@@ -24,6 +24,7 @@
 #include "proxy/dkim_commands.h"
 #include "proxy/health.h"
 #include "proxy/health_command.h"
+#include "proxy/key_generation.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/metrics_server.h"
@@ -160,11 +161,23 @@ asio::awaitable<void> upstream_probe(Server& server) {
   }
 }
 
+// make_keys generates the keys the config asks for that are missing, and
+// logs each one once with the DNS record to publish.
+void make_keys(const Config& config) {
+  for (const auto& key : generate_missing_keys(config, config.server.user)) {
+    log_info("dkim-key-generated", {{"key", key.name},
+                                    {"private_key", key.private_key_path},
+                                    {"record_file", key.record_path},
+                                    {"publish", key.zone_line}});
+  }
+}
+
 // reload (SIGHUP) swaps in the config and keys read anew, or keeps the
 // running ones when the new ones do not load.
 void reload(asio::io_context& io, Server& server, const std::string& config_path) {
   try {
     auto config = load_config(config_path);
+    make_keys(*config);
     // Strict: the running config works; a broken key must not replace it.
     auto runtime = build_runtime(config, KeyPolicy::Strict, asio::make_strand(io));
     server.swap_runtime(runtime);
@@ -232,6 +245,7 @@ int cmd_run(const Args& args) {
   std::shared_ptr<const Runtime> runtime;
   try {
     Logger::configure(loaded->log.level, loaded->log.format);
+    make_keys(*loaded);
     runtime = build_runtime(loaded, KeyPolicy::Lenient, asio::make_strand(io));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stampd: %s\n", e.what());
@@ -323,6 +337,10 @@ int cmd_check_config(const Args& args) {
     std::cout << describe_config(*config);
     for (const auto& warning : runtime->signing_keys->warnings()) {
       std::cerr << "warning: " << warning << "\n";
+    }
+    // Strict lets only keys that `stampd run` will generate be missing.
+    for (const auto& missing : broken_keys(*runtime)) {
+      std::cerr << "note: " << missing << "; `stampd run` makes it\n";
     }
     std::cerr << path->c_str() << ": ok\n";
     return 0;

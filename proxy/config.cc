@@ -338,6 +338,16 @@ void read_dkim(const toml::table& t, const std::string& path, DkimConfig& d) {
       kr.string("domain", spec.domain);
       kr.string("selector", spec.selector);
       kr.string("private_key", spec.private_key_path);
+      bool generate = false;
+      kr.boolean("generate", generate);
+      std::string algorithm = "rsa-2048";
+      kr.string("algorithm", algorithm);
+      if (const auto* node = kt.get("algorithm")) {
+        if (!generate) kr.fail(*node, "algorithm", "only used with generate = true");
+        if (!auth::parse_key_algorithm(algorithm))
+          kr.fail(*node, "algorithm", "expected \"rsa-2048\", \"rsa-3072\" or \"ed25519\"");
+      }
+      if (generate) spec.generate = auth::parse_key_algorithm(algorithm);
       kr.finish();  // a misspelt key explains a missing one: report it first
       for (const char* required : {"name", "domain", "selector", "private_key"}) {
         if (!kt.get(required)) kr.fail(element, "", std::string("missing '") + required + "'");
@@ -690,6 +700,10 @@ std::string describe_config(const Config& c) {
       << "domain = " << quoted(k.domain) << "\n"
       << "selector = " << quoted(k.selector) << "\n"
       << "private_key = " << quoted(k.private_key_path) << "\n";
+    if (k.generate) {
+      o << "generate = true\n"
+        << "algorithm = " << quoted(auth::to_string(*k.generate)) << "\n";
+    }
   }
   for (const auto& rule : d.rules) {
     o << "\n[[dkim.sign]]  # " << rule.origin << "\n"

@@ -111,11 +111,11 @@ TEST(DkimSigningRules, FirstMatchWins) {
 std::vector<KeySpec> rfc_keys() {
   return {
       KeySpec{"ed", "example.com", "ed2026", "",
-              read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"), "test:1"},
+              read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"), "test:1", {}},
       KeySpec{"rsa", "example.com", "rsa2026", "",
-              read_test_file("dkim/rfc8463/rsa.private.pkcs8.pem"), "test:2"},
+              read_test_file("dkim/rfc8463/rsa.private.pkcs8.pem"), "test:2", {}},
       KeySpec{"broken", "example.org", "x", "",
-              "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "test:3"},
+              "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "test:3", {}},
   };
 }
 
@@ -205,7 +205,7 @@ TEST(DkimKeyring, SignByRules) {
 TEST(DkimKeyring, PercentKeyNameAndIdentity) {
   std::vector<KeySpec> keys = {KeySpec{"example.com", "example.com", "s", "",
                                        read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"),
-                                       ""}};
+                                       "", {}}};
   SigningRule rule;
   rule.from = FromPattern::glob("*");
   rule.keys = {"%"};

@@ -33,6 +33,7 @@ test_pkgs=(
   openssl
   procps time
   systemd                     # systemd-analyze verify on the unit
+  dpkg-dev file               # cpack: dpkg-shlibdeps (the .deb's Depends:), file (finds the ELF files)
   clang-tidy                  # tests/lint/clang_tidy.sh
 )
 

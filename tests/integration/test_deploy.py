@@ -238,7 +238,7 @@ class SystemdTest(unittest.TestCase):
                        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "ExecReload=/bin/kill -HUP $MAINPID",
                        "User=stampd", "KillSignal=SIGTERM", "RestrictAddressFamilies=", "SystemCallFilter=@system-service"):
             self.assertIn(option, unit)
-        self.assertIn("ExecStart=/usr/local/bin/stampd run -c /etc/stampd/stampd.toml", unit)
+        self.assertIn("ExecStart=/usr/sbin/stampd run -c /etc/stampd/stampd.toml", unit)
         timeout = int(re.search(r"TimeoutStopSec=(\d+)s", unit).group(1))
         self.assertGreater(timeout, 30)  # the default drain_timeout
 
@@ -249,7 +249,7 @@ class SystemdTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "stampd.service")
         with open(path, "w") as f:
-            f.write(self.unit().replace("/usr/local/bin/stampd", stampd_bin()))
+            f.write(self.unit().replace("/usr/sbin/stampd", stampd_bin()))
         r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual((r.stdout + r.stderr).strip(), "", "systemd-analyze complained")

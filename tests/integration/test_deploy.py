@@ -483,7 +483,7 @@ class ReadmeTest(unittest.TestCase):
         readme = read("README.md")
         headings = re.findall(r"(?m)^### (.+)$", readme)
         for want in ("Trial: into a Maildir", "Postfix: after-queue content filter", "Postfix: relayhost",
-                     "systemd", "Docker", "Kubernetes", "Prometheus and Grafana"):
+                     "Debian package", "systemd", "Docker", "Kubernetes", "Prometheus and Grafana"):
             self.assertIn(want, headings)
         self.assertIn("cannot run Docker", " ".join(readme.split()))
         # Every deploy/ path the README names exists.

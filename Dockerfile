@@ -15,6 +15,10 @@
 
 FROM debian:bookworm AS build
 WORKDIR /src
+# The build packages first, in a layer of their own: a change to the sources
+# does not download them again.
+COPY deploy/install-deps.sh deploy/
+RUN deploy/install-deps.sh --build-only
 COPY . .
 # Same script, same configuration as CI; only the stampd target is needed here.
 RUN deploy/build.sh build Release stampd \
@@ -37,9 +41,12 @@ COPY deploy/docker/stampd.toml /etc/stampd/stampd.toml
 USER stampd:stampd
 # SMTP (apps, Postfix) and Prometheus (/metrics /healthz /readyz).
 EXPOSE 10027 9464
-# Alive = /healthz answers 200. No curl in the image: bash's /dev/tcp is enough.
+# Alive = /healthz answers 200 where the config's [metrics] listen says
+# (0.0.0.0 is asked on loopback). Same config file as CMD: run with another
+# -c FILE, give --health-cmd the same FILE. "health --ready" asks /readyz
+# (upstream reachable, keys usable, not draining) for a compose depends_on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+  CMD ["/usr/local/bin/stampd", "health", "-c", "/etc/stampd/stampd.toml"]
 # SIGTERM drains (new connections get 421, messages in flight finish);
 # give "docker stop -t" more than [server] drain_timeout.
 STOPSIGNAL SIGTERM

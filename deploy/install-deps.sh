@@ -34,6 +34,7 @@ test_pkgs=(
   procps time
   systemd                     # systemd-analyze verify on the unit
   dpkg-dev file               # cpack: dpkg-shlibdeps (the .deb's Depends:), file (finds the ELF files)
+  podman buildah runc fuse-overlayfs uidmap slirp4netns  # builds and runs the image (tests/deploy/test_container.py)
   clang-tidy                  # tests/lint/clang_tidy.sh
 )
 

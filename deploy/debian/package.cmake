@@ -1,7 +1,7 @@
 # deploy/debian/package.cmake: the install rules and the CPack settings that
 # make stampd_VERSION_ARCH.deb (`cmake --build build --target package`, or
 # `cpack` in the build directory). Included at the end of the top
-# CMakeLists.txt; it adds no build target of its own.
+# CMakeLists.txt; include(CPack) adds the package and package_source targets.
 #
 # The package: /usr/sbin/stampd, /etc/stampd/stampd.toml (a conffile),
 # /lib/systemd/system/stampd.service, the docs and examples; postinst makes
@@ -9,7 +9,8 @@
 # libraries the binary links (dpkg-shlibdeps), plus adduser for postinst.
 
 # CPack's DEB prefix is /usr: sbin is /usr/sbin, where the unit looks.
-# (`cmake --install build --prefix /usr` gives the same layout by hand.)
+# (`cmake --install build --prefix /usr` gives the same layout by hand, but
+# it overwrites /etc/stampd/stampd.toml, which the package never does.)
 install(TARGETS stampd RUNTIME DESTINATION sbin)
 # /etc and the system unit directory do not move with the prefix.
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/stampd.toml DESTINATION /etc/stampd)

@@ -260,6 +260,15 @@ void read_upstream(Reader& r, UpstreamConfig& u) {
     if (!hp) return hp.error().detail;
     return std::nullopt;
   });
+  // SMTP servers are tried in order; a Maildir is not a server to fail over
+  // to or from, so it stands alone.
+  const bool maildir = std::any_of(u.servers.begin(), u.servers.end(),
+                                   [](const std::string& s) { return s.starts_with("maildir:"); });
+  if (maildir && u.servers.size() > 1) {
+    r.fail(*r.find("servers"), "servers",
+           "a \"maildir:DIR\" entry must be the only server (SMTP servers are tried in order; a "
+           "Maildir is for trials)");
+  }
   r.choice("tls", u.tls,
            {{"none", TlsMode::None},
             {"starttls", TlsMode::Starttls},

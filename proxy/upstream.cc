@@ -48,12 +48,11 @@ UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config)
 UpstreamFactory::~UpstreamFactory() = default;
 
 std::unique_ptr<Upstream> UpstreamFactory::make(boost::asio::any_io_executor executor) const {
-  // The first maildir: entry wins if there is one (a trial setup); SMTP
-  // servers are otherwise tried in order by SmtpUpstream.
-  for (const auto& server : config_->upstream.servers) {
-    if (server.starts_with("maildir:")) {
-      return std::make_unique<MaildirUpstream>(server.substr(8), config_->server.hostname);
-    }
+  // A maildir: entry is the only server (config.cc); SMTP servers are tried
+  // in order by SmtpUpstream.
+  const auto& servers = config_->upstream.servers;
+  if (servers.size() == 1 && servers.front().starts_with("maildir:")) {
+    return std::make_unique<MaildirUpstream>(servers.front().substr(8), config_->server.hostname);
   }
   return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_);
 }

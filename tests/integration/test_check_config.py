@@ -39,6 +39,7 @@ BAD = [
     ("listen on a name", '[server]\nlisten = ["localhost:25"]\n', 2, ["listen"]),
     ("bad listen", '[server]\nlisten = ["127.0.0.1"]\n', 2, ["listen"]),
     ("empty servers", '[upstream]\nservers = []\n', 2, ["servers"]),
+    ("maildir beside a server", '[upstream]\nservers = ["127.0.0.1:25", "maildir:m"]\n', 2, ["only server"]),
     ("TOML syntax", '[server]\nhostname = "unterminated\n', 2, []),
     ("auth without password", '[upstream]\nservers = ["127.0.0.1:25"]\nauth_username = "u"\n', 3, ["auth_password_file"]),
     ("missing password file", '[upstream]\nservers = ["127.0.0.1:25"]\nauth_username = "u"\nauth_password_file = "nope.txt"\n', 4, ["nope.txt"]),

@@ -39,7 +39,7 @@ command_timeout = "1m30s"
 bare_line_endings = "reject"
 
 [upstream]
-servers = ["mx1.example.com:25", "maildir:out"]
+servers = ["mx1.example.com:25", "mx2.example.com:587"]
 tls = "required"
 )",
                         "/etc/stampd/stampd.toml");
@@ -51,7 +51,9 @@ tls = "required"
   EXPECT_TRUE(c->server.trusted_networks[0].contains(*net::parse_ip("10.1.2.3")));
   EXPECT_TRUE(c->server.trusted_networks[1].contains(*net::parse_ip("2001:db8::1")));
   EXPECT_EQ(c->upstream.tls, TlsMode::Required);
-  EXPECT_EQ(c->upstream.servers[1], "maildir:/etc/stampd/out");  // relative to the file
+  EXPECT_EQ(c->upstream.servers[1], "mx2.example.com:587");
+  auto m = parse_config("[upstream]\nservers = [\"maildir:out\"]\n", "/etc/stampd/stampd.toml");
+  EXPECT_EQ(m->upstream.servers[0], "maildir:/etc/stampd/out");  // relative to the file
 }
 
 TEST(Config, ErrorsNameFileAndLine) {

@@ -6,7 +6,11 @@
 # away with the namespace, even when the caller is killed. ROOT is bind-mounted
 # onto itself because container storage remounts "/" and needs it to be a
 # mount point; /proc is a new one for the new PID namespace; /dev and /sys are
-# the host's (podman needs the cgroup tree), /run a fresh tmpfs.
+# the host's (podman needs the cgroup tree), /run a fresh tmpfs. ROOT becomes
+# the namespace's root with pivot_root rather than chroot: a process that
+# joins a container's mount namespace (runc exec, as `podman healthcheck run`
+# does) lands on that namespace's root, which under chroot would still be the
+# host's "/" without the container's files.
 # The environment is empty but for HOME, TERM, PATH and the names listed in
 # CHROOT_PASS_ENV (e.g. CHROOT_PASS_ENV="CI STAMPD_SKIP_ASAN").
 set -euo pipefail
@@ -27,5 +31,9 @@ exec unshare --mount --pid --fork --propagation private --kill-child=SIGKILL \
     mount --rbind /dev "$root/dev"
     mount --rbind /sys "$root/sys"
     mount -t tmpfs -o mode=0755 tmpfs "$root/run"
-    exec chroot "$root" /usr/bin/env -i "$@"
+    cd "$root"
+    pivot_root . .  # pivot_root(2): the old root now sits on top of ".", then detach it
+    umount -l .
+    cd /
+    exec /usr/bin/env -i "$@"
   ' chroot_run "$root" "${envs[@]}" bash -c "$2"

@@ -12,7 +12,7 @@
 #include <set>
 #include <sstream>
 
-#include "auth/dkim_opendkim_tables.h"
+#include "auth/dkim/opendkim_tables.h"
 #include "auth/mail_address.h"
 
 namespace stampd::proxy {
@@ -635,20 +635,6 @@ const char* name(TlsMode v) {
 bool ServerConfig::trusts(const net::IpAddress& ip) const {
   return std::any_of(trusted_networks.begin(), trusted_networks.end(),
                      [&](const net::Cidr& network) { return network.contains(ip); });
-}
-
-const char* to_string(LogLevel v) {
-  switch (v) {
-    case LogLevel::Debug:
-      return "debug";
-    case LogLevel::Info:
-      return "info";
-    case LogLevel::Warning:
-      return "warning";
-    case LogLevel::Error:
-      return "error";
-  }
-  return "?";
 }
 
 std::string describe_config(const Config& c) {

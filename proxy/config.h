@@ -10,13 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "auth/dkim_canonicalization.h"
-#include "auth/dkim_keyring.h"
-#include "auth/dkim_signing_rules.h"
+#include "auth/dkim/canonicalization.h"
+#include "auth/dkim/keyring.h"
+#include "auth/dkim/signing_rules.h"
 #include "net/cidr.h"
 #include "net/host_port.h"
+#include "obs/log.h"
 #include "proxy/config_values.h"
-#include "proxy/spf_policy.h"
+#include "proxy/stages/spf_policy.h"
 
 namespace stampd::proxy {
 
@@ -28,9 +29,8 @@ class ConfigError : public std::runtime_error {
 
 enum class BareLineEndings { Normalize, Reject };
 enum class TlsMode { None, Starttls, Required, Implicit };
-enum class LogFormat { Text, Json };
-enum class LogLevel { Debug, Info, Warning, Error };
-const char* to_string(LogLevel level);
+using obs::LogFormat;
+using obs::LogLevel;
 
 struct ServerConfig {
   std::vector<std::string> listen{"127.0.0.1:10027"};

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/session.h"
-#include "proxy/smtp_reply.h"
+#include "smtp/reply.h"
+#include "smtp/session.h"
 
 namespace stampd::proxy {
 
@@ -21,8 +21,8 @@ class Spool;
 
 // Transaction is one envelope and what the stages decided about it.
 struct Transaction {
-  std::string id;                    // message id for logs: "<session>.<n>"
-  const Session* session = nullptr;  // client, HELO, XFORWARD, envelope
+  std::string id;                          // message id for logs: "<session>.<n>"
+  const smtp::Session* session = nullptr;  // client, HELO, XFORWARD, envelope
   std::string mail_from;  // the MAIL FROM path (the envelope holds it once the upstream agreed)
   // Header fields to put in front of the message, in order, each ending CRLF
   // (Received-SPF, DKIM-Signature). Stages add; the relay sends them first.
@@ -40,11 +40,11 @@ struct Message {
 
 // Verdict is a stage's answer: carry on, or answer the client with reply.
 struct Verdict {
-  std::optional<Reply> reply;  // set: stop and send this to the client
-  std::string reason;          // for the log
+  std::optional<smtp::Reply> reply;  // set: stop and send this to the client
+  std::string reason;                // for the log
 
   static Verdict next() { return {}; }
-  static Verdict stop(Reply r, std::string why) { return {std::move(r), std::move(why)}; }
+  static Verdict stop(smtp::Reply r, std::string why) { return {std::move(r), std::move(why)}; }
   bool stopped() const noexcept { return reply.has_value(); }
 };
 

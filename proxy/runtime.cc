@@ -4,8 +4,8 @@
 
 #include "net/unbound_resolver.h"
 #include "proxy/counting_resolver.h"
-#include "proxy/dkim_stage.h"
-#include "proxy/spf_stage.h"
+#include "proxy/stages/dkim_stage.h"
+#include "proxy/stages/spf_stage.h"
 
 namespace stampd::proxy {
 

@@ -8,11 +8,11 @@
 #include <memory>
 #include <optional>
 
-#include "auth/dkim_keyring.h"
+#include "auth/dkim/keyring.h"
 #include "net/resolver.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 
 namespace stampd::proxy {
 

@@ -13,9 +13,9 @@
 #include <random>
 
 #include "net/host_port.h"
-#include "proxy/log.h"
-#include "proxy/metrics.h"
-#include "proxy/smtp_connection.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "proxy/connection.h"
 
 namespace stampd::proxy {
 
@@ -43,9 +43,9 @@ void log_session_crash(const std::exception_ptr& e, const std::string& session_i
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    log_error("session-crashed", {{"session", session_id}, {"error", ex.what()}});
+    obs::log_error("session-crashed", {{"session", session_id}, {"error", ex.what()}});
   } catch (...) {
-    log_error("session-crashed", {{"session", session_id}, {"error", "unknown exception"}});
+    obs::log_error("session-crashed", {{"session", session_id}, {"error", "unknown exception"}});
   }
 }
 
@@ -54,10 +54,10 @@ asio::awaitable<void> serve_slot(std::unique_ptr<net::ByteStream> stream, Connec
                                  ConnectionLimiter::Slot slot) {
   (void)slot;
   struct Active {
-    Active() { metrics().connections_active.Increment(); }
-    ~Active() { metrics().connections_active.Decrement(); }
+    Active() { obs::metrics().connections_active.Increment(); }
+    ~Active() { obs::metrics().connections_active.Decrement(); }
   } active;
-  metrics().connections_total.Increment();
+  obs::metrics().connections_total.Increment();
   co_await serve_connection(std::move(stream), std::move(context));
 }
 
@@ -138,7 +138,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) break;
       // EMFILE and friends: say so and breathe instead of spinning.
-      log_error("accept-failed", {{"listen", local}, {"error", ec.message()}});
+      obs::log_error("accept-failed", {{"listen", local}, {"error", ec.message()}});
       asio::steady_timer pause(io_, std::chrono::milliseconds(100));
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
@@ -149,7 +149,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     if (ec) continue;
     const auto ip = net::unmap(remote.address());
     if (draining_) {
-      metrics().connections_refused.Add({{"reason", "draining"}}).Increment();
+      obs::metrics().connections_refused.Add({{"reason", "draining"}}).Increment();
       // Shutting down: tell the client to come back (or go to another replica).
       auto executor = socket.get_executor();
       asio::co_spawn(
@@ -162,13 +162,13 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
     if (refusal != ConnectionLimiter::Refusal::None) {
       const bool global = refusal == ConnectionLimiter::Refusal::Global;
-      metrics()
+      obs::metrics()
           .connections_refused
           .Add({{"reason", global ? "max_connections" : "max_connections_per_ip"}})
           .Increment();
-      log_warning("connection-refused",
-                  {{"client", endpoint_text(remote)},
-                   {"reason", global ? "max-connections" : "max-connections-per-ip"}});
+      obs::log_warning("connection-refused",
+                       {{"client", endpoint_text(remote)},
+                        {"reason", global ? "max-connections" : "max-connections-per-ip"}});
       auto executor = socket.get_executor();
       asio::co_spawn(
           executor,
@@ -180,9 +180,9 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
                                          [&](const net::Cidr& n) { return n.contains(ip); })) {
       // Only our balancers may tell us who the client is.
-      log_warning("connection-refused",
-                  {{"client", endpoint_text(remote)}, {"reason", "not-in-proxy-networks"}});
-      metrics().connections_refused.Add({{"reason", "not_in_proxy_networks"}}).Increment();
+      obs::log_warning("connection-refused",
+                       {{"client", endpoint_text(remote)}, {"reason", "not-in-proxy-networks"}});
+      obs::metrics().connections_refused.Add({{"reason", "not_in_proxy_networks"}}).Increment();
       socket.close(ec);
       continue;
     }

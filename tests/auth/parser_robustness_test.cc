@@ -8,16 +8,16 @@
 #include <string>
 #include <vector>
 
-#include "auth/dkim_author.h"
-#include "auth/dkim_base64.h"
-#include "auth/dkim_header_block.h"
-#include "auth/dkim_key_record.h"
-#include "auth/dkim_signature.h"
-#include "auth/dkim_tag_list.h"
-#include "auth/dkim_verifier.h"
+#include "auth/dkim/author.h"
+#include "auth/dkim/base64.h"
+#include "auth/dkim/header_block.h"
+#include "auth/dkim/key_record.h"
+#include "auth/dkim/signature.h"
+#include "auth/dkim/tag_list.h"
+#include "auth/dkim/verifier.h"
 #include "auth/mail_address.h"
-#include "auth/spf_macro.h"
-#include "auth/spf_record.h"
+#include "auth/spf/macro.h"
+#include "auth/spf/record.h"
 #include "tests/support/dkim_corpus.h"
 #include "tests/support/mutator.h"
 

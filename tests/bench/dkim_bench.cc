@@ -12,12 +12,12 @@
 #include <random>
 #include <string>
 
-#include "auth/dkim_body_hasher.h"
-#include "auth/dkim_header_block.h"
-#include "auth/dkim_header_hash.h"
-#include "auth/dkim_keygen.h"
-#include "auth/dkim_message_splitter.h"
-#include "auth/dkim_signer.h"
+#include "auth/dkim/body_hasher.h"
+#include "auth/dkim/header_block.h"
+#include "auth/dkim/header_hash.h"
+#include "auth/dkim/keygen.h"
+#include "auth/dkim/message_splitter.h"
+#include "auth/dkim/signer.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "auth/spf_evaluator.h"
+#include "auth/spf/evaluator.h"
 #include "net/unbound_resolver.h"
 #include "tests/support/dns_probe.h"
 #include "tests/support/unbound_server.h"

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/data_decoder.h"
+#include "smtp/data_decoder.h"
 #include "tests/support/line_endings.h"
 
 namespace {

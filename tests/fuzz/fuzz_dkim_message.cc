@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "auth/dkim_key_record.h"
-#include "auth/dkim_verifier.h"
+#include "auth/dkim/key_record.h"
+#include "auth/dkim/verifier.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view message(reinterpret_cast<const char*>(data), size);

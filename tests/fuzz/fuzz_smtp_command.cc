@@ -4,13 +4,13 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "proxy/smtp_command.h"
+#include "smtp/command.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   const auto c = stampd::proxy::parse_command(line);
   using stampd::proxy::Verb;
-  if (!c.syntax_error && (c.verb == Verb::Mail || c.verb == Verb::Rcpt)) {
+  if (!c.syntax_error && (c.verb == smtp::Verb::Mail || c.verb == smtp::Verb::Rcpt)) {
     if (c.argument.find_first_of("\r\n") != std::string::npos) std::abort();
     if (c.argument.size() > stampd::proxy::kMaxPath) std::abort();
   }

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "auth/spf_macro.h"
-#include "auth/spf_record.h"
+#include "auth/spf/macro.h"
+#include "auth/spf/record.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -23,7 +23,7 @@ runs the image itself, the way deploy/kubernetes/ runs it):
 - Grafana: valid JSON whose queries use only declared metric families.
 - Postfix: the stampd.toml of each Postfix mode passes check-config.
 - README: a section for each way to deploy, and its metrics table lists
-  exactly the families of proxy/metrics.cc with their types and help texts.
+  exactly the families of obs/metrics.cc with their types and help texts.
 """
 import json
 import os

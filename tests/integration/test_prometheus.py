@@ -4,7 +4,7 @@
   lack of a rule, rejected and tempfailed by the upstream, aborted by the
   client, an upstream that drops, SPF with a dead resolver), `promtool check
   metrics` finds no problem in /metrics, every family on the page is declared
-  in proxy/metrics.cc with the same type and help (and every declared one
+  in obs/metrics.cc with the same type and help (and every declared one
   shows), the README's metrics table names the labels each family really
   has, and the values add up.
 - No client-supplied string (HELO name, envelope addresses, an unknown
@@ -106,7 +106,7 @@ class MetricsPageTest(MetricsTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual((r.stdout + r.stderr).strip(), "", "promtool found problems")
 
-        # Every family on the page is declared in proxy/metrics.cc, alike.
+        # Every family on the page is declared in obs/metrics.cc, alike.
         declared = declared_families(SOURCE_DIR)
         self.assertTrue(m.types)
         for name, kind in m.types.items():

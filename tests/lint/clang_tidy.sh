@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # clang_tidy.sh BUILD_DIR: runs clang-tidy (the root .clang-tidy) on every
-# .cc of auth/, net/ and proxy/ with BUILD_DIR's compile_commands.json, two
+# .cc of our libraries (net, smtp, auth, obs, proxy, cmd) with BUILD_DIR's compile_commands.json, two
 # files at a time; fails on any warning. The flags are g++'s, so clang is
 # told to ignore the warning options it does not know.
 set -euo pipefail
@@ -14,10 +14,11 @@ command -v clang-tidy >/dev/null || {
   echo "clang_tidy.sh: clang-tidy is not installed (Debian package clang-tidy)" >&2
   exit 2
 }
+sources() { find net smtp auth obs proxy cmd -name "*.cc" | sort; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-ls auth/*.cc net/*.cc proxy/*.cc |
+sources |
   xargs -P 2 -n 1 clang-tidy --quiet -p "$build_dir" --extra-arg=-Wno-unknown-warning-option \
     >"$log" 2>&1 || status=$?
 # clang-tidy prints "N warnings generated." for the suppressed ones in
@@ -27,4 +28,4 @@ if [ "$status" -ne 0 ]; then
   echo "clang_tidy.sh: clang-tidy found problems (above)" >&2
   exit 1
 fi
-echo "clang_tidy.sh: $(ls auth/*.cc net/*.cc proxy/*.cc | wc -l) files clean"
+echo "clang_tidy.sh: $(sources | wc -l) files clean"

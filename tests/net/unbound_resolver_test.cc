@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +15,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -87,7 +87,8 @@ class UnboundResolverTest : public ::testing::Test {
     if (server_) return;
     // In CI a missing unbound is a failure: a skipped test proves nothing.
     const char* ci = std::getenv("CI");
-    if (ci && std::string_view(ci) == "true") FAIL() << "no DNS server for the test: " << *skip_reason_;
+    if (ci && std::string_view(ci) == "true")
+      FAIL() << "no DNS server for the test: " << *skip_reason_;
     GTEST_SKIP() << "no DNS server for the test: " << *skip_reason_;
   }
 

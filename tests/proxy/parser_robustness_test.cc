@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "net/proxy_protocol.h"
-#include "proxy/smtp_command.h"
+#include "smtp/command.h"
 #include "tests/support/mutator.h"
 
 namespace stampd::proxy {
@@ -29,14 +29,14 @@ TEST(ParserRobustness, CommandLines) {
       "RSET"};
   for (int i = 0; i < 20000; ++i) {
     const std::string line = m.mutate_one_of(seeds);
-    const Command c = parse_command(line);
-    const Command again = parse_command(line);
+    const smtp::Command c = smtp::parse_command(line);
+    const smtp::Command again = smtp::parse_command(line);
     ASSERT_EQ(c.verb, again.verb);
     ASSERT_EQ(c.syntax_error.has_value(), again.syntax_error.has_value());
-    if (!c.syntax_error && (c.verb == Verb::Mail || c.verb == Verb::Rcpt)) {
+    if (!c.syntax_error && (c.verb == smtp::Verb::Mail || c.verb == smtp::Verb::Rcpt)) {
       // An accepted path never carries bytes that could break the upstream's line.
       ASSERT_EQ(c.argument.find_first_of("\r\n", 0), std::string::npos) << line;
-      ASSERT_LE(c.argument.size(), kMaxPath);
+      ASSERT_LE(c.argument.size(), smtp::kMaxPath);
       for (const auto& p : c.params) {
         ASSERT_EQ(p.keyword.find_first_of("\r\n ", 0), std::string::npos) << line;
         if (p.value) {

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "auth/dkim_base64.h"
-#include "auth/dkim_sha256.h"
+#include "auth/dkim/base64.h"
+#include "auth/dkim/sha256.h"
 
 namespace stampd::test {
 namespace {

@@ -232,23 +232,23 @@ class PrometheusServer:
                              "%s == %s" % (expr, value))[0]
 
 
-# --- what proxy/metrics.cc declares ------------------------------------------------
+# --- what obs/metrics.cc declares ------------------------------------------------
 
 _DECLARATION = re.compile(r'Build(Counter|Gauge|Histogram)\(\)\s*\.Name\("([^"]+)"\)\s*'
                           r'\.Help\(((?:"(?:[^"\\]|\\.)*"\s*)+)\)')
 
 
 def declared_families(source_dir):
-    """declared_families reads proxy/metrics.cc and returns {name: (type, help)}
+    """declared_families reads obs/metrics.cc and returns {name: (type, help)}
     for every family it declares (type: counter, gauge, histogram)."""
-    with open(os.path.join(source_dir, "proxy", "metrics.cc"), encoding="utf-8") as f:
+    with open(os.path.join(source_dir, "obs", "metrics.cc"), encoding="utf-8") as f:
         text = f.read()
     out = {}
     for kind, name, help_parts in _DECLARATION.findall(text):
         help_text = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', help_parts))
         out[name] = (kind.lower(), help_text)
     if not out:
-        raise AssertionError("no metric declarations found in proxy/metrics.cc")
+        raise AssertionError("no metric declarations found in obs/metrics.cc")
     return out
 
 

@@ -19,7 +19,10 @@ T run_coroutine(F make, std::chrono::milliseconds timeout = std::chrono::seconds
   std::optional<T> out;
   std::exception_ptr error;
   boost::asio::co_spawn(ctx, make(ctx), [&](std::exception_ptr e, T value) {
-    if (e) error = e; else out.emplace(std::move(value));
+    if (e)
+      error = e;
+    else
+      out.emplace(std::move(value));
   });
   ctx.run_for(timeout);
   if (error) std::rethrow_exception(error);

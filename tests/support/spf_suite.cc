@@ -3,8 +3,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <stdexcept>
 
-#include "auth/spf_evaluator.h"
-#include "auth/spf_verdict.h"
+#include "auth/spf/evaluator.h"
+#include "auth/spf/verdict.h"
 #include "tests/support/fake_resolver.h"
 #include "tests/support/run_coroutine.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "auth/spf_result.h"
+#include "auth/spf/result.h"
 
 namespace stampd::test {
 

@@ -1,0 +1,10 @@
+// cli.h: the `stampd` command line (run, check-config, genkey, sign, verify,
+// spf, dns-check). Parses arguments and dispatches; owns no protocol logic.
+#pragma once
+
+namespace stampd::cmd {
+
+// run_cli runs one stampd invocation and returns the process exit code.
+int run_cli(int argc, char** argv);
+
+}  // namespace stampd::cmd

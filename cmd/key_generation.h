@@ -1,0 +1,35 @@
+// key_generation.h: makes the DKIM keys that the config asks stampd to
+// generate ([[dkim.key]] generate = true) and that do not exist yet, the way
+// `stampd genkey` does, so a first start signs without a manual step. Never
+// overwrites a key file; no logging (the caller logs what was made).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proxy/config.h"
+
+namespace stampd::cmd {
+
+// GeneratedKey is one key made now: its name, files and the DNS record to publish.
+struct GeneratedKey {
+  std::string name;
+  std::string private_key_path;
+  std::string record_path;  // the zone-file line, beside the key ("S.private" -> "S.txt")
+  std::string zone_line;    // selector._domainkey.domain. IN TXT ( ... )
+};
+
+// generate_missing_keys makes every key with generate = true whose file is
+// missing: the directories it needs (mode 0700), the key (mode 0600, written
+// to a temporary name and linked into place, so neither a crash nor a second
+// process leaves a half-written or replaced key) and the record file. When
+// owner is not empty and we are root, the files belong to that user (the one
+// stampd switches to, who reads keys again on reload). Throws ConfigError
+// with the key's "file:line" on failure.
+std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
+                                                const std::string& owner);
+
+// record_path_for names the record file of a key file: "dir/S.private" -> "dir/S.txt".
+std::string record_path_for(const std::string& private_key_path);
+
+}  // namespace stampd::cmd

@@ -1,0 +1,265 @@
+#include "cmd/spf_commands.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "auth/dkim/key_record.h"
+#include "auth/dkim/verifier.h"
+#include "auth/mail_address.h"
+#include "auth/spf/egress.h"
+#include "auth/spf/evaluator.h"
+#include "auth/spf/suggest.h"
+#include "net/unbound_resolver.h"
+#include "proxy/config.h"
+#include "proxy/runtime.h"
+
+namespace stampd::cmd {
+
+namespace asio = boost::asio;
+
+namespace {
+
+net::UnboundOptions dns_options(const proxy::Config* config) {
+  net::UnboundOptions options;
+  if (config) {
+    options.forwarders = config->dns.resolvers;
+    options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config->dns.timeout);
+    options.trust_anchor_file = config->dns.trust_anchor_file;
+  }
+  return options;
+}
+
+// run_with_resolver runs work(resolver) to completion on a private event loop.
+template <class T, class Work>
+std::optional<T> run_with_resolver(const proxy::Config* config, Work work, std::string& error) {
+  asio::io_context io;
+  auto resolver = net::UnboundResolver::create(io.get_executor(), dns_options(config));
+  if (!resolver) {
+    error = "DNS: " + resolver.error().message();
+    return std::nullopt;
+  }
+  std::optional<T> out;
+  asio::co_spawn(io, work(**resolver), [&](const std::exception_ptr& e, T value) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        error = ex.what();
+      }
+    } else {
+      out = std::move(value);
+    }
+    io.stop();  // the resolver's reader would keep run() going
+  });
+  io.run();
+  return out;
+}
+
+asio::awaitable<auth::SpfResult> spf_check(net::Resolver& resolver, net::IpAddress ip,
+                                           std::string mail_from, std::string helo) {
+  auth::SpfOptions options;
+  options.record_trace = true;
+  auto result =
+      co_await auth::check_mail_from(resolver, ip, std::move(mail_from), std::move(helo), options);
+  co_return result;
+}
+
+}  // namespace
+
+int cmd_spf(const SpfArgs& args) {
+  const auto ip = net::parse_ip(args.ip);
+  if (!ip) {
+    std::cerr << "stampd spf: --ip must be an IPv4 or IPv6 address\n";
+    return 2;
+  }
+  if (args.mail_from.empty() && args.helo.empty()) {
+    std::cerr << "stampd spf: give --mail-from ADDR (or --helo NAME for the null sender)\n";
+    return 2;
+  }
+  std::shared_ptr<const proxy::Config> config;
+  if (!args.config_path.empty()) {
+    try {
+      config = proxy::load_config(args.config_path);
+    } catch (const std::exception& e) {
+      std::cerr << e.what() << "\n";
+      return 2;
+    }
+  }
+  const std::string helo = args.helo.empty() ? "unknown" : args.helo;
+  std::string error;
+  auto result = run_with_resolver<auth::SpfResult>(
+      config.get(),
+      [&](net::Resolver& resolver) {
+        return spf_check(resolver, net::unmap(*ip), args.mail_from, helo);
+      },
+      error);
+  if (!result) {
+    std::cerr << "stampd spf: " << error << "\n";
+    return 2;
+  }
+  std::cout << "result: " << auth::to_string(result->verdict) << "\n"
+            << "summary: " << auth::summarize(*result) << "\n"
+            << "identity: " << result->sender << " (domain " << result->domain << ")\n";
+  if (!result->record.empty()) std::cout << "record: " << result->record << "\n";
+  if (!result->explanation.empty()) std::cout << "explanation: " << result->explanation << "\n";
+  if (!result->problem.empty()) std::cout << "problem: " << result->problem << "\n";
+  if (!result->decided_by.empty()) {
+    std::cout << "decided by: " << result->decided_by << " in " << result->decided_in << "\n";
+  }
+  std::cout << "lookups: " << result->dns_terms << " DNS-querying terms (limit 10), "
+            << result->void_lookups << " void lookups (limit 2), " << result->dns_queries
+            << " queries\n"
+            << "trace:\n"
+            << auth::format_trace(result->trace);
+  return result->verdict == auth::SpfVerdict::Pass ? 0 : 1;
+}
+
+namespace {
+
+// KeyCheck is dns-check's finding for one DKIM key.
+struct KeyCheck {
+  bool ok = false;
+  std::string text;
+};
+
+struct DnsCheckReport {
+  std::vector<KeyCheck> keys;
+  std::vector<KeyCheck> domains;
+};
+
+asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
+                                          std::shared_ptr<const proxy::Runtime> runtime) {
+  DnsCheckReport report;
+  const auto& config = *runtime->config;
+  for (const auto& key : runtime->signing_keys->keys()) {
+    const std::string name = auth::key_record_name(key.spec.selector, key.spec.domain);
+    KeyCheck check;
+    const std::string label = "DKIM " + key.spec.name + " (" + name + "): ";
+    if (!key.signing_key) {
+      check.text =
+          label + "FAIL: the private key cannot be used: " + (key.error ? key.error->detail : "?");
+      report.keys.push_back(std::move(check));
+      continue;
+    }
+    const std::string ours = auth::make_key_record(key.signing_key->key->public_key());
+    auto answer = co_await resolver.query(name, net::RrType::Txt);
+    if (answer.status == net::DnsStatus::NxDomain || answer.status == net::DnsStatus::NoData) {
+      check.text = label + "FAIL: no TXT record published; publish:\n    " +
+                   auth::zone_file_line(key.spec.selector, key.spec.domain, ours);
+    } else if (!answer.ok()) {
+      check.text = label + "FAIL: DNS lookup failed (" +
+                   std::string(net::to_string(answer.status)) +
+                   (answer.detail.empty() ? "" : ": " + answer.detail) + "); try again";
+    } else {
+      std::vector<std::string> dkim_records;
+      for (const auto& txt : answer.txt) {
+        if (txt.find("p=") != std::string::npos) dkim_records.push_back(txt);
+      }
+      if (dkim_records.size() != 1) {
+        check.text = label + "FAIL: " + std::to_string(dkim_records.size()) +
+                     " key records published; publish exactly one";
+      } else if (auto record = auth::parse_key_record(dkim_records[0]); !record) {
+        check.text = label + "FAIL: the published record is malformed: " + record.error().detail;
+      } else if (record->revoked()) {
+        check.text =
+            label + "FAIL: the published key is revoked (empty p=); signatures with it fail";
+      } else if (!record->key->same_key(key.signing_key->key->public_key())) {
+        check.text = label + "FAIL: the published key is not the public half of " +
+                     key.spec.private_key_path + "; publish:\n    " +
+                     auth::zone_file_line(key.spec.selector, key.spec.domain, ours);
+      } else {
+        check.ok = true;
+        check.text = label + "ok: the published key matches" +
+                     (record->testing ? " (t=y: testing mode)" : "") +
+                     (answer.secure ? " (DNSSEC secure)" : "");
+      }
+    }
+    report.keys.push_back(std::move(check));
+  }
+
+  // Signing domains: the d= of every key and every exact domain of a rule.
+  std::set<std::string> domains;
+  for (const auto& key : runtime->signing_keys->keys())
+    domains.insert(auth::ascii_lower(key.spec.domain));
+  for (const auto& rule : runtime->signing_keys->rules()) {
+    const auto& text = rule.from.text();
+    const auto at = text.rfind('@');
+    if (at != std::string::npos && text.find('*', at) == std::string::npos) {
+      domains.insert(auth::ascii_lower(text.substr(at + 1)));
+    }
+  }
+  const auto& egress = config.spf.egress_ips;
+  for (const auto& domain : domains) {
+    KeyCheck check;
+    const std::string label = "SPF " + domain + ": ";
+    if (egress.empty()) {
+      check.ok = true;
+      check.text =
+          label + "skipped: set [spf] egress_ips to the addresses your upstream sends from";
+      report.domains.push_back(std::move(check));
+      continue;
+    }
+    auth::SpfOptions options;
+    options.record_trace = false;
+    auto egress_report =
+        co_await auth::check_egress(resolver, egress, "postmaster@" + domain, domain, options);
+    const auto unauthorized = egress_report.unauthorized();
+    if (unauthorized.empty()) {
+      check.ok = true;
+      check.text = label + "ok: every egress address passes";
+    } else {
+      std::ostringstream text;
+      text << label << "FAIL: ";
+      const char* separator = "";
+      for (const auto& entry : egress_report.entries) {
+        if (entry.result.verdict == auth::SpfVerdict::Pass) continue;
+        text << separator << entry.ip.to_string() << " gets " << auth::summarize(entry.result);
+        separator = "; ";
+      }
+      const auto suggestion = auth::suggest_spf_record(egress_report);
+      text << "\n    publish: " << domain << ". IN TXT " << auth::txt_zone_data(suggestion.record);
+      if (!suggestion.note.empty()) text << "\n    (" << suggestion.note << ")";
+      check.text = text.str();
+    }
+    report.domains.push_back(std::move(check));
+  }
+  co_return report;
+}
+
+}  // namespace
+
+int cmd_dns_check(const std::string& config_path) {
+  std::shared_ptr<const proxy::Runtime> runtime;
+  try {
+    runtime = proxy::build_runtime(proxy::load_config(config_path), proxy::KeyPolicy::Lenient);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  std::string error;
+  auto report = run_with_resolver<DnsCheckReport>(
+      runtime->config.get(), [&](net::Resolver& resolver) { return dns_check(resolver, runtime); },
+      error);
+  if (!report) {
+    std::cerr << "stampd dns-check: " << error << "\n";
+    return 1;
+  }
+  bool all_ok = true;
+  if (report->keys.empty()) std::cout << "DKIM: no keys configured\n";
+  for (const auto& c : report->keys) {
+    std::cout << c.text << "\n";
+    all_ok = all_ok && c.ok;
+  }
+  for (const auto& c : report->domains) {
+    std::cout << c.text << "\n";
+    all_ok = all_ok && c.ok;
+  }
+  std::cout << (all_ok ? "dns-check: everything matches\n" : "dns-check: problems found\n");
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace stampd::cmd

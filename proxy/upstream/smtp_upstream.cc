@@ -1,0 +1,423 @@
+#include "proxy/upstream/smtp_upstream.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "obs/metrics.h"
+#include "proxy/spool.h"
+#include "smtp/dot_stuffer.h"
+
+namespace stampd::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kMaxReplyLine = 4096;
+constexpr std::size_t kMaxReplyLines = 200;
+constexpr std::size_t kSendBatch = 64 * 1024;
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// parse_capabilities reads the EHLO reply's extension lines (RFC 5321 §4.1.1.1).
+smtp::UpstreamCapabilities parse_capabilities(const smtp::Reply& reply) {
+  smtp::UpstreamCapabilities caps;
+  std::string_view rest = reply.text;
+  bool first = true;
+  while (!rest.empty() || first) {
+    const auto nl = rest.find('\n');
+    const std::string line = upper(rest.substr(0, nl));
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    if (first) {
+      first = false;
+      continue;  // the greeting line: the server's name
+    }
+    const auto space = line.find(' ');
+    const std::string keyword = line.substr(0, space);
+    const std::string args = space == std::string::npos ? "" : line.substr(space + 1);
+    if (keyword == "8BITMIME")
+      caps.eightbitmime = true;
+    else if (keyword == "SMTPUTF8")
+      caps.smtputf8 = true;
+    else if (keyword == "DSN")
+      caps.dsn = true;
+    else if (keyword == "PIPELINING")
+      caps.pipelining = true;
+    else if (keyword == "STARTTLS")
+      caps.starttls = true;
+    else if (keyword == "SIZE") {
+      caps.size_offered = true;
+      caps.size = 0;
+      if (!args.empty()) caps.size = std::strtoull(args.c_str(), nullptr, 10);
+    } else if (keyword == "XFORWARD") {
+      caps.xforward = true;
+      std::string_view a = args;
+      while (!a.empty()) {
+        const auto sp = a.find(' ');
+        if (sp != 0) caps.xforward_attributes.emplace_back(a.substr(0, sp));
+        a = sp == std::string_view::npos ? std::string_view{} : a.substr(sp + 1);
+      }
+    } else if (keyword == "AUTH") {
+      std::string_view a = args;
+      while (!a.empty()) {
+        const auto sp = a.find(' ');
+        if (sp != 0) caps.auth_mechanisms.emplace_back(a.substr(0, sp));
+        a = sp == std::string_view::npos ? std::string_view{} : a.substr(sp + 1);
+      }
+    }
+  }
+  return caps;
+}
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  auto ip = net::parse_ip(host);
+  return ip && net::unmap(*ip).is_loopback();
+}
+
+}  // namespace
+
+SmtpUpstream::SmtpUpstream(asio::any_io_executor executor, std::shared_ptr<const Config> config,
+                           std::shared_ptr<asio::ssl::context> tls)
+    : executor_(std::move(executor)), config_(std::move(config)), tls_(std::move(tls)) {}
+
+SmtpUpstream::~SmtpUpstream() = default;
+
+void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
+  error_kind_ = kind;
+  error_ = peer_.empty() ? std::move(why) : peer_ + ": " + why;
+  in_transaction_ = false;
+  reader_.reset();
+  if (stream_) stream_->close();
+  stream_.reset();
+}
+
+smtp::Reply SmtpUpstream::failure_reply() const {
+  switch (error_kind_) {
+    case UpstreamErrorKind::Connect:
+      return smtp::make_reply(451, "4.4.1", "Upstream server unavailable, try again later");
+    case UpstreamErrorKind::Tls:
+    case UpstreamErrorKind::Auth:
+      return smtp::make_reply(451, "4.7.0",
+                              "Upstream server refused our connection, try again later");
+    default:
+      return smtp::make_reply(451, "4.4.2", "Upstream connection failed, try again later");
+  }
+}
+
+asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration timeout) {
+  if (!stream_) co_return false;
+  obs::metrics().bytes_sent_upstream.Increment(static_cast<double>(text.size()));
+  auto sent = co_await stream_->write_all(asio::buffer(text.data(), text.size()), timeout);
+  if (!sent) {
+    const bool timed_out = sent.error().code == net::Errc::Timeout;
+    fail(timed_out ? UpstreamErrorKind::Timeout : UpstreamErrorKind::Dropped,
+         "sending: " + sent.error().message());
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::read_reply(net::Duration timeout) {
+  smtp::Reply reply;
+  for (std::size_t count = 0; count < kMaxReplyLines; ++count) {
+    if (!reader_) co_return std::nullopt;
+    auto line = co_await reader_->read_line(kMaxReplyLine, timeout);
+    if (!line) {
+      const auto& e = line.error();
+      if (e.code == net::Errc::Timeout) {
+        fail(UpstreamErrorKind::Timeout, "no reply within the timeout");
+      } else if (e.code == net::Errc::LimitExceeded) {
+        fail(UpstreamErrorKind::Protocol, "reply line too long");
+      } else {
+        fail(UpstreamErrorKind::Dropped, "connection lost: " + e.message());
+      }
+      co_return std::nullopt;
+    }
+    auto parsed = smtp::parse_reply_line(*line);
+    if (!parsed || (count > 0 && parsed->code != reply.code)) {
+      fail(UpstreamErrorKind::Protocol, "malformed reply line");
+      co_return std::nullopt;
+    }
+    smtp::Reply piece{parsed->code, "", std::string(parsed->text)};
+    smtp::split_enhanced(piece);
+    if (count == 0) {
+      reply = std::move(piece);
+    } else {
+      reply.text += '\n';
+      reply.text += piece.text;
+      if (reply.enhanced.empty()) reply.enhanced = piece.enhanced;
+    }
+    if (parsed->last) co_return reply;
+  }
+  fail(UpstreamErrorKind::Protocol, "reply has too many lines");
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::command(std::string line,
+                                                                  net::Duration timeout) {
+  line += "\r\n";
+  if (!co_await send(line, timeout)) co_return std::nullopt;
+  auto reply = co_await read_reply(timeout);
+  // RFC 5321 §3.8: after 421 the server closes; so do we, and the next
+  // transaction starts on a fresh connection.
+  if (reply && reply->code == 421)
+    fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
+  co_return reply;
+}
+
+asio::awaitable<bool> SmtpUpstream::ehlo() {
+  const auto timeout = config_->upstream.connect_timeout;
+  auto reply = co_await command("EHLO " + config_->upstream.helo_name, timeout);
+  if (!reply) co_return false;
+  if (reply->code == 250) {
+    caps_ = parse_capabilities(*reply);
+    co_return true;
+  }
+  // RFC 5321 §3.2: an old server may only know HELO.
+  reply = co_await command("HELO " + config_->upstream.helo_name, timeout);
+  if (!reply) co_return false;
+  if (reply->code != 250) {
+    fail(UpstreamErrorKind::Protocol, "EHLO and HELO refused: " + reply->summary());
+    co_return false;
+  }
+  caps_ = {};
+  co_return true;
+}
+
+asio::awaitable<bool> SmtpUpstream::authenticate() {
+  const auto& u = config_->upstream;
+  const auto timeout = u.connect_timeout;
+  // Never send a password in clear text beyond this host.
+  if (!stream_->tls_active() && !is_loopback(server_host_)) {
+    fail(UpstreamErrorKind::Auth, "refusing to send AUTH credentials without TLS");
+    co_return false;
+  }
+  const auto& mechs = caps_.auth_mechanisms;
+  std::optional<smtp::Reply> reply;
+  if (std::find(mechs.begin(), mechs.end(), "PLAIN") != mechs.end()) {
+    std::string token;
+    token += '\0';
+    token += u.auth_username;
+    token += '\0';
+    token += u.password;
+    reply = co_await command("AUTH PLAIN " + base64(token), timeout);
+  } else if (std::find(mechs.begin(), mechs.end(), "LOGIN") != mechs.end()) {
+    reply = co_await command("AUTH LOGIN", timeout);
+    if (reply && reply->code == 334) reply = co_await command(base64(u.auth_username), timeout);
+    if (reply && reply->code == 334) reply = co_await command(base64(u.password), timeout);
+  } else {
+    fail(UpstreamErrorKind::Auth, "server offers neither AUTH PLAIN nor AUTH LOGIN");
+    co_return false;
+  }
+  if (!reply) co_return false;
+  if (reply->code != 235) {
+    fail(UpstreamErrorKind::Auth, "authentication failed: " + reply->summary());
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<bool> SmtpUpstream::connect_one(const std::string& server) {
+  const auto& u = config_->upstream;
+  peer_.clear();
+  auto hp = net::split_host_port(server, u.tls == TlsMode::Implicit ? "465" : "25");
+  if (!hp) {
+    fail(UpstreamErrorKind::Connect, hp.error().detail);
+    co_return false;
+  }
+  server_host_ = hp->host;
+  auto connected = co_await net::connect_tcp(executor_, hp->host, hp->port, u.connect_timeout);
+  if (!connected) {
+    fail(UpstreamErrorKind::Connect, connected.error().detail);
+    co_return false;
+  }
+  peer_ = server;
+  stream_ = std::move(*connected);
+  reader_ = std::make_unique<net::LineReader>(*stream_, 16 * 1024);
+  const std::string sni = u.server_name.empty() ? hp->host : u.server_name;
+  if (u.tls == TlsMode::Implicit) {
+    auto tls =
+        co_await stream_->start_tls_client(*tls_, sni, u.verify_certificate, u.connect_timeout);
+    if (!tls) {
+      fail(UpstreamErrorKind::Tls, tls.error().message());
+      co_return false;
+    }
+  }
+  auto greeting = co_await read_reply(u.connect_timeout);
+  if (!greeting) co_return false;
+  if (greeting->code != 220) {
+    fail(UpstreamErrorKind::Protocol, "greeting: " + greeting->summary());
+    co_return false;
+  }
+  if (!co_await ehlo()) co_return false;
+  if ((u.tls == TlsMode::Starttls || u.tls == TlsMode::Required) && !stream_->tls_active()) {
+    if (caps_.starttls) {
+      auto reply = co_await command("STARTTLS", u.connect_timeout);
+      if (!reply) co_return false;
+      if (reply->code != 220) {
+        fail(UpstreamErrorKind::Tls, "STARTTLS refused: " + reply->summary());
+        co_return false;
+      }
+      // RFC 3207 §4.2 / CVE-2011-0411: nothing read before the handshake counts.
+      reader_->discard();
+      auto tls =
+          co_await stream_->start_tls_client(*tls_, sni, u.verify_certificate, u.connect_timeout);
+      if (!tls) {
+        fail(UpstreamErrorKind::Tls, tls.error().message());
+        co_return false;
+      }
+      if (!co_await ehlo()) co_return false;
+    } else if (u.tls == TlsMode::Required) {
+      fail(UpstreamErrorKind::Tls, "server does not offer STARTTLS and tls = \"required\"");
+      co_return false;
+    }
+  }
+  if (!u.auth_username.empty() && !co_await authenticate()) co_return false;
+  co_return true;
+}
+
+asio::awaitable<std::optional<smtp::UpstreamCapabilities>> SmtpUpstream::open() {
+  if (stream_) co_return caps_;
+  for (const auto& server : config_->upstream.servers) {
+    if (server.starts_with("maildir:")) continue;
+    if (co_await connect_one(server)) {
+      error_kind_ = UpstreamErrorKind::None;
+      error_.clear();
+      co_return caps_;
+    }
+  }
+  co_return std::nullopt;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
+                                                const smtp::Command& mail) {
+  const auto timeout = config_->upstream.command_timeout;
+  if (!stream_) co_return failure_reply();
+  if (config_->upstream.xforward && caps_.xforward) {
+    // Postfix XFORWARD_README: attributes of the original client, so that the
+    // upstream logs and checks the real sender, not us.
+    const auto& attrs = caps_.xforward_attributes;
+    auto offered = [&](const char* n) {
+      return std::find(attrs.begin(), attrs.end(), n) != attrs.end();
+    };
+    std::vector<std::pair<std::string, std::string>> values = session.xforward().attributes;
+    if (values.empty()) {
+      const auto ip = net::unmap(session.client().address);
+      values.emplace_back("ADDR", ip.is_v6() ? "IPV6:" + ip.to_string() : ip.to_string());
+      values.emplace_back("PORT", std::to_string(session.client().port));
+      values.emplace_back("HELO", session.helo());
+      values.emplace_back("PROTO", session.esmtp() ? "ESMTP" : "SMTP");
+    }
+    std::string line = "XFORWARD";
+    for (const auto& [n, v] : values) {
+      if (!offered(n.c_str()) || v.empty()) continue;
+      line.append(" ").append(n).append("=").append(v);
+    }
+    if (line.size() > 8) {
+      auto reply = co_await command(line, timeout);
+      if (!reply) co_return failure_reply();
+    }
+  }
+  std::string line = "MAIL FROM:<" + mail.argument + ">";
+  for (const auto& p : mail.params) {
+    // RFC 5321 §2.2.2: only parameters of extensions the server offered.
+    const bool pass = (p.keyword == "SIZE" && caps_.size_offered) ||
+                      (p.keyword == "BODY" && caps_.eightbitmime) ||
+                      (p.keyword == "SMTPUTF8" && caps_.smtputf8) ||
+                      ((p.keyword == "RET" || p.keyword == "ENVID") && caps_.dsn);
+    if (pass) line += " " + p.wire();
+  }
+  auto reply = co_await command(line, timeout);
+  if (!reply) co_return failure_reply();
+  in_transaction_ = reply->positive();
+  co_return *reply;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient) {
+  if (!stream_) co_return failure_reply();
+  std::string line = "RCPT TO:<" + recipient.address + ">";
+  for (const auto& p : recipient.params) {
+    if ((p.keyword == "NOTIFY" || p.keyword == "ORCPT") && caps_.dsn) line += " " + p.wire();
+  }
+  auto reply = co_await command(line, config_->upstream.command_timeout);
+  if (!reply) co_return failure_reply();
+  co_return *reply;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& prepend_fields,
+                                                const Spool& spool) {
+  const auto& u = config_->upstream;
+  if (!stream_) co_return failure_reply();
+  auto reply = co_await command("DATA", u.command_timeout);
+  if (!reply) co_return failure_reply();
+  if (reply->code != 354) {
+    in_transaction_ = reply->positive();
+    co_return *reply;
+  }
+  smtp::DotStuffer stuffer;
+  std::string out;
+  out.reserve(kSendBatch + 4096);
+  for (const auto& field : prepend_fields) stuffer.feed(field, out);
+  std::string buffer;
+  for (std::uint64_t offset = 0; offset < spool.size();) {
+    auto chunk = spool.read(offset, buffer);
+    if (!chunk) {
+      // We cannot send the whole message: drop the connection rather than
+      // let the upstream see a complete-looking partial one.
+      fail(UpstreamErrorKind::Local, chunk.error().message());
+      co_return smtp::make_reply(451, "4.3.0", "Local error while relaying, try again later");
+    }
+    stuffer.feed(*chunk, out);
+    offset += chunk->size();
+    if (out.size() >= kSendBatch) {
+      if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+      out.clear();
+    }
+  }
+  stuffer.finish(out);
+  if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+  auto final_reply = co_await read_reply(u.data_timeout);
+  in_transaction_ = false;
+  if (!final_reply) co_return failure_reply();
+  co_return *final_reply;
+}
+
+asio::awaitable<void> SmtpUpstream::reset() {
+  if (!stream_ || !in_transaction_) co_return;
+  auto reply = co_await command("RSET", config_->upstream.command_timeout);
+  if (reply && reply->code != 250)
+    fail(UpstreamErrorKind::Protocol, "RSET refused: " + reply->summary());
+  in_transaction_ = false;
+}
+
+asio::awaitable<void> SmtpUpstream::close() {
+  if (!stream_) co_return;
+  const auto timeout =
+      std::min<net::Duration>(config_->upstream.command_timeout, std::chrono::seconds(10));
+  // QUIT aborts any transaction in progress (RFC 5321 §4.1.1.10): a partial
+  // message is never completed.
+  if (co_await send("QUIT\r\n", timeout)) {
+    (void)co_await read_reply(timeout);
+  }
+  if (stream_) co_await stream_->shutdown(timeout);
+  stream_.reset();
+  reader_.reset();
+  in_transaction_ = false;
+}
+
+}  // namespace stampd::proxy

@@ -1,0 +1,61 @@
+// smtp_upstream.h: the SMTP client side of the relay. Forwards MAIL and RCPT
+// in lockstep, speaks STARTTLS / implicit TLS, AUTH PLAIN / LOGIN and
+// XFORWARD, and turns every transport failure into a 4xx reply.
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <string>
+
+#include "net/byte_stream.h"
+#include "net/line_reader.h"
+#include "proxy/upstream/upstream.h"
+
+namespace stampd::proxy {
+
+class SmtpUpstream final : public Upstream {
+ public:
+  SmtpUpstream(boost::asio::any_io_executor executor, std::shared_ptr<const Config> config,
+               std::shared_ptr<boost::asio::ssl::context> tls);
+  ~SmtpUpstream() override;
+
+  boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
+  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
+                                           const smtp::Command& mail) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) override;
+  boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
+                                           const Spool& spool) override;
+  boost::asio::awaitable<void> reset() override;
+  boost::asio::awaitable<void> close() override;
+
+  bool connected() const override { return stream_ != nullptr; }
+  UpstreamErrorKind last_error_kind() const override { return error_kind_; }
+  const std::string& last_error() const override { return error_; }
+  std::string peer() const override { return peer_; }
+
+ private:
+  boost::asio::awaitable<bool> connect_one(const std::string& server);
+  boost::asio::awaitable<std::optional<smtp::Reply>> read_reply(net::Duration timeout);
+  boost::asio::awaitable<bool> send(std::string_view text, net::Duration timeout);
+  boost::asio::awaitable<std::optional<smtp::Reply>> command(std::string line,
+                                                             net::Duration timeout);
+  boost::asio::awaitable<bool> ehlo();
+  boost::asio::awaitable<bool> authenticate();
+  // fail records why the connection is unusable and drops it.
+  void fail(UpstreamErrorKind kind, std::string why);
+  smtp::Reply failure_reply() const;
+
+  boost::asio::any_io_executor executor_;
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::unique_ptr<net::ByteStream> stream_;
+  std::unique_ptr<net::LineReader> reader_;
+  smtp::UpstreamCapabilities caps_;
+  bool in_transaction_ = false;
+  std::string peer_;
+  std::string server_host_;
+  UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;
+  std::string error_;
+};
+
+}  // namespace stampd::proxy

@@ -1,0 +1,60 @@
+#include "proxy/upstream/upstream.h"
+
+#include "proxy/upstream/maildir_upstream.h"
+#include "proxy/upstream/smtp_upstream.h"
+
+namespace stampd::proxy {
+
+const char* to_string(UpstreamErrorKind kind) {
+  switch (kind) {
+    case UpstreamErrorKind::None:
+      return "none";
+    case UpstreamErrorKind::Connect:
+      return "connect";
+    case UpstreamErrorKind::Tls:
+      return "tls";
+    case UpstreamErrorKind::Auth:
+      return "auth";
+    case UpstreamErrorKind::Timeout:
+      return "timeout";
+    case UpstreamErrorKind::Dropped:
+      return "dropped";
+    case UpstreamErrorKind::Protocol:
+      return "protocol";
+    case UpstreamErrorKind::Local:
+      return "local";
+  }
+  return "?";
+}
+
+UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config)
+    : config_(std::move(config)) {
+  namespace ssl = boost::asio::ssl;
+  const auto& u = config_->upstream;
+  tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
+  tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  if (!u.ca_file.empty()) {
+    tls_->load_verify_file(u.ca_file, ec);
+    if (ec)
+      throw ConfigError(config_->path + ": [upstream] ca_file '" + u.ca_file +
+                        "': " + ec.message());
+  } else {
+    tls_->set_default_verify_paths(ec);
+  }
+}
+
+UpstreamFactory::~UpstreamFactory() = default;
+
+std::unique_ptr<Upstream> UpstreamFactory::make(boost::asio::any_io_executor executor) const {
+  // A maildir: entry is the only server (config.cc); SMTP servers are tried
+  // in order by SmtpUpstream.
+  const auto& servers = config_->upstream.servers;
+  if (servers.size() == 1 && servers.front().starts_with("maildir:")) {
+    return std::make_unique<MaildirUpstream>(servers.front().substr(8), config_->server.hostname);
+  }
+  return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_);
+}
+
+}  // namespace stampd::proxy

@@ -1,0 +1,68 @@
+// upstream.h: where accepted mail goes, as a transaction (maddy's shape):
+// open → mail → rcpt... → data | reset. One Upstream per client connection.
+// Implementations: SmtpUpstream (an MTA over SMTP) and MaildirUpstream.
+// Every failure is a reply value (4xx when the client should retry).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/config.h"
+#include "smtp/reply.h"
+#include "smtp/session.h"
+
+namespace stampd::proxy {
+
+class Spool;
+
+// UpstreamError says what went wrong, for logs and metrics.
+enum class UpstreamErrorKind { None, Connect, Tls, Auth, Timeout, Dropped, Protocol, Local };
+const char* to_string(UpstreamErrorKind kind);
+
+class Upstream {
+ public:
+  virtual ~Upstream() = default;
+  // open connects and greets unless already connected; nullopt when no
+  // server could be used (then last_error() says why).
+  virtual boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() = 0;
+  // mail starts a transaction with the client's MAIL command (passing the
+  // original client on via XFORWARD where offered).
+  virtual boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
+                                                   const smtp::Command& mail) = 0;
+  virtual boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) = 0;
+  // data sends prepend_fields and then the spooled message; its reply is final.
+  virtual boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
+                                                   const Spool& spool) = 0;
+  // reset aborts the transaction in progress (RSET); harmless when there is none.
+  virtual boost::asio::awaitable<void> reset() = 0;
+  // close ends the connection politely (QUIT), aborting any transaction.
+  virtual boost::asio::awaitable<void> close() = 0;
+
+  // connected tells whether a connection (and so any transaction) is alive.
+  virtual bool connected() const = 0;
+  virtual UpstreamErrorKind last_error_kind() const = 0;
+  virtual const std::string& last_error() const = 0;
+  // peer names the server in use, for logs ("127.0.0.1:10026", "maildir:...").
+  virtual std::string peer() const = 0;
+};
+
+// UpstreamFactory makes one Upstream per connection from one config; it
+// holds what they share (the TLS context with its loaded CA store).
+class UpstreamFactory {
+ public:
+  // The constructor throws ConfigError when the TLS setup cannot be loaded.
+  explicit UpstreamFactory(std::shared_ptr<const Config> config);
+  ~UpstreamFactory();
+  std::unique_ptr<Upstream> make(boost::asio::any_io_executor executor) const;
+
+ private:
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+};
+
+}  // namespace stampd::proxy

@@ -1,0 +1,56 @@
+// data_decoder.h: turns the bytes a client sends after DATA into the message
+// (RFC 5321 §4.1.1.4, §4.5.2): finds the end-of-data, removes dot-stuffing and
+// applies the bare CR / bare LF policy. Sans-IO: fed chunks split anywhere.
+//
+// Only the exact sequence <CRLF>.<CRLF> ends the data (the start of DATA counts
+// as a CRLF). A bare CR or LF never starts a line for this purpose, so no
+// byte sequence can end a message early (SMTP smuggling, CVE-2023-51764).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace stampd::smtp {
+
+class DataDecoder {
+ public:
+  enum class Problem { None, BareLineEnding, LineTooLong, TooBig };
+  struct Options {
+    bool normalize_bare_line_endings = true;  // false: reject the message
+    std::size_t max_line_length = 998;        // octets, without CRLF
+    std::uint64_t max_size = 50ULL << 20;     // octets of message
+  };
+
+  explicit DataDecoder(Options options) : options_(options) {}
+
+  // feed decodes input and appends message bytes (CRLF lines, unstuffed) to
+  // out. It returns how many input bytes it used: all of them, or fewer when
+  // the end-of-data came first (the rest is the client's next command). After
+  // a problem it goes on looking for the end but appends nothing more.
+  std::size_t feed(std::string_view input, std::string& out);
+
+  bool done() const noexcept { return state_ == State::Done; }
+  Problem problem() const noexcept { return problem_; }
+  // size counts the message octets seen (also past a problem).
+  std::uint64_t size() const noexcept { return size_; }
+
+ private:
+  enum class State { LineStart, Dot, DotCr, Text, Cr, Done };
+
+  void emit(const char* data, std::size_t n, std::string& out);
+  void line_end(std::string& out, bool bare);
+  void fail(Problem p) {
+    if (problem_ == Problem::None) problem_ = p;
+  }
+
+  Options options_;
+  State state_ = State::LineStart;
+  Problem problem_ = Problem::None;
+  std::uint64_t size_ = 0;
+  std::size_t line_length_ = 0;
+};
+
+const char* to_string(DataDecoder::Problem problem);
+
+}  // namespace stampd::smtp

@@ -1,0 +1,124 @@
+// session.h: RFC 5321 sequencing and policy for one client connection. Pure:
+// no I/O, no clock, no log. The connection feeds it parsed commands; check()
+// says whether one may proceed, apply() records it once it has succeeded
+// (for MAIL and RCPT: once the upstream has accepted it too).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "net/cidr.h"
+#include "smtp/command.h"
+#include "smtp/reply.h"
+
+namespace stampd::smtp {
+
+struct ClientInfo {
+  net::IpAddress address;
+  std::uint16_t port = 0;
+  bool trusted = false;  // in trusted_networks: may relay
+};
+
+// UpstreamCapabilities is what the upstream offered in its EHLO reply.
+struct UpstreamCapabilities {
+  bool eightbitmime = false;
+  bool smtputf8 = false;
+  bool dsn = false;
+  bool pipelining = false;
+  bool xforward = false;
+  std::vector<std::string> xforward_attributes;  // as named in "XFORWARD NAME ADDR ..."
+  std::uint64_t size = 0;                        // 0: no limit announced
+  bool size_offered = false;                     // SIZE was in EHLO (MAIL may carry SIZE=)
+  bool starttls = false;
+  std::vector<std::string> auth_mechanisms;  // upper-cased
+};
+
+struct Recipient {
+  std::string address;
+  std::vector<EsmtpParam> params;
+};
+
+struct Envelope {
+  std::string mail_from;  // without <>; empty for the null sender
+  bool null_sender = false;
+  std::vector<EsmtpParam> mail_params;
+  std::vector<Recipient> recipients;
+};
+
+// Xforward holds the original client's attributes sent by a trusted Postfix
+// content_filter (XFORWARD_README): NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE.
+struct Xforward {
+  std::vector<std::pair<std::string, std::string>> attributes;  // name upper-cased, value as sent
+  const std::string* find(std::string_view name) const;
+};
+
+struct SessionLimits {
+  std::size_t max_recipients = 1000;
+  std::uint64_t max_message_size = 50ULL << 20;
+  std::size_t max_commands = 10000;
+  std::size_t max_errors = 20;
+};
+
+class Session {
+ public:
+  enum class State { Connected, Greeted, HaveMail, HaveRcpt, InData, Closed };
+
+  Session(SessionLimits limits, ClientInfo client, std::string hostname);
+
+  // check returns the refusal for cmd in the current state, if any. A 421
+  // refusal means: send it and close the connection.
+  std::optional<Reply> check(const Command& cmd) const;
+  // count notes one command line, good or bad (limits apply to both).
+  void count(const Command& cmd);
+  // note_refusal counts a client mistake (bad syntax or sequence); too many
+  // of them end the connection.
+  void note_refusal(const Reply& reply);
+  // apply records a command that succeeded.
+  void apply(const Command& cmd);
+  // local_reply is our own answer to a command we handle without the upstream.
+  Reply local_reply(const Command& cmd) const;
+  // reset_transaction drops the envelope (RSET, end of DATA, upstream failure).
+  void reset_transaction();
+  void close() { state_ = State::Closed; }
+  // set_client replaces the peer with the client a PROXY header named.
+  void set_client(ClientInfo client) { client_ = std::move(client); }
+
+  // ehlo_reply lists our name and the extensions we offer this client.
+  Reply ehlo_reply() const;
+  void set_upstream_capabilities(UpstreamCapabilities caps) { caps_ = std::move(caps); }
+  const UpstreamCapabilities& upstream_capabilities() const { return caps_; }
+  // message_size_limit is the smaller of ours and the upstream's SIZE.
+  std::uint64_t message_size_limit() const;
+
+  State state() const { return state_; }
+  const Envelope& envelope() const { return envelope_; }
+  const ClientInfo& client() const { return client_; }
+  const Xforward& xforward() const { return xforward_; }
+  const std::string& helo() const { return helo_; }
+  bool esmtp() const { return esmtp_; }
+
+ private:
+  std::optional<Reply> check_mail(const Command& cmd) const;
+  std::optional<Reply> check_rcpt(const Command& cmd) const;
+  std::optional<Reply> check_xforward(const Command& cmd) const;
+
+  SessionLimits limits_;
+  ClientInfo client_;
+  std::string hostname_;
+  State state_ = State::Connected;
+  std::string helo_;
+  bool esmtp_ = false;
+  bool smtputf8_transaction_ = false;
+  Envelope envelope_;
+  Xforward xforward_;
+  UpstreamCapabilities caps_;
+  std::size_t commands_ = 0;
+  std::size_t errors_ = 0;
+};
+
+const char* to_string(Session::State state);
+
+}  // namespace stampd::smtp

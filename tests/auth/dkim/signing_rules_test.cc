@@ -1,0 +1,252 @@
+// Signing rules: From address extraction, pattern syntax and matching
+// (including the documented choice that *@*.domain does not match domain),
+// first match wins, the keyring's checks, and signing by rules with
+// fail-closed / send-unsigned.
+#include "auth/dkim/signing_rules.h"
+
+#include <gtest/gtest.h>
+
+#include "auth/dkim/author.h"
+#include "auth/dkim/keyring.h"
+#include "auth/dkim/sign_message.h"
+#include "auth/dkim/verifier.h"
+#include "tests/support/dkim_corpus.h"
+
+namespace stampd::auth {
+namespace {
+
+using test::read_test_file;
+
+MailAddress addr(const std::string& a) { return *split_address(a); }
+
+FromPattern pattern(const std::string& p) {
+  auto r = FromPattern::parse(p);
+  if (!r.ok()) throw std::runtime_error(r.error().message());
+  return *r;
+}
+
+TEST(DkimAuthor, ExtractsTheOneFromAddress) {
+  struct Case {
+    std::string value;
+    std::string want;
+  };
+  const std::vector<Case> ok = {
+      {"alice@example.com", "alice@example.com"},
+      {"Alice Example <alice@example.com>", "alice@example.com"},
+      {"\"Example, Alice (Sales)\" <alice@example.com> (comment)", "alice@example.com"},
+      {"alice@example.com (Alice, with comma)", "alice@example.com"},
+      {"=?utf-8?q?=C3=85lice?= <Alice@Example.COM>", "Alice@example.com"},
+      {"Ålice <alice@example.com>", "alice@example.com"},
+      {"<@route.example:alice@example.com>", "alice@example.com"},
+      {"\"john doe\"@example.com", "\"john doe\"@example.com"},
+      {"Team: alice@example.com;", "alice@example.com"},
+      {" Alice\r\n <alice@example.com>", "alice@example.com"},
+  };
+  for (const auto& c : ok) {
+    auto block = HeaderBlock::parse("From:" + c.value + "\r\n");
+    ASSERT_TRUE(block.ok()) << c.value;
+    auto a = author_address(*block);
+    ASSERT_TRUE(a.ok()) << c.value << ": " << a.error().detail;
+    EXPECT_EQ(a->local + "@" + a->domain, c.want) << c.value;
+  }
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"To: x@example.com\r\n", "no From"},
+      {"From: a@example.com\r\nFrom: b@example.com\r\n", "more than one From"},
+      {"From: a@example.com, b@example.com\r\n", "2 addresses"},
+      {"From: undisclosed-recipients:;\r\n", "no address"},
+      {"From: Alice <alice@example.com\r\n", "unbalanced"},
+      {"From: alice\r\n", "not local@domain"},
+  };
+  for (const auto& [header, reason] : bad) {
+    auto block = HeaderBlock::parse(header);
+    ASSERT_TRUE(block.ok());
+    auto a = author_address(*block);
+    ASSERT_FALSE(a.ok()) << header;
+    EXPECT_NE(a.error().detail.find(reason), std::string::npos) << a.error().detail;
+  }
+}
+
+TEST(DkimSigningRules, PatternSyntaxAndMatching) {
+  EXPECT_TRUE(pattern("ceo@example.com").matches(addr("ceo@example.com")));
+  EXPECT_TRUE(pattern("ceo@example.com").matches(addr("CEO@Example.COM")));  // case-insensitive
+  EXPECT_FALSE(pattern("ceo@example.com").matches(addr("cfo@example.com")));
+  EXPECT_TRUE(pattern("*@example.com").matches(addr("anyone@EXAMPLE.com")));
+  EXPECT_FALSE(pattern("*@example.com").matches(addr("anyone@sub.example.com")));
+  EXPECT_FALSE(pattern("*@example.com").matches(addr("anyone@notexample.com")));
+  EXPECT_TRUE(pattern("*@*.example.com").matches(addr("a@sub.example.com")));
+  EXPECT_TRUE(pattern("*@*.example.com").matches(addr("a@deep.sub.example.com")));
+  // Documented choice (as OpenDKIM's refile): subdomains only.
+  EXPECT_FALSE(pattern("*@*.example.com").matches(addr("a@example.com")));
+  EXPECT_FALSE(pattern("*@*.example.com").matches(addr("a@badexample.com")));
+  EXPECT_TRUE(pattern("*").matches(addr("x@y.z")));
+  EXPECT_TRUE(pattern("*@*").matches(addr("x@y.z")));
+
+  for (const char* bad : {"example.com", "@example.com", "a*b@example.com", "*@", "*@exa mple.com",
+                          "*@*example.com", "*@.example.com", "*@*.*.example.com"}) {
+    auto r = FromPattern::parse(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.error().detail.find(bad), std::string::npos) << r.error().detail;
+    }
+  }
+  EXPECT_EQ(parse_on_error("send-unsigned"), OnError::SendUnsigned);
+  EXPECT_EQ(parse_on_error("fail-closed"), OnError::FailClosed);
+  EXPECT_FALSE(parse_on_error("ignore").has_value());
+}
+
+TEST(DkimSigningRules, FirstMatchWins) {
+  std::vector<SigningRule> rules(3);
+  rules[0].from = pattern("ceo@example.com");
+  rules[0].keys = {"ceo"};
+  rules[1].from = pattern("*@example.com");
+  rules[1].keys = {"main"};
+  rules[2].from = pattern("*@*.example.com");
+  rules[2].keys = {"subs"};
+  EXPECT_EQ(match_rule(rules, addr("ceo@example.com"))->keys[0], "ceo");
+  EXPECT_EQ(match_rule(rules, addr("bob@example.com"))->keys[0], "main");
+  EXPECT_EQ(match_rule(rules, addr("bob@mail.example.com"))->keys[0], "subs");
+  EXPECT_EQ(match_rule(rules, addr("bob@example.org")), nullptr);
+}
+
+std::vector<KeySpec> rfc_keys() {
+  return {
+      KeySpec{"ed",
+              "example.com",
+              "ed2026",
+              "",
+              read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"),
+              "test:1",
+              {}},
+      KeySpec{"rsa",
+              "example.com",
+              "rsa2026",
+              "",
+              read_test_file("dkim/rfc8463/rsa.private.pkcs8.pem"),
+              "test:2",
+              {}},
+      KeySpec{"broken",
+              "example.org",
+              "x",
+              "",
+              "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+              "test:3",
+              {}},
+  };
+}
+
+TEST(DkimKeyring, BuildChecks) {
+  // A broken key is an error unless the keyring is told to keep it.
+  auto strict = SigningKeys::build(rfc_keys(), {});
+  ASSERT_FALSE(strict.ok());
+  EXPECT_NE(strict.error().detail.find("test:3"), std::string::npos) << strict.error().detail;
+  EXPECT_NE(strict.error().detail.find("broken"), std::string::npos);
+
+  KeyringOptions keep;
+  keep.keep_broken_keys = true;
+  auto ring = SigningKeys::build(rfc_keys(), {}, keep);
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  EXPECT_EQ((*ring)->keys().size(), 3u);
+  ASSERT_EQ((*ring)->warnings().size(), 1u);  // the 1024-bit RSA key
+  EXPECT_NE((*ring)->warnings()[0].find("\"rsa\""), std::string::npos);
+
+  auto dup = rfc_keys();
+  dup[1].name = "ed";
+  EXPECT_FALSE(SigningKeys::build(dup, {}, keep).ok());
+
+  SigningRule unknown;
+  unknown.from = pattern("*@example.com");
+  unknown.keys = {"nope"};
+  unknown.origin = "stampd.toml:12";
+  auto bad_rule = SigningKeys::build(rfc_keys(), {unknown}, keep);
+  ASSERT_FALSE(bad_rule.ok());
+  EXPECT_NE(bad_rule.error().detail.find("stampd.toml:12"), std::string::npos);
+  EXPECT_NE(bad_rule.error().detail.find("nope"), std::string::npos);
+  SigningRule none;
+  none.from = pattern("*@example.com");
+  EXPECT_FALSE(SigningKeys::build(rfc_keys(), {none}, keep).ok());
+}
+
+TEST(DkimKeyring, SignByRules) {
+  std::vector<SigningRule> rules(3);
+  rules[0].from = pattern("*@example.com");
+  rules[0].keys = {"rsa", "ed"};
+  rules[1].from = pattern("*@example.org");
+  rules[1].keys = {"broken"};  // fail-closed by default
+  rules[2].from = pattern("*@*.example.org");
+  rules[2].keys = {"broken"};
+  rules[2].on_error = OnError::SendUnsigned;
+  KeyringOptions keep;
+  keep.keep_broken_keys = true;
+  auto ring = SigningKeys::build(rfc_keys(), rules, keep);
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  SignOptions options;
+  options.timestamp = 1772445600;
+
+  const std::string message = read_test_file("dkim-corpus/01-plain-text.eml");
+  const SignOutcome signed_out = sign_message_by_rules(message, **ring, options);
+  ASSERT_EQ(signed_out.kind, SignOutcome::Kind::Signed) << signed_out.reason;
+  EXPECT_EQ(signed_out.key_names, (std::vector<std::string>{"rsa", "ed"}));
+  const KeyLookupFunction keys = [&](const std::string&, const std::string& selector) {
+    const auto* k = (*ring)->find_key(selector == "ed2026" ? "ed" : "rsa");
+    KeyLookup out;
+    out.record =
+        KeyRecord{k->signing_key->key->type(), k->signing_key->key->public_key(), false, false, {}};
+    return out;
+  };
+  const auto results = verify_message_with_lookup(signed_out.message, keys, {1772445600});
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].algorithm, "rsa-sha256");
+  for (const auto& r : results) EXPECT_EQ(r.status, VerifyStatus::Pass) << r.reason;
+
+  auto with_from = [&](const std::string& from) {
+    return "From: " + from + "\r\nSubject: x\r\n\r\nbody\r\n";
+  };
+  const SignOutcome closed = sign_message_by_rules(with_from("a@example.org"), **ring, options);
+  EXPECT_EQ(closed.kind, SignOutcome::Kind::Failed);
+  EXPECT_NE(closed.reason.find("signing failed"), std::string::npos) << closed.reason;
+  const SignOutcome open = sign_message_by_rules(with_from("a@sub.example.org"), **ring, options);
+  EXPECT_EQ(open.kind, SignOutcome::Kind::Unsigned);
+  EXPECT_NE(open.reason.find("send-unsigned"), std::string::npos) << open.reason;
+  EXPECT_EQ(open.message, with_from("a@sub.example.org"));
+  const SignOutcome no_rule = sign_message_by_rules(with_from("a@example.net"), **ring, options);
+  EXPECT_EQ(no_rule.kind, SignOutcome::Kind::Unsigned);
+  EXPECT_NE(no_rule.reason.find("no signing rule"), std::string::npos) << no_rule.reason;
+  const SignOutcome two_from = sign_message_by_rules(
+      "From: a@example.com\r\nFrom: b@example.com\r\n\r\nx\r\n", **ring, options);
+  EXPECT_EQ(two_from.kind, SignOutcome::Kind::Unsigned);
+  EXPECT_NE(two_from.reason.find("more than one From"), std::string::npos);
+}
+
+TEST(DkimKeyring, PercentKeyNameAndIdentity) {
+  std::vector<KeySpec> keys = {KeySpec{"example.com",
+                                       "example.com",
+                                       "s",
+                                       "",
+                                       read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"),
+                                       "",
+                                       {}}};
+  SigningRule rule;
+  rule.from = FromPattern::glob("*");
+  rule.keys = {"%"};
+  rule.identity = "postmaster@%";
+  auto ring = SigningKeys::build(keys, {rule});
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  const auto sel = (*ring)->select(addr("x@example.com"));
+  ASSERT_TRUE(sel.has_value());
+  ASSERT_FALSE(sel->error.has_value());
+  EXPECT_EQ(sel->identity, "postmaster@example.com");
+  const auto missing = (*ring)->select(addr("x@example.net"));
+  ASSERT_TRUE(missing.has_value());
+  ASSERT_TRUE(missing->error.has_value());
+  EXPECT_NE(missing->error->detail.find("example.net"), std::string::npos);
+
+  SignOptions options;
+  options.timestamp = 1;
+  const SignOutcome out =
+      sign_message_by_rules("From: x@example.com\r\n\r\nhi\r\n", **ring, options);
+  ASSERT_EQ(out.kind, SignOutcome::Kind::Signed) << out.reason;
+  EXPECT_NE(out.message.find("i=postmaster@example.com;"), std::string::npos) << out.message;
+}
+
+}  // namespace
+}  // namespace stampd::auth

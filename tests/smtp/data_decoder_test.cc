@@ -1,0 +1,266 @@
+#include "smtp/data_decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "smtp/dot_stuffer.h"
+#include "tests/support/line_endings.h"
+#include "tests/support/mutator.h"
+
+namespace stampd::smtp {
+namespace {
+
+struct Decoded {
+  std::string message;
+  std::size_t used = 0;
+  bool done = false;
+  DataDecoder::Problem problem = DataDecoder::Problem::None;
+};
+
+Decoded decode(const std::string& input, DataDecoder::Options options = {}) {
+  DataDecoder d(options);
+  Decoded out;
+  out.used = d.feed(input, out.message);
+  out.done = d.done();
+  out.problem = d.problem();
+  return out;
+}
+
+// decode_split feeds input in pieces cut at the given points.
+Decoded decode_split(const std::string& input, std::size_t a, std::size_t b,
+                     DataDecoder::Options options = {}) {
+  DataDecoder d(options);
+  Decoded out;
+  std::size_t pos = 0;
+  for (std::size_t cut : {a, b, input.size()}) {
+    if (cut < pos || d.done()) continue;
+    out.used += d.feed(std::string_view(input).substr(pos, cut - pos), out.message);
+    pos = cut;
+  }
+  out.done = d.done();
+  out.problem = d.problem();
+  return out;
+}
+
+// Every split of every input into three pieces must give the same result as one piece.
+void expect_split_invariant(const std::string& input, DataDecoder::Options options = {}) {
+  const Decoded whole = decode(input, options);
+  for (std::size_t a = 0; a <= input.size(); ++a) {
+    for (std::size_t b = a; b <= input.size(); ++b) {
+      const Decoded split = decode_split(input, a, b, options);
+      // After a problem the message is dropped, so only what precedes the
+      // problem may differ with the split; the verdict may not.
+      if (whole.problem == DataDecoder::Problem::None) {
+        ASSERT_EQ(split.message, whole.message) << "split at " << a << "," << b;
+      }
+      ASSERT_EQ(split.done, whole.done) << "split at " << a << "," << b;
+      ASSERT_EQ(split.used, whole.used) << "split at " << a << "," << b;
+      ASSERT_EQ(split.problem, whole.problem) << "split at " << a << "," << b;
+    }
+  }
+}
+
+TEST(DataDecoder, SimpleMessage) {
+  const Decoded d = decode("Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.message, "Subject: hi\r\n\r\nbody\r\n");
+  EXPECT_EQ(d.used, std::string("Subject: hi\r\n\r\nbody\r\n.\r\n").size());
+}
+
+TEST(DataDecoder, EmptyMessage) {
+  const Decoded d = decode(".\r\n");
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.message, "");
+}
+
+TEST(DataDecoder, DotUnstuffing) {
+  const Decoded d = decode("a\r\n..\r\n..b\r\n...\r\n.c\r\n.\r\n");
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.message, "a\r\n.\r\n.b\r\n..\r\nc\r\n");
+}
+
+TEST(DataDecoder, NotDoneWithoutTerminator) {
+  const Decoded d = decode("a\r\nb\r\n");
+  EXPECT_FALSE(d.done);
+  EXPECT_EQ(d.message, "a\r\nb\r\n");
+}
+
+// SMTP smuggling (CVE-2023-51764 class): none of these end the message.
+TEST(DataDecoder, SmugglingSequencesNeverEndTheMessage) {
+  for (const std::string attack :
+       {"a\n.\nMAIL FROM:<x@y>\r\n", "a\r.\rMAIL FROM:<x@y>\r\n", "a\r\n.\nMAIL FROM:<x@y>\r\n",
+        "a\n.\r\nMAIL FROM:<x@y>\r\n", "a\r\n.\rMAIL FROM:<x@y>\r\n", "a\r\r\n.\r\r\nMAIL\r\n",
+        "a\r\n.\r\r\nMAIL\r\n", "a\r\n \r\n.\r MAIL\r\n"}) {
+    const Decoded d = decode(attack);
+    EXPECT_FALSE(d.done) << testing::PrintToString(attack);
+    EXPECT_EQ(d.used, attack.size());
+    EXPECT_NE(d.message.find("MAIL"), std::string::npos) << testing::PrintToString(attack);
+    // The message stays one message: what follows is content, and it ends
+    // only at a real <CRLF>.<CRLF>.
+    const Decoded finished = decode(attack + ".\r\n");
+    EXPECT_TRUE(finished.done);
+  }
+}
+
+TEST(DataDecoder, BareLineEndingsNormalized) {
+  const Decoded d = decode("a\nb\rc\r\n.\r\n");
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.problem, DataDecoder::Problem::None);
+  EXPECT_EQ(d.message, "a\r\nb\r\nc\r\n");
+}
+
+TEST(DataDecoder, DotAfterBareLineEndingIsContent) {
+  // The dot after a bare LF is not at a line start: kept, not unstuffed.
+  const Decoded d = decode("a\n.\nb\r\n.\r\n");
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.message, "a\r\n.\r\nb\r\n");
+}
+
+TEST(DataDecoder, BareLineEndingsRejected) {
+  DataDecoder::Options o;
+  o.normalize_bare_line_endings = false;
+  const Decoded d = decode("a\nb\r\n.\r\n", o);
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.problem, DataDecoder::Problem::BareLineEnding);
+  EXPECT_EQ(d.message, "a");  // nothing after the problem
+}
+
+TEST(DataDecoder, LineTooLong) {
+  DataDecoder::Options o;
+  o.max_line_length = 10;
+  EXPECT_EQ(decode(std::string(10, 'x') + "\r\n.\r\n", o).problem, DataDecoder::Problem::None);
+  const Decoded d = decode(std::string(11, 'x') + "\r\nmore\r\n.\r\n", o);
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.problem, DataDecoder::Problem::LineTooLong);
+}
+
+TEST(DataDecoder, StuffingDotDoesNotCountTowardsLineLength) {
+  DataDecoder::Options o;
+  o.max_line_length = 4;
+  EXPECT_EQ(decode("..abc\r\n.\r\n", o).problem, DataDecoder::Problem::None);
+}
+
+TEST(DataDecoder, TooBigStopsOutputButFindsTheEnd) {
+  DataDecoder::Options o;
+  o.max_size = 8;
+  DataDecoder d(o);
+  std::string out;
+  d.feed("12345\r\n", out);
+  EXPECT_EQ(d.problem(), DataDecoder::Problem::None);
+  d.feed("67890\r\n", out);
+  EXPECT_EQ(d.problem(), DataDecoder::Problem::TooBig);
+  const std::size_t kept = out.size();
+  for (int i = 0; i < 100; ++i) d.feed("more and more data\r\n", out);
+  EXPECT_EQ(out.size(), kept);  // the excess is not buffered
+  EXPECT_FALSE(d.done());
+  d.feed(".\r\n", out);
+  EXPECT_TRUE(d.done());
+  EXPECT_GT(d.size(), 1000u);
+}
+
+TEST(DataDecoder, EveryChunkSplitGivesTheSameResult) {
+  const std::string inputs[] = {
+      "Subject: x\r\n\r\nbody\r\n.\r\nNEXT",
+      "a\r\n..b\r\n.\r\n",
+      ".\r\n",
+      "..\r\n.\r\n",
+      "a\n.\nb\r\n.\r\n",
+      "a\r.\rb\r\n.\r\n",
+      "a\r\n.\nb\r\n.\r\n",
+      "a\n.\r\nb\r\n.\r\n",
+      "x\r\r\n\r\n.\r\r\n.\r\n",
+      "\r\n\r\n\r\n.\r\n",
+  };
+  for (const auto& input : inputs) expect_split_invariant(input);
+  DataDecoder::Options reject;
+  reject.normalize_bare_line_endings = false;
+  for (const auto& input : inputs) expect_split_invariant(input, reject);
+  DataDecoder::Options small;
+  small.max_size = 6;
+  small.max_line_length = 3;
+  for (const auto& input : inputs) expect_split_invariant(input, small);
+}
+
+// Robustness: random and mutated inputs (tests/support/mutator.h, fixed
+// seeds) with the properties that make smuggling impossible checked on
+// every one: the data ends exactly at the first <CRLF>.<CRLF> (the start of
+// DATA counts as a CRLF) whatever the chunking; what comes out has no bare
+// CR or LF; stuffing it again for the upstream and decoding that gives the
+// same message back.
+
+// decode_randomly feeds input in random chunks.
+Decoded decode_randomly(std::string_view input, test::Mutator& m,
+                        DataDecoder::Options options = {}) {
+  DataDecoder d(options);
+  Decoded out;
+  std::size_t pos = 0;
+  while (pos < input.size() && !d.done()) {
+    const std::size_t n = 1 + m.below(std::min<std::size_t>(input.size() - pos, 40));
+    out.used += d.feed(input.substr(pos, n), out.message);
+    pos += n;
+  }
+  out.done = d.done();
+  out.problem = d.problem();
+  return out;
+}
+
+TEST(DataDecoderRobustness, DataEndsOnlyAtTheFirstCrlfDotCrlf) {
+  test::Mutator m(11);
+  const std::vector<std::string> seeds = {"Subject: x\r\n\r\nline\r\n..dot\r\n.\r\nQUIT\r\n",
+                                          "a\n.\nb\r.\rc\r\n.\nd\n.\r\ne\r\n.\r\n", ".\r\n",
+                                          "\r\n.\r\n"};
+  int ended = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string input = i % 2 ? m.from_alphabet("\r\n.a ", 60) : m.mutate_one_of(seeds);
+    const Decoded d = decode_randomly(input, m);
+    ASSERT_EQ(d.problem, DataDecoder::Problem::None);  // normalize, no limits reached
+    const auto end = ("\r\n" + input).find("\r\n.\r\n");
+    ASSERT_EQ(d.done, end != std::string::npos) << testing::PrintToString(input);
+    if (d.done) {
+      ++ended;
+      ASSERT_EQ(d.used, end + 3) << testing::PrintToString(input);
+    }
+    ASSERT_FALSE(test::has_bare_line_ending(d.message)) << testing::PrintToString(input);
+    if (d.done && !d.message.empty()) {
+      ASSERT_TRUE(d.message.ends_with("\r\n")) << testing::PrintToString(input);
+    }
+    // What we send upstream decodes to the same message, ending where we end it.
+    DotStuffer stuffer;
+    std::string wire;
+    stuffer.feed(d.message, wire);
+    stuffer.finish(wire);
+    const Decoded again = decode_randomly(wire, m);
+    ASSERT_TRUE(again.done);
+    ASSERT_EQ(again.used, wire.size());
+    std::string expected = d.message;
+    if (!expected.empty() && !expected.ends_with("\r\n")) expected += "\r\n";
+    ASSERT_EQ(again.message, expected) << testing::PrintToString(input);
+  }
+  EXPECT_GT(ended, 1000);  // the generator does reach the end-of-data
+}
+
+TEST(DataDecoderRobustness, RejectModeNeverNormalizesAndAgreesAcrossChunkings) {
+  test::Mutator m(12);
+  DataDecoder::Options reject;
+  reject.normalize_bare_line_endings = false;
+  reject.max_line_length = 20;
+  reject.max_size = 200;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string input = m.from_alphabet("\r\n.ab", 300);
+    const Decoded a = decode_randomly(input, m, reject);
+    const Decoded b = decode_randomly(input, m, reject);
+    ASSERT_EQ(a.done, b.done);
+    ASSERT_EQ(a.used, b.used);
+    ASSERT_EQ(a.problem, b.problem) << testing::PrintToString(input);
+    if (a.problem == DataDecoder::Problem::None) {
+      ASSERT_EQ(a.message, b.message);
+    }
+    // The end is found even after a problem, so the session stays in step.
+    const auto end = ("\r\n" + input).find("\r\n.\r\n");
+    ASSERT_EQ(a.done, end != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace stampd::smtp

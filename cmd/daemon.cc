@@ -23,9 +23,11 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/metrics_server.h"
+#include "obs/record.h"
 #include "proxy/config.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "smtp/command.h"
 
 #ifndef STAMPD_VERSION
 #define STAMPD_VERSION "dev"
@@ -71,7 +73,7 @@ void update_key_ages(const proxy::Runtime& runtime) {
 }
 
 // upstream_probe checks now and then that the upstream answers, for /readyz.
-asio::awaitable<void> upstream_probe(proxy::Server& server) {
+asio::awaitable<void> upstream_probe(proxy::Server& server, obs::Recorder& recorder) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     auto runtime = server.runtime();
@@ -82,13 +84,11 @@ asio::awaitable<void> upstream_probe(proxy::Server& server) {
     } else {
       auto upstream = runtime->upstreams->make(co_await asio::this_coro::executor);
       auto caps = co_await upstream->open();
-      obs::health().upstream_result(caps.has_value());
-      if (!caps) {
-        obs::metrics()
-            .upstream_errors.Add({{"kind", to_string(upstream->last_error_kind())}})
-            .Increment();
-        obs::log_warning("upstream-check-failed",
-                         {{"upstream", upstream->peer()}, {"error", upstream->last_error()}});
+      if (caps) {
+        recorder.upstream_ok();
+      } else {
+        recorder.upstream_failed("", "connect", upstream->last_error_kind(), upstream->peer(),
+                                 upstream->last_error());
       }
       co_await upstream->close();
       timer.expires_after(interval);
@@ -189,7 +189,8 @@ int run_daemon(const std::string& config_path) {
   }
   report_keys(*runtime);
   const auto& config = *runtime->config;
-  proxy::Server server(io, runtime);
+  obs::Recorder recorder(obs::metrics(), obs::health(), smtp::verb_names());
+  proxy::Server server(io, runtime, recorder);
   try {
     server.listen();
   } catch (const std::exception& e) {
@@ -251,7 +252,7 @@ int run_daemon(const std::string& config_path) {
     obs::log_info("metrics-listening", {{"address", metrics_server->local_endpoint()}});
   }
   // On a strand like every session: the stream's timers must not race it.
-  asio::co_spawn(asio::make_strand(io), upstream_probe(server), asio::detached);
+  asio::co_spawn(asio::make_strand(io), upstream_probe(server, recorder), asio::detached);
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();

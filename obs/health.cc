@@ -1,12 +1,10 @@
 #include "obs/health.h"
 
-#include "obs/metrics.h"
 
 namespace stampd::obs {
 
 void Health::upstream_result(bool ok) {
   upstream_ = ok ? 1 : 0;
-  metrics().upstream_up.Set(ok ? 1 : 0);
 }
 
 void Health::set_keys_problem(std::string problem) {

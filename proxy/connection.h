@@ -1,8 +1,8 @@
-// smtp_connection.h: the coroutine that serves one client connection: reads
-// commands, asks the Session whether they may proceed, forwards MAIL/RCPT to
-// the upstream in lockstep, streams DATA through the pipeline into the spool,
-// relays, and answers with the upstream's verdict. The glue between socket,
-// Session, pipeline stages and Upstream; protocol rules live in those.
+// connection.h: the coroutine that serves one client connection: the socket
+// loop. It reads command lines, asks the Session whether each may proceed,
+// hands the transaction's commands and DATA bytes to the Relay, and writes
+// the replies. Protocol rules live in smtp/, the transaction in relay.h, and
+// what is logged and counted in obs/record.h.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "net/byte_stream.h"
+#include "obs/record.h"
 #include "proxy/runtime.h"
 #include "smtp/session.h"
 
@@ -17,6 +18,7 @@ namespace stampd::proxy {
 
 struct ConnectionContext {
   std::shared_ptr<const Runtime> runtime;
+  obs::Recorder* recorder = nullptr;  // process-wide; outlives every connection
   std::string session_id;
   smtp::ClientInfo client;
   std::string local_endpoint;   // "127.0.0.1:10027", for logs

@@ -69,4 +69,29 @@ class StageFactory {
   virtual std::vector<std::unique_ptr<Stage>> make_stages() const = 0;
 };
 
+// Refusal is a stage's stop: the reply for the client, which stage and why.
+struct Refusal {
+  smtp::Reply reply;
+  std::string stage;
+  std::string reason;
+};
+
+// Pipeline is the stages of one transaction, run in order at each point;
+// the first to stop ends the run.
+class Pipeline {
+ public:
+  // start makes a fresh set of stages for a new transaction.
+  void start(const std::vector<std::shared_ptr<const StageFactory>>& factories);
+  void clear() { stages_.clear(); }
+  boost::asio::awaitable<std::optional<Refusal>> mail_from(Transaction& tx);
+  void header_block(Transaction& tx, std::string_view block);
+  void body(std::span<const char> chunk);
+  boost::asio::awaitable<std::optional<Refusal>> end_of_data(Transaction& tx,
+                                                             const Message& message);
+  std::vector<std::unique_ptr<Stage>>& stages() { return stages_; }
+
+ private:
+  std::vector<std::unique_ptr<Stage>> stages_;
+};
+
 }  // namespace stampd::proxy

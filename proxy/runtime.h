@@ -12,7 +12,7 @@
 #include "net/resolver.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
-#include "proxy/upstream/upstream.h"
+#include "proxy/upstream/factory.h"
 
 namespace stampd::proxy {
 

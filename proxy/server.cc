@@ -13,8 +13,6 @@
 #include <random>
 
 #include "net/host_port.h"
-#include "obs/log.h"
-#include "obs/metrics.h"
 #include "proxy/connection.h"
 
 namespace stampd::proxy {
@@ -38,33 +36,23 @@ asio::awaitable<void> refuse_connection(tcp::socket socket, std::string text) {
   socket.close(ec);
 }
 
-void log_session_crash(const std::exception_ptr& e, const std::string& session_id) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    obs::log_error("session-crashed", {{"session", session_id}, {"error", ex.what()}});
-  } catch (...) {
-    obs::log_error("session-crashed", {{"session", session_id}, {"error", "unknown exception"}});
-  }
-}
-
 // serve_slot holds the connection's place under the caps for as long as the session runs.
 asio::awaitable<void> serve_slot(std::unique_ptr<net::ByteStream> stream, ConnectionContext context,
                                  ConnectionLimiter::Slot slot) {
   (void)slot;
-  struct Active {
-    Active() { obs::metrics().connections_active.Increment(); }
-    ~Active() { obs::metrics().connections_active.Decrement(); }
-  } active;
-  obs::metrics().connections_total.Increment();
+  struct Open {
+    explicit Open(obs::Recorder& r) : recorder(r) { recorder.connection_opened(); }
+    ~Open() { recorder.connection_closed(); }
+    obs::Recorder& recorder;
+  } open(*context.recorder);
   co_await serve_connection(std::move(stream), std::move(context));
 }
 
 }  // namespace
 
-Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime)
-    : io_(io), runtime_(std::move(runtime)) {
+Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime,
+               obs::Recorder& recorder)
+    : io_(io), recorder_(recorder), runtime_(std::move(runtime)) {
   std::random_device rd;
   char buf[16];
   std::snprintf(buf, sizeof buf, "%06x", rd() & 0xffffff);
@@ -135,74 +123,80 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(
         asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      if (stopped_ || ec == asio::error::operation_aborted) break;
-      // EMFILE and friends: say so and breathe instead of spinning.
-      obs::log_error("accept-failed", {{"listen", local}, {"error", ec.message()}});
-      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
-      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+      admit(std::move(socket), local);
       continue;
     }
-    auto runtime = this->runtime();
-    const auto& s = runtime->config->server;
-    auto remote = socket.remote_endpoint(ec);
-    if (ec) continue;
-    const auto ip = net::unmap(remote.address());
-    if (draining_) {
-      obs::metrics().connections_refused.Add({{"reason", "draining"}}).Increment();
-      // Shutting down: tell the client to come back (or go to another replica).
-      auto executor = socket.get_executor();
-      asio::co_spawn(
-          executor,
-          refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
-                                                   " Service shutting down, try again later\r\n"),
-          asio::detached);
-      continue;
-    }
-    auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
-    if (refusal != ConnectionLimiter::Refusal::None) {
-      const bool global = refusal == ConnectionLimiter::Refusal::Global;
-      obs::metrics()
-          .connections_refused
-          .Add({{"reason", global ? "max_connections" : "max_connections_per_ip"}})
-          .Increment();
-      obs::log_warning("connection-refused",
-                       {{"client", endpoint_text(remote)},
-                        {"reason", global ? "max-connections" : "max-connections-per-ip"}});
-      auto executor = socket.get_executor();
-      asio::co_spawn(
-          executor,
-          refuse_connection(std::move(socket), "421 4.7.0 " + s.hostname +
-                                                   " Too many connections, try again later\r\n"),
-          asio::detached);
-      continue;
-    }
-    if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
-                                         [&](const net::Cidr& n) { return n.contains(ip); })) {
-      // Only our balancers may tell us who the client is.
-      obs::log_warning("connection-refused",
-                       {{"client", endpoint_text(remote)}, {"reason", "not-in-proxy-networks"}});
-      obs::metrics().connections_refused.Add({{"reason", "not_in_proxy_networks"}}).Increment();
-      socket.close(ec);
-      continue;
-    }
-    ConnectionContext context;
-    context.runtime = runtime;
-    context.proxy_protocol = s.proxy_protocol;
-    context.session_id = id_prefix_ + std::to_string(++session_counter_);
-    context.client.address = ip;
-    context.client.port = remote.port();
-    context.local_endpoint = local;
-    context.client.trusted = s.trusts(ip);
-    auto executor = socket.get_executor();
-    auto stream = std::make_unique<net::ByteStream>(std::move(socket));
-    const std::string id = context.session_id;
-    // The slot travels with the session coroutine and frees its place when it ends.
+    if (stopped_ || ec == asio::error::operation_aborted) break;
+    // EMFILE and friends: say so and breathe instead of spinning.
+    recorder_.accept_failed(local, ec.message());
+    asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+void Server::admit(tcp::socket socket, const std::string& local) {
+  boost::system::error_code ec;
+  auto runtime = this->runtime();
+  const auto& s = runtime->config->server;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return;
+  const auto ip = net::unmap(remote.address());
+  auto executor = socket.get_executor();
+  if (draining_) {
+    // Shutting down: tell the client to come back (or go to another replica).
+    recorder_.connection_refused(obs::ConnectionRefusal::Draining, endpoint_text(remote));
     asio::co_spawn(
         executor,
-        serve_slot(std::move(stream), std::move(context), ConnectionLimiter::Slot(&limiter_, ip)),
-        [id](const std::exception_ptr& e) { log_session_crash(e, id); });
+        refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
+                                                 " Service shutting down, try again later\r\n"),
+        asio::detached);
+    return;
   }
+  const auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
+  if (refusal != ConnectionLimiter::Refusal::None) {
+    recorder_.connection_refused(refusal == ConnectionLimiter::Refusal::Global
+                                     ? obs::ConnectionRefusal::MaxConnections
+                                     : obs::ConnectionRefusal::MaxConnectionsPerIp,
+                                 endpoint_text(remote));
+    asio::co_spawn(
+        executor,
+        refuse_connection(std::move(socket),
+                          "421 4.7.0 " + s.hostname + " Too many connections, try again later\r\n"),
+        asio::detached);
+    return;
+  }
+  if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
+                                       [&](const net::Cidr& n) { return n.contains(ip); })) {
+    // Only our balancers may tell us who the client is.
+    recorder_.connection_refused(obs::ConnectionRefusal::NotInProxyNetworks, endpoint_text(remote));
+    socket.close(ec);
+    return;
+  }
+  ConnectionContext context;
+  context.runtime = runtime;
+  context.recorder = &recorder_;
+  context.proxy_protocol = s.proxy_protocol;
+  context.session_id = id_prefix_ + std::to_string(++session_counter_);
+  context.client = {ip, remote.port(), s.trusts(ip)};
+  context.local_endpoint = local;
+  const std::string id = context.session_id;
+  auto stream = std::make_unique<net::ByteStream>(std::move(socket));
+  // The slot travels with the session coroutine and frees its place when it
+  // ends; a session that throws is logged and closed, the others go on.
+  asio::co_spawn(
+      executor,
+      serve_slot(std::move(stream), std::move(context), ConnectionLimiter::Slot(&limiter_, ip)),
+      [this, id](const std::exception_ptr& e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          recorder_.session_crashed(id, ex.what());
+        } catch (...) {
+          recorder_.session_crashed(id, "unknown exception");
+        }
+      });
 }
 
 }  // namespace stampd::proxy

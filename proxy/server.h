@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "obs/record.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/runtime.h"
 
@@ -18,7 +19,9 @@ namespace stampd::proxy {
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, std::shared_ptr<const Runtime> runtime);
+  // Server reports through recorder, which must outlive it.
+  Server(boost::asio::io_context& io, std::shared_ptr<const Runtime> runtime,
+         obs::Recorder& recorder);
 
   // listen binds every listen address; throws ConfigError naming the one that failed.
   void listen();
@@ -39,8 +42,12 @@ class Server {
 
  private:
   boost::asio::awaitable<void> accept_loop(std::size_t index);
+  // admit starts a session for socket, or refuses it (draining, over a cap,
+  // not from a balancer when the PROXY protocol is on).
+  void admit(boost::asio::ip::tcp::socket socket, const std::string& local);
 
   boost::asio::io_context& io_;
+  obs::Recorder& recorder_;
   mutable std::mutex runtime_mutex_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

@@ -20,26 +20,36 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
+// In the order of Verb, which verb_name relies on.
+constexpr std::array<std::pair<std::string_view, Verb>, 17> kVerbs{{
+    {"HELO", Verb::Helo},
+    {"EHLO", Verb::Ehlo},
+    {"MAIL", Verb::Mail},
+    {"RCPT", Verb::Rcpt},
+    {"DATA", Verb::Data},
+    {"RSET", Verb::Rset},
+    {"NOOP", Verb::Noop},
+    {"QUIT", Verb::Quit},
+    {"VRFY", Verb::Vrfy},
+    {"HELP", Verb::Help},
+    {"XFORWARD", Verb::Xforward},
+    {"STARTTLS", Verb::Starttls},
+    {"AUTH", Verb::Auth},
+    {"BDAT", Verb::Bdat},
+    {"EXPN", Verb::Expn},
+    {"ETRN", Verb::Etrn},
+    {"TURN", Verb::Turn},
+}};
+
+constexpr bool in_verb_order() {
+  for (std::size_t i = 0; i < kVerbs.size(); ++i) {
+    if (static_cast<std::size_t>(kVerbs[i].second) != i) return false;
+  }
+  return kVerbs.size() == static_cast<std::size_t>(Verb::Unknown);
+}
+static_assert(in_verb_order());
+
 Verb verb_of(std::string_view word) {
-  static constexpr std::array<std::pair<std::string_view, Verb>, 17> kVerbs{{
-      {"HELO", Verb::Helo},
-      {"EHLO", Verb::Ehlo},
-      {"MAIL", Verb::Mail},
-      {"RCPT", Verb::Rcpt},
-      {"DATA", Verb::Data},
-      {"RSET", Verb::Rset},
-      {"NOOP", Verb::Noop},
-      {"QUIT", Verb::Quit},
-      {"VRFY", Verb::Vrfy},
-      {"HELP", Verb::Help},
-      {"XFORWARD", Verb::Xforward},
-      {"STARTTLS", Verb::Starttls},
-      {"AUTH", Verb::Auth},
-      {"BDAT", Verb::Bdat},
-      {"EXPN", Verb::Expn},
-      {"ETRN", Verb::Etrn},
-      {"TURN", Verb::Turn},
-  }};
   for (const auto& [name, verb] : kVerbs) {
     if (iequals(word, name)) return verb;
   }
@@ -203,6 +213,19 @@ const EsmtpParam* Command::param(std::string_view keyword) const {
     if (p.keyword == keyword) return &p;
   }
   return nullptr;
+}
+
+const char* verb_name(Verb verb) {
+  const auto i = static_cast<std::size_t>(verb);
+  return i < kVerbs.size() ? kVerbs[i].first.data() : "unknown";
+}
+
+std::vector<std::string_view> verb_names() {
+  std::vector<std::string_view> names;
+  for (std::size_t i = 0; i <= static_cast<std::size_t>(Verb::Unknown); ++i) {
+    names.emplace_back(verb_name(static_cast<Verb>(i)));
+  }
+  return names;
 }
 
 Command parse_command(std::string_view line) {

@@ -54,6 +54,11 @@ struct Command {
   const EsmtpParam* param(std::string_view keyword) const;
 };
 
+// verb_name is the verb's upper-case name ("EHLO"; "unknown" for Unknown).
+const char* verb_name(Verb verb);
+// verb_names lists every verb_name in the order of Verb, for metric series.
+std::vector<std::string_view> verb_names();
+
 // parse_command parses a line without its CRLF.
 Command parse_command(std::string_view line);
 

@@ -6,12 +6,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "obs/record.h"
 #include "proxy/config.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
@@ -20,9 +20,8 @@ namespace stampd::proxy {
 
 class Spool;
 
-// UpstreamError says what went wrong, for logs and metrics.
-enum class UpstreamErrorKind { None, Connect, Tls, Auth, Timeout, Dropped, Protocol, Local };
-const char* to_string(UpstreamErrorKind kind);
+// UpstreamErrorKind says what went wrong, for logs and metrics.
+using UpstreamErrorKind = obs::UpstreamError;
 
 class Upstream {
  public:
@@ -51,18 +50,5 @@ class Upstream {
   virtual std::string peer() const = 0;
 };
 
-// UpstreamFactory makes one Upstream per connection from one config; it
-// holds what they share (the TLS context with its loaded CA store).
-class UpstreamFactory {
- public:
-  // The constructor throws ConfigError when the TLS setup cannot be loaded.
-  explicit UpstreamFactory(std::shared_ptr<const Config> config);
-  ~UpstreamFactory();
-  std::unique_ptr<Upstream> make(boost::asio::any_io_executor executor) const;
-
- private:
-  std::shared_ptr<const Config> config_;
-  std::shared_ptr<boost::asio::ssl::context> tls_;
-};
 
 }  // namespace stampd::proxy

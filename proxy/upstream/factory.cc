@@ -1,31 +1,9 @@
-#include "proxy/upstream/upstream.h"
+#include "proxy/upstream/factory.h"
 
 #include "proxy/upstream/maildir_upstream.h"
 #include "proxy/upstream/smtp_upstream.h"
 
 namespace stampd::proxy {
-
-const char* to_string(UpstreamErrorKind kind) {
-  switch (kind) {
-    case UpstreamErrorKind::None:
-      return "none";
-    case UpstreamErrorKind::Connect:
-      return "connect";
-    case UpstreamErrorKind::Tls:
-      return "tls";
-    case UpstreamErrorKind::Auth:
-      return "auth";
-    case UpstreamErrorKind::Timeout:
-      return "timeout";
-    case UpstreamErrorKind::Dropped:
-      return "dropped";
-    case UpstreamErrorKind::Protocol:
-      return "protocol";
-    case UpstreamErrorKind::Local:
-      return "local";
-  }
-  return "?";
-}
 
 UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config)
     : config_(std::move(config)) {

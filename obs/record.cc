@@ -1,0 +1,164 @@
+#include "obs/record.h"
+
+#include <algorithm>
+#include <string>
+
+namespace stampd::obs {
+
+namespace {
+
+// The metric's label and the log's reason for each refusal.
+constexpr std::array<std::pair<const char*, const char*>, 4> kRefusals{{
+    {"draining", "draining"},
+    {"max_connections", "max-connections"},
+    {"max_connections_per_ip", "max-connections-per-ip"},
+    {"not_in_proxy_networks", "not-in-proxy-networks"},
+}};
+
+}  // namespace
+
+const char* to_string(MessageOutcome outcome) {
+  switch (outcome) {
+    case MessageOutcome::Relayed:
+      return "relayed";
+    case MessageOutcome::Rejected:
+      return "rejected";
+    case MessageOutcome::Tempfailed:
+      return "tempfailed";
+    case MessageOutcome::Aborted:
+      return "aborted";
+  }
+  return "?";
+}
+
+const char* to_string(UpstreamError kind) {
+  switch (kind) {
+    case UpstreamError::None:
+      return "none";
+    case UpstreamError::Connect:
+      return "connect";
+    case UpstreamError::Tls:
+      return "tls";
+    case UpstreamError::Auth:
+      return "auth";
+    case UpstreamError::Timeout:
+      return "timeout";
+    case UpstreamError::Dropped:
+      return "dropped";
+    case UpstreamError::Protocol:
+      return "protocol";
+    case UpstreamError::Local:
+      return "local";
+  }
+  return "?";
+}
+
+Recorder::Recorder(Metrics& metrics, Health& health, const std::vector<std::string_view>& verbs)
+    : metrics_(metrics), health_(health) {
+  // Every series exists from the start, at 0: a rate() over a series that
+  // appears with its first event misses that event.
+  for (const auto verb : verbs)
+    commands_.push_back(&metrics_.commands.Add({{"verb", std::string(verb)}}));
+  for (int c = 2; c <= 5; ++c) {
+    replies_[c - 2] = &metrics_.replies.Add({{"class", Metrics::reply_class(c * 100)}});
+  }
+  for (auto o : {MessageOutcome::Relayed, MessageOutcome::Rejected, MessageOutcome::Tempfailed,
+                 MessageOutcome::Aborted}) {
+    messages_[static_cast<std::size_t>(o)] = &metrics_.messages.Add({{"outcome", to_string(o)}});
+  }
+  for (std::size_t i = 0; i < refused_.size(); ++i) {
+    refused_[i] = &metrics_.connections_refused.Add({{"reason", kRefusals[i].first}});
+  }
+  for (std::size_t k = 1; k < upstream_errors_.size(); ++k) {
+    upstream_errors_[k] =
+        &metrics_.upstream_errors.Add({{"kind", to_string(static_cast<UpstreamError>(k))}});
+  }
+}
+
+void Recorder::connection_opened() {
+  metrics_.connections_total.Increment();
+  metrics_.connections_active.Increment();
+}
+
+void Recorder::connection_refused(ConnectionRefusal reason, std::string_view client) {
+  const auto i = static_cast<std::size_t>(reason);
+  refused_[i]->Increment();
+  // A drain refuses everyone; that is said once, by the daemon.
+  if (reason == ConnectionRefusal::Draining) return;
+  Logger::write(LogLevel::Warning, "connection-refused",
+                {{"client", client}, {"reason", kRefusals[i].second}});
+}
+
+void Recorder::accept_failed(std::string_view listen, std::string_view error) {
+  Logger::write(LogLevel::Error, "accept-failed", {{"listen", listen}, {"error", error}});
+}
+
+void Recorder::session_crashed(std::string_view session, std::string_view error) {
+  Logger::write(LogLevel::Error, "session-crashed", {{"session", session}, {"error", error}});
+}
+
+prometheus::Counter& Recorder::reply(int code) {
+  return *replies_[std::clamp(code / 100, 2, 5) - 2];
+}
+
+void Recorder::upstream_ok(double connect_seconds) {
+  health_.upstream_result(true);
+  metrics_.upstream_up.Set(1);
+  if (connect_seconds > 0) metrics_.upstream_connect_duration.Observe(connect_seconds);
+}
+
+void Recorder::upstream_failed(std::string_view session, std::string_view step, UpstreamError kind,
+                               std::string_view upstream, std::string_view detail) {
+  const auto k = static_cast<std::size_t>(kind);
+  if (k > 0 && k < upstream_errors_.size()) upstream_errors_[k]->Increment();
+  health_.upstream_result(false);
+  metrics_.upstream_up.Set(0);
+  if (session.empty()) {
+    Logger::write(LogLevel::Warning, "upstream-check-failed",
+                  {{"upstream", upstream}, {"error", detail}});
+  } else {
+    Logger::write(
+        LogLevel::Warning, "upstream-error",
+        {{"session", session}, {"step", step}, {"kind", to_string(kind)}, {"error", detail}});
+  }
+}
+
+void Recorder::message(std::string_view session, const MessageSummary& m) {
+  messages_[static_cast<std::size_t>(m.outcome)]->Increment();
+  metrics_.message_size.Observe(static_cast<double>(m.size));
+  metrics_.bytes_received.Increment(static_cast<double>(m.size));
+  metrics_.relay_duration.Observe(static_cast<double>(m.duration_ms) / 1000.0);
+  const std::string from = "<" + std::string(m.from) + ">";
+  const std::string rcpts = std::to_string(m.recipients);
+  const std::string size = std::to_string(m.size);
+  const std::string duration = std::to_string(m.duration_ms);
+  std::vector<LogField> fields{
+      {"session", session},     {"msg", m.msg_id},        {"outcome", to_string(m.outcome)},
+      {"client", m.client},     {"from", from},           {"rcpts", rcpts},
+      {"size", size},           {"upstream", m.upstream}, {"reply", m.reply},
+      {"duration_ms", duration}};
+  fields.insert(fields.end(), m.extra.begin(), m.extra.end());
+  Logger::write(LogLevel::Info, "message", fields);
+}
+
+void SessionRecord::connected(std::string_view client, std::string_view local, bool trusted) {
+  Logger::write(LogLevel::Info, "connect",
+                {{"session", session_},
+                 {"client", client},
+                 {"local", local},
+                 {"trusted", trusted ? "yes" : "no"}});
+}
+
+void SessionRecord::disconnected(std::string_view reason, unsigned transactions) {
+  const std::string n = std::to_string(transactions);
+  Logger::write(LogLevel::Info, "disconnect",
+                {{"session", session_}, {"reason", reason}, {"transactions", n}});
+}
+
+void SessionRecord::note(LogLevel level, std::string_view event, std::vector<LogField> fields) {
+  if (!Logger::enabled(level)) return;
+  fields.insert(fields.begin(), {"session", session_});
+  Logger::write(level, event, fields);
+}
+
+}  // namespace stampd::obs

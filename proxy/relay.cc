@@ -1,0 +1,286 @@
+#include "proxy/relay.h"
+
+#include <utility>
+#include <vector>
+
+namespace stampd::proxy {
+
+namespace asio = boost::asio;
+using smtp::make_reply;
+using smtp::Reply;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string client_text(const smtp::ClientInfo& c) {
+  const auto ip = net::unmap(c.address);
+  return (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" + std::to_string(c.port);
+}
+
+obs::MessageOutcome outcome_of(const Reply& r) {
+  if (r.positive()) return obs::MessageOutcome::Relayed;
+  return r.transient() ? obs::MessageOutcome::Tempfailed : obs::MessageOutcome::Rejected;
+}
+
+}  // namespace
+
+Relay::Relay(std::shared_ptr<const Runtime> runtime, std::unique_ptr<Upstream> upstream,
+             smtp::Session& session, obs::SessionRecord& record)
+    : runtime_(std::move(runtime)),
+      config_(*runtime_->config),
+      upstream_(std::move(upstream)),
+      session_(session),
+      record_(record),
+      spool_(config_.server.spool_memory, config_.server.spool_dir) {}
+
+asio::awaitable<bool> Relay::open() {
+  const auto started = Clock::now();
+  auto caps = co_await upstream_->open();
+  if (!caps) {
+    upstream_trouble("connect");
+    co_return false;
+  }
+  opened_ = true;
+  session_.set_upstream_capabilities(*caps);
+  record_.upstream_ok(seconds_since(started));
+  co_return true;
+}
+
+void Relay::upstream_trouble(std::string_view step) {
+  record_.upstream_failed(step, upstream_->last_error_kind(), upstream_->peer(),
+                          upstream_->last_error());
+  if (!upstream_->connected()) opened_ = false;
+}
+
+asio::awaitable<void> Relay::hello() {
+  const auto state = session_.state();
+  const bool in_transaction =
+      state == smtp::Session::State::HaveMail || state == smtp::Session::State::HaveRcpt;
+  if (in_transaction) {
+    co_await upstream_->reset();
+    pipeline_.clear();
+  }
+  // Only clients that may relay cause an upstream connection.
+  if (session_.client().trusted && !opened_) (void)co_await open();
+}
+
+asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd) {
+  const auto asked = Clock::now();
+  Reply r = co_await upstream_->mail(session_, cmd);
+  record_.upstream_reply_time(seconds_since(asked));
+  co_return r;
+}
+
+asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
+  tx_ = Transaction{};
+  tx_.id = record_.session() + "." + std::to_string(++transactions_);
+  tx_.session = &session_;
+  tx_.mail_from = cmd.argument;
+  started_ = Clock::now();
+  pipeline_.start(runtime_->stage_factories);
+  std::optional<Refusal> refusal = co_await pipeline_.mail_from(tx_);
+  if (refusal) {
+    // What the stages found (spf=, spf_ip=, ...): a refusal names the
+    // address that was checked, as event=message does.
+    const std::string summary = refusal->reply.summary();
+    std::vector<obs::LogField> fields{{"msg", tx_.id},
+                                      {"stage", refusal->stage},
+                                      {"reason", refusal->reason},
+                                      {"reply", summary}};
+    for (const auto& [k, v] : tx_.log_fields) fields.emplace_back(k, v);
+    record_.note(obs::LogLevel::Info, "mail-refused", std::move(fields));
+    pipeline_.clear();
+    co_return refusal->reply;
+  }
+  // The connection may have died since (a failed RSET, an upstream that
+  // timed out): open a new one rather than fail this MAIL. (A named bool:
+  // g++ 12 miscompiled this coroutine with the || inside the if.)
+  const bool reopen = !opened_ || !upstream_->connected();
+  if (reopen) {
+    const bool opened = co_await open();
+    if (!opened) co_return make_reply(451, "4.4.1", "Upstream server unavailable, try again later");
+    // The new connection may offer less than the one we advertised for.
+    if (auto refused = session_.check(cmd)) co_return *refused;
+  }
+  Reply r = co_await upstream_mail(cmd);
+  // Servers close idle connections (Postfix after 300 s): one fresh try
+  // before the client hears of it (not after a 421: then the upstream itself
+  // asked us to go away).
+  const bool idle_drop = !r.positive() && r.code != 421 && !upstream_->connected() &&
+                         upstream_->last_error_kind() == UpstreamErrorKind::Dropped;
+  if (idle_drop) {
+    upstream_trouble("mail");
+    const bool opened = co_await open();
+    if (opened) r = co_await upstream_mail(cmd);
+  }
+  r = smtp::upstream_reply_for_client(std::move(r));
+  if (r.positive()) {
+    session_.apply(cmd);
+  } else if (!upstream_->connected()) {
+    upstream_trouble("mail");
+    end_transaction();
+  }
+  if (record_.debug_enabled()) {
+    const std::string summary = r.summary();
+    record_.note(obs::LogLevel::Debug, "mail",
+                 {{"msg", tx_.id}, {"from", cmd.argument}, {"reply", summary}});
+  }
+  co_return r;
+}
+
+asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd) {
+  // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
+  // live across a co_await.
+  const smtp::Recipient recipient{cmd.argument, cmd.params};
+  const auto asked = Clock::now();
+  Reply r = co_await upstream_->rcpt(recipient);
+  record_.upstream_reply_time(seconds_since(asked));
+  r = smtp::upstream_reply_for_client(std::move(r));
+  if (r.positive()) {
+    session_.apply(cmd);
+  } else if (!upstream_->connected()) {
+    upstream_trouble("rcpt");
+    end_transaction();
+  }
+  if (record_.debug_enabled()) {
+    const std::string summary = r.summary();
+    record_.note(obs::LogLevel::Debug, "rcpt",
+                 {{"msg", tx_.id}, {"to", cmd.argument}, {"reply", summary}});
+  }
+  co_return r;
+}
+
+void Relay::begin_data() {
+  const auto& s = config_.server;
+  decoder_.emplace(smtp::DataDecoder::Options{s.bare_line_endings == BareLineEndings::Normalize,
+                                              s.max_data_line_length,
+                                              session_.message_size_limit()});
+  spool_.clear();
+  assembler_.emplace(tx_, pipeline_.stages(), spool_, s.max_header_size);
+  local_error_.reset();
+  decoded_.clear();
+}
+
+std::size_t Relay::add(std::string_view received) {
+  const std::size_t used = decoder_->feed(received, decoded_);
+  if (!decoded_.empty()) {
+    if (!local_error_) {
+      if (auto added = assembler_->add(decoded_); !added) local_error_ = std::move(added).error();
+    }
+    decoded_.clear();
+  }
+  return used;
+}
+
+std::optional<Outcome> Relay::refusal() {
+  using Problem = smtp::DataDecoder::Problem;
+  const auto rejected = obs::MessageOutcome::Rejected;
+  switch (decoder_->problem()) {
+    case Problem::TooBig:
+      return Outcome{rejected,
+                     make_reply(552, "5.3.4", "Message size exceeds fixed maximum message size")};
+    case Problem::LineTooLong:
+      return Outcome{rejected, make_reply(550, "5.5.2",
+                                          "Message has a line longer than " +
+                                              std::to_string(config_.server.max_data_line_length) +
+                                              " octets")};
+    case Problem::BareLineEnding:
+      return Outcome{rejected, make_reply(550, "5.6.0",
+                                          "Message has a bare CR or LF; lines must end with CRLF")};
+    case Problem::None:
+      break;
+  }
+  if (!local_error_) return std::nullopt;
+  if (local_error_->code == net::Errc::LimitExceeded) {
+    return Outcome{rejected, make_reply(552, "5.3.4", "Message header too large")};
+  }
+  const std::string error = local_error_->message();
+  record_.note(obs::LogLevel::Error, "spool-error", {{"msg", tx_.id}, {"error", error}});
+  return Outcome{obs::MessageOutcome::Tempfailed,
+                 make_reply(451, "4.3.0", "Local error, try again later")};
+}
+
+asio::awaitable<Reply> Relay::upstream_data() {
+  const auto asked = Clock::now();
+  Reply r = co_await upstream_->data(tx_.prepend_fields, spool_);
+  record_.upstream_reply_time(seconds_since(asked));
+  r = smtp::upstream_reply_for_client(std::move(r));
+  if (!upstream_->connected()) upstream_trouble("data");
+  co_return r;
+}
+
+asio::awaitable<Outcome> Relay::finish() {
+  if (!local_error_) {
+    if (auto finished = assembler_->finish(); !finished) local_error_ = std::move(finished).error();
+  }
+  std::optional<Outcome> outcome = refusal();
+  if (!outcome) {
+    const Message message{assembler_->header_block(), &spool_, spool_.size()};
+    std::optional<Refusal> stop = co_await pipeline_.end_of_data(tx_, message);
+    if (stop) {
+      tx_.log_fields.emplace_back("refused_by", stop->stage);
+      tx_.log_fields.emplace_back("reason", stop->reason);
+      outcome = Outcome{outcome_of(stop->reply), std::move(stop->reply)};
+    }
+  }
+  if (outcome) {
+    co_await upstream_->reset();
+  } else {
+    Reply r = co_await upstream_data();
+    outcome = Outcome{outcome_of(r), std::move(r)};
+  }
+  summarize(*outcome, outcome->reply.summary());
+  end_transaction();
+  co_return std::move(*outcome);
+}
+
+asio::awaitable<void> Relay::abort(std::string why) {
+  co_await upstream_->close();
+  summarize(Outcome{obs::MessageOutcome::Aborted, {}},
+            make_reply(0, "", "client " + why + " during DATA").summary());
+  end_transaction();
+}
+
+void Relay::summarize(const Outcome& outcome, std::string_view reply_summary) {
+  const auto& envelope = session_.envelope();
+  const std::string client = client_text(session_.client());
+  const std::string upstream = upstream_->peer();
+  obs::MessageSummary m;
+  m.msg_id = tx_.id;
+  m.outcome = outcome.kind;
+  m.client = client;
+  m.from = envelope.mail_from;
+  m.recipients = envelope.recipients.size();
+  m.size = decoder_ ? decoder_->size() : 0;
+  m.upstream = upstream;
+  m.reply = reply_summary;
+  m.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+  // Behind a content_filter the client is the MTA; XFORWARD names the real one.
+  const auto& xforward = session_.xforward();
+  if (const auto* addr = xforward.find("ADDR")) m.extra.emplace_back("xforward_addr", *addr);
+  if (const auto* helo = xforward.find("HELO")) m.extra.emplace_back("xforward_helo", *helo);
+  for (const auto& [k, v] : tx_.log_fields) m.extra.emplace_back(k, v);
+  record_.message(m);
+}
+
+void Relay::end_transaction() {
+  spool_.clear();
+  pipeline_.clear();
+  assembler_.reset();
+  decoder_.reset();
+  local_error_.reset();
+  session_.reset_transaction();
+}
+
+asio::awaitable<void> Relay::reset() {
+  co_await upstream_->reset();
+  pipeline_.clear();
+}
+
+asio::awaitable<void> Relay::close() { co_await upstream_->close(); }
+
+}  // namespace stampd::proxy

@@ -1,0 +1,111 @@
+// relay.h: the mail transaction of one client session, one at a time: the
+// upstream connection, the pipeline stages, the spool and what the
+// transaction gathered. The Connection owns the socket and the Session; it
+// feeds Relay the commands the Session allowed and the DATA bytes, and sends
+// the replies Relay returns. Relay never touches the client's socket, and
+// upstream trouble is a reply value (4xx), never an exception.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "net/result.h"
+#include "obs/record.h"
+#include "proxy/message_assembler.h"
+#include "proxy/pipeline.h"
+#include "proxy/runtime.h"
+#include "proxy/spool.h"
+#include "proxy/upstream/upstream.h"
+#include "smtp/command.h"
+#include "smtp/data_decoder.h"
+#include "smtp/reply.h"
+#include "smtp/session.h"
+
+namespace stampd::proxy {
+
+// Outcome is how a message ended: the reply for the client and its class.
+struct Outcome {
+  obs::MessageOutcome kind = obs::MessageOutcome::Rejected;
+  smtp::Reply reply;
+};
+
+class Relay {
+ public:
+  // Relay uses session and record, which the connection owns and keeps
+  // alive longer; the upstream comes from runtime's factory.
+  Relay(std::shared_ptr<const Runtime> runtime, std::unique_ptr<Upstream> upstream,
+        smtp::Session& session, obs::SessionRecord& record);
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  // hello handles EHLO/HELO: it ends any transaction (RFC 5321 §4.1.4) and,
+  // for a client that may relay, connects the upstream, whose EHLO decides
+  // which extensions the session offers.
+  boost::asio::awaitable<void> hello();
+  // mail starts a transaction: the stages' on_mail_from, then the upstream's
+  // MAIL, on a fresh connection when the old one died (also once more when
+  // it turns out to have died while idle). Applied to the session when positive.
+  boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd);
+  // rcpt forwards RCPT; the upstream's verdict is the client's.
+  boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd);
+
+  // begin_data, add and data_complete take the bytes after DATA as the
+  // client sent them (dot-stuffed); add returns how many it used: fewer than
+  // given once the end of data came (the rest is the client's next command).
+  void begin_data();
+  std::size_t add(std::string_view received);
+  bool data_complete() const { return decoder_ && decoder_->done(); }
+  // finish decides and relays the message once the end of data came, and
+  // ends the transaction.
+  boost::asio::awaitable<Outcome> finish();
+  // abort ends a transaction whose client went away during DATA: the
+  // upstream connection is closed (QUIT), so no partial message is ever
+  // completed there.
+  boost::asio::awaitable<void> abort(std::string why);
+
+  // reset aborts the transaction in progress (RSET).
+  boost::asio::awaitable<void> reset();
+  // close ends the upstream connection (QUIT), aborting anything unfinished.
+  boost::asio::awaitable<void> close();
+
+  unsigned transactions() const { return transactions_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // open connects and greets the upstream; false when no server could be used.
+  boost::asio::awaitable<bool> open();
+  boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd);
+  boost::asio::awaitable<smtp::Reply> upstream_data();
+  // upstream_trouble records a failure; when the connection died, the
+  // upstream's transaction died with it, and so does ours.
+  void upstream_trouble(std::string_view step);
+  // refusal is the reply for a message the decoder or the spool could not take.
+  std::optional<Outcome> refusal();
+  void summarize(const Outcome& outcome, std::string_view reply_summary);
+  void end_transaction();
+
+  std::shared_ptr<const Runtime> runtime_;
+  const Config& config_;
+  std::unique_ptr<Upstream> upstream_;
+  smtp::Session& session_;
+  obs::SessionRecord& record_;
+  Spool spool_;
+  Pipeline pipeline_;
+  Transaction tx_;
+  bool opened_ = false;
+  unsigned transactions_ = 0;
+  Clock::time_point started_;
+  // The message being received.
+  std::optional<smtp::DataDecoder> decoder_;
+  std::optional<MessageAssembler> assembler_;
+  std::optional<net::Error> local_error_;
+  std::string decoded_;
+};
+
+}  // namespace stampd::proxy

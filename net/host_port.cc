@@ -36,4 +36,10 @@ Result<HostPort> split_host_port(const std::string& text, const std::string& def
   return out;
 }
 
+std::string endpoint_text(const IpAddress& address, std::uint16_t port) {
+  const IpAddress ip = unmap(address);
+  const std::string text = ip.to_string();
+  return (ip.is_v6() ? "[" + text + "]" : text) + ":" + std::to_string(port);
+}
+
 }  // namespace stampd::net

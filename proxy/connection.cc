@@ -3,6 +3,7 @@
 #include <chrono>
 #include <vector>
 
+#include "net/host_port.h"
 #include "net/line_reader.h"
 #include "net/proxy_protocol.h"
 #include "proxy/relay.h"
@@ -14,11 +15,6 @@ namespace asio = boost::asio;
 using smtp::make_reply;
 
 namespace {
-
-std::string client_text(const smtp::ClientInfo& c) {
-  const auto ip = net::unmap(c.address);
-  return (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" + std::to_string(c.port);
-}
 
 class Connection {
  public:
@@ -146,7 +142,7 @@ asio::awaitable<const char*> Connection::serve(std::string_view line) {
 }
 
 asio::awaitable<bool> Connection::read_proxy_header() {
-  const std::string balancer = client_text(context_.client);
+  const std::string balancer = net::endpoint_text(context_.client.address, context_.client.port);
   for (;;) {
     auto chunk = co_await reader_.read_chunk(std::chrono::seconds(10));
     if (!chunk) {
@@ -168,7 +164,8 @@ asio::awaitable<bool> Connection::read_proxy_header() {
       if (parsed.header.source) {
         const net::IpAddress address = net::unmap(*parsed.header.source);
         context_.client = {address, parsed.header.source_port, config_.server.trusts(address)};
-        const std::string client = client_text(context_.client);
+        const std::string client =
+            net::endpoint_text(context_.client.address, context_.client.port);
         record_.note(obs::LogLevel::Debug, "proxy-header",
                      {{"balancer", balancer}, {"client", client}});
         session_.set_client(context_.client);
@@ -187,7 +184,8 @@ asio::awaitable<void> Connection::run() {
     co_await stream_->shutdown(std::chrono::seconds(1));
     co_return;
   }
-  record_.connected(client_text(context_.client), context_.local_endpoint, context_.client.trusted);
+  record_.connected(net::endpoint_text(context_.client.address, context_.client.port),
+                    context_.local_endpoint, context_.client.trusted);
   reply(make_reply(220, "", s.hostname + " ESMTP stampd"));
   const char* end_reason = nullptr;
   while (end_reason == nullptr) {

@@ -3,6 +3,8 @@
 #include <utility>
 #include <vector>
 
+#include "net/host_port.h"
+
 namespace stampd::proxy {
 
 namespace asio = boost::asio;
@@ -13,11 +15,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string client_text(const smtp::ClientInfo& c) {
-  const auto ip = net::unmap(c.address);
-  return (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" + std::to_string(c.port);
 }
 
 obs::MessageOutcome outcome_of(const Reply& r) {
@@ -246,7 +243,7 @@ asio::awaitable<void> Relay::abort(std::string why) {
 
 void Relay::summarize(const Outcome& outcome, std::string_view reply_summary) {
   const auto& envelope = session_.envelope();
-  const std::string client = client_text(session_.client());
+  const std::string client = net::endpoint_text(session_.client().address, session_.client().port);
   const std::string upstream = upstream_->peer();
   obs::MessageSummary m;
   m.msg_id = tx_.id;

@@ -22,11 +22,6 @@ using asio::ip::tcp;
 
 namespace {
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-  const auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
-}
-
 // refuse_connection answers an over-the-cap client and hangs up (RFC 5321 §3.1: 421 then close).
 asio::awaitable<void> refuse_connection(tcp::socket socket, std::string text) {
   boost::system::error_code ec;
@@ -95,7 +90,7 @@ std::vector<std::string> Server::local_endpoints() const {
   for (const auto& a : acceptors_) {
     boost::system::error_code ec;
     auto ep = a->local_endpoint(ec);
-    if (!ec) out.push_back(endpoint_text(ep));
+    if (!ec) out.push_back(net::endpoint_text(ep.address(), ep.port()));
   }
   return out;
 }
@@ -145,7 +140,8 @@ void Server::admit(tcp::socket socket, const std::string& local) {
   auto executor = socket.get_executor();
   if (draining_) {
     // Shutting down: tell the client to come back (or go to another replica).
-    recorder_.connection_refused(obs::ConnectionRefusal::Draining, endpoint_text(remote));
+    recorder_.connection_refused(obs::ConnectionRefusal::Draining,
+                                 net::endpoint_text(ip, remote.port()));
     asio::co_spawn(
         executor,
         refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
@@ -158,7 +154,7 @@ void Server::admit(tcp::socket socket, const std::string& local) {
     recorder_.connection_refused(refusal == ConnectionLimiter::Refusal::Global
                                      ? obs::ConnectionRefusal::MaxConnections
                                      : obs::ConnectionRefusal::MaxConnectionsPerIp,
-                                 endpoint_text(remote));
+                                 net::endpoint_text(ip, remote.port()));
     asio::co_spawn(
         executor,
         refuse_connection(std::move(socket),
@@ -169,7 +165,8 @@ void Server::admit(tcp::socket socket, const std::string& local) {
   if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
                                        [&](const net::Cidr& n) { return n.contains(ip); })) {
     // Only our balancers may tell us who the client is.
-    recorder_.connection_refused(obs::ConnectionRefusal::NotInProxyNetworks, endpoint_text(remote));
+    recorder_.connection_refused(obs::ConnectionRefusal::NotInProxyNetworks,
+                                 net::endpoint_text(ip, remote.port()));
     socket.close(ec);
     return;
   }

@@ -1,11 +1,13 @@
 // config.h: the whole effective configuration as plain data, read once from
 // stampd.toml and then shared read-only (std::shared_ptr<const Config>) by all
-// sessions. Parsing (toml++) lives only in config.cc.
+// sessions. A member initializer here is the key's default; config.cc holds
+// the one table of keys that reads, checks and prints them (and toml++).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -128,5 +130,20 @@ std::shared_ptr<const Config> load_config(const std::string& path);
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& path);
 // describe_config prints the effective configuration as TOML (no secrets).
 std::string describe_config(const Config& config);
+
+// ConfigKey is one key of stampd.toml as the reader declares it.
+struct ConfigKey {
+  std::string section;  // "server", "dkim.key", ...; "" for the sections themselves
+  std::string name;
+  std::string about;  // one line
+  // default_value is the default as TOML ("\"50MiB\"", "[]"); none for a
+  // required key or a table. "" and [] mean "not set".
+  std::optional<std::string> default_value;
+  bool required = false;
+};
+
+// config_keys lists every key parse_config reads, each section's after the
+// key that opens it ([[spf.override]] actions share [spf.actions]'s keys).
+std::vector<ConfigKey> config_keys();
 
 }  // namespace stampd::proxy

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <regex>
 
 #include "proxy/runtime.h"
 
@@ -174,6 +177,97 @@ TEST(Config, EveryFileInEtcLoads) {
     ++loaded;
   }
   EXPECT_GE(loaded, 1);
+}
+
+// Documented is what etc/stampd.toml shows of one key: a line "key = value"
+// (or "# key = value", commented out), or the header "[a.b]" / "[[a.b]]"
+// (or commented out) that shows key b of section a.
+struct Documented {
+  int line = 0;
+  std::string section, name;
+  std::string value;           // empty for a header
+  std::string stated_default;  // from a trailing "# default: ..."
+};
+
+std::vector<Documented> documented_keys(const std::string& path) {
+  static const std::regex kHeader(R"(^(# ?)?\[\[?([a-z_.]+)\]\]?\s*$)");
+  static const std::regex kKey(R"(^(# ?)?([a-z_]+) = (.*?)(\s+# default: (.*))?$)");
+  std::ifstream in(path);
+  std::vector<Documented> out;
+  std::string active, commented, text;  // the sections of active and of commented lines
+  for (int line = 1; std::getline(in, text); ++line) {
+    std::smatch m;
+    if (std::regex_match(text, m, kHeader)) {
+      const std::string table = m[2];
+      if (m[1].matched) {
+        commented = table;
+      } else {
+        active = table;
+        commented.clear();
+      }
+      const auto dot = table.rfind('.');
+      out.push_back({line, dot == std::string::npos ? "" : table.substr(0, dot),
+                     table.substr(dot == std::string::npos ? 0 : dot + 1), "", ""});
+    } else if (std::regex_match(text, m, kKey)) {
+      const bool in_comment = m[1].matched && !commented.empty();
+      out.push_back({line, in_comment ? commented : active, m[2], m[3], m[5]});
+    }
+  }
+  return out;
+}
+
+// unset is a default that means "not set": the line shown is an example.
+bool unset(const std::string& value) {
+  return std::regex_match(value, std::regex(R"(""|\[\]|\{\s*\})"));
+}
+
+// The annotated reference shows every key the reader declares, and only
+// those, with the declared default wherever it shows one.
+TEST(ConfigKeys, MatchTheAnnotatedReference) {
+  const auto declared = config_keys();
+  const auto documented = documented_keys(STAMPD_SOURCE_DIR "/etc/stampd.toml");
+  ASSERT_GT(declared.size(), 50u);
+  for (const auto& d : documented) {
+    SCOPED_TRACE("etc/stampd.toml:" + std::to_string(d.line));
+    const auto key = std::find_if(declared.begin(), declared.end(), [&](const ConfigKey& k) {
+      return k.section == d.section && k.name == d.name;
+    });
+    ASSERT_TRUE(key != declared.end()) << "[" << d.section << "] " << d.name << " is not declared";
+    if (!d.stated_default.empty()) {
+      EXPECT_EQ(d.stated_default, key->default_value.value_or("(none)")) << d.name;
+    } else if (!d.value.empty() && key->default_value && !unset(*key->default_value)) {
+      EXPECT_EQ(d.value, *key->default_value)
+          << d.name << ": not the default; add \"  # default: " << *key->default_value << "\"";
+    }
+  }
+  for (const auto& key : declared) {
+    const bool shown = std::any_of(documented.begin(), documented.end(), [&](const Documented& d) {
+      return d.section == key.section && d.name == key.name;
+    });
+    EXPECT_TRUE(shown) << "etc/stampd.toml does not show [" << key.section << "] " << key.name
+                       << "; e.g.\n# " << key.about << "\n# " << key.name << " = "
+                       << key.default_value.value_or("...");
+    EXPECT_FALSE(key.about.empty()) << key.name;
+    EXPECT_EQ(key.about.find('\n'), std::string::npos) << key.name;
+    EXPECT_FALSE(key.required && key.default_value) << key.name;
+  }
+}
+
+// Each declared default is a value the reader accepts and prints as it is.
+TEST(ConfigKeys, DefaultsReadBack) {
+  for (const auto& key : config_keys()) {
+    if (key.section.empty() || key.section.find('.') != std::string::npos || !key.default_value ||
+        unset(*key.default_value))
+      continue;
+    const std::string line = key.name + " = " + *key.default_value + "\n";
+    std::shared_ptr<const Config> c;
+    ASSERT_NO_THROW(c = parse_config("[" + key.section + "]\n" + line, "/x/test.toml")) << line;
+    const auto text = describe_config(*c);
+    const auto begin = text.find("[" + key.section + "]\n");
+    ASSERT_NE(begin, std::string::npos);
+    const auto block = text.substr(begin, text.find("\n[", begin) - begin);
+    EXPECT_NE(block.find("\n" + line), std::string::npos) << key.section << " " << line;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <charconv>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +15,8 @@
 
 #include "auth/dkim/key_record.h"
 #include "auth/dkim/keygen.h"
-#include "auth/dkim/sign_message.h"
+#include "auth/dkim/message_signer.h"
+#include "auth/dkim/message_splitter.h"
 #include "auth/dkim/verifier.h"
 #include "net/unbound_resolver.h"
 #include "proxy/config.h"
@@ -101,6 +104,27 @@ int cmd_genkey(const GenkeyArgs& args) {
   return 0;
 }
 
+namespace {
+
+// kSignTimestampVariable fixes the t= of `stampd sign` (seconds since the
+// epoch) instead of the clock. Not for users: the integration test that
+// checks that `stampd sign` and the proxy sign alike gives it the proxy's t=.
+constexpr const char* kSignTimestampVariable = "STAMPD_TEST_SIGN_TIMESTAMP";
+
+// sign_timestamp is the t= for `stampd sign`: now, or the fixed time;
+// nullopt when the variable is set to something else than seconds.
+std::optional<std::int64_t> sign_timestamp() {
+  const char* fixed = std::getenv(kSignTimestampVariable);
+  if (fixed == nullptr) return static_cast<std::int64_t>(std::time(nullptr));
+  const std::string_view text(fixed);
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
 int cmd_sign(const std::string& config_path) {
   std::shared_ptr<const proxy::Runtime> runtime;
   try {
@@ -109,29 +133,35 @@ int cmd_sign(const std::string& config_path) {
     std::cerr << e.what() << "\n";
     return 1;
   }
+  const auto timestamp = sign_timestamp();
+  if (!timestamp) {
+    std::cerr << "stampd sign: " << kSignTimestampVariable << " must be seconds since the epoch\n";
+    return 2;
+  }
   const std::string message = to_crlf(read_stdin());
-  auto settings = proxy::dkim_settings(runtime->config->dkim);
-  settings.options.timestamp = static_cast<std::int64_t>(std::time(nullptr));
-  if (settings.signature_lifetime.count() > 0) {
-    settings.options.expiration =
-        settings.options.timestamp +
-        std::chrono::duration_cast<std::chrono::seconds>(settings.signature_lifetime).count();
+  // The same signer as the proxy's DKIM stage, fed the whole message at once.
+  auth::MessageSigner signer(
+      runtime->signing_keys,
+      std::make_shared<const auth::SignerSettings>(proxy::dkim_settings(runtime->config->dkim)));
+  const auth::SplitMessage parts = auth::split_message(message);
+  signer.header(parts.header);
+  signer.body(parts.body);
+  const auth::SigningOutcome outcome = signer.finish(*timestamp);
+  if (outcome.is_signed()) {
+    for (const auto& signature : outcome.signatures) std::cout << signature.field;
+    std::cout << message;
+    return 0;
   }
-  const auto outcome =
-      auth::sign_message_by_rules(message, *runtime->signing_keys, settings.options);
-  switch (outcome.kind) {
-    case auth::SignOutcome::Kind::Signed:
-      std::cout << outcome.message;
-      return 0;
-    case auth::SignOutcome::Kind::Unsigned:
-      std::cout << outcome.message;
-      std::cerr << "stampd sign: not signed: " << outcome.reason << "\n";
-      return 0;
-    case auth::SignOutcome::Kind::Failed:
-      std::cerr << "stampd sign: signing failed: " << outcome.reason << "\n";
-      return 1;
+  if (outcome.fail_closed()) {
+    std::cerr << "stampd sign: signing failed (" << outcome.rule->origin
+              << " is fail-closed): " << outcome.detail << "\n";
+    return 1;
   }
-  return 1;
+  std::cout << message;
+  std::cerr << "stampd sign: not signed: "
+            << (outcome.failed() ? "signing failed, rule says send-unsigned: " : "")
+            << outcome.detail << "\n";
+  return 0;
 }
 
 namespace {

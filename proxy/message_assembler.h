@@ -1,15 +1,18 @@
 // message_assembler.h: takes the decoded message chunk by chunk, spools it,
-// finds where the header block ends and hands the stages the header block
-// once and the body chunks as they come. Holds only the header block in
-// memory (bounded by max_header_size); the body is never copied here.
+// finds where the header block ends (auth::HeaderSplitter) and hands the
+// stages the header block once and the body chunks as they come. Holds only
+// the header block in memory (bounded by max_header_size); the body is never
+// copied here.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/dkim/message_splitter.h"
 #include "net/result.h"
 #include "proxy/pipeline.h"
 #include "proxy/spool.h"
@@ -28,18 +31,17 @@ class MessageAssembler {
   // finish marks the end of data (a message without a blank line is all header).
   net::Status finish();
   std::string_view header_block() const {
-    return in_header_ ? std::string_view{} : std::string_view(header_);
+    return splitter_.header_complete() ? std::string_view(splitter_.header()) : std::string_view{};
   }
 
  private:
+  void header_block_done();
   void body(std::string_view chunk);
 
   Transaction& tx_;
   std::vector<std::unique_ptr<Stage>>& stages_;
   Spool& spool_;
-  std::uint64_t max_header_size_;
-  std::string header_;  // while in_header_: everything so far; after: the header block
-  bool in_header_ = true;
+  auth::HeaderSplitter splitter_;
 };
 
 }  // namespace stampd::proxy

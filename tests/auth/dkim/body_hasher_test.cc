@@ -276,5 +276,37 @@ TEST(DkimMessageSplitter, HeaderLimit) {
   EXPECT_EQ(ok->size(), 10000u);
 }
 
+TEST(DkimMessageSplitter, LimitIsTheHeaderSizeWhereverTheStreamIsCut) {
+  const std::string header = "Subject: " + std::string(50, 'x') + "\r\n";
+  const std::string m = header + "\r\nbody\r\n";
+  for (const std::size_t limit : {header.size(), header.size() - 1}) {
+    for (std::size_t i = 0; i <= m.size(); ++i) {
+      HeaderSplitter splitter(limit);
+      auto first = splitter.feed(std::string_view(m).substr(0, i));
+      const bool ok =
+          first.ok() && splitter.feed(std::string_view(m).substr(i)).ok() && splitter.finish().ok();
+      EXPECT_EQ(ok, limit == header.size()) << limit << "," << i;
+      if (ok) {
+        EXPECT_EQ(splitter.header(), header);
+      }
+    }
+  }
+  // Without a blank line the whole message is header, and must fit too.
+  HeaderSplitter fits(header.size());
+  ASSERT_TRUE(fits.feed(header).ok());
+  EXPECT_FALSE(fits.header_complete());
+  ASSERT_TRUE(fits.finish().ok());
+  EXPECT_TRUE(fits.header_complete());
+  EXPECT_EQ(fits.header(), header);
+  HeaderSplitter too_big(header.size() - 1);
+  ASSERT_TRUE(too_big.feed(header).ok());  // one more byte could be the blank line's CR
+  EXPECT_FALSE(too_big.finish().ok());
+  EXPECT_FALSE(too_big.header_complete());
+  // Fed on after the error, it holds no more than the limit and two bytes.
+  HeaderSplitter fed_on(64);
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(fed_on.feed(std::string(1000, 'x')).ok());
+  EXPECT_LE(fed_on.header().size(), 66u);
+}
+
 }  // namespace
 }  // namespace stampd::auth

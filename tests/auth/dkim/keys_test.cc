@@ -13,14 +13,15 @@
 #include "auth/dkim/base64.h"
 #include "auth/dkim/key_record.h"
 #include "auth/dkim/keygen.h"
-#include "auth/dkim/sign_message.h"
 #include "auth/dkim/verifier.h"
 #include "tests/support/dkim_corpus.h"
+#include "tests/support/dkim_signing.h"
 
 namespace stampd::auth {
 namespace {
 
 using test::read_test_file;
+using test::sign_message;
 
 class TempDir {
  public:

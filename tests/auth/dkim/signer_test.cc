@@ -16,16 +16,17 @@
 #include "auth/dkim/keygen.h"
 #include "auth/dkim/keys.h"
 #include "auth/dkim/message_splitter.h"
-#include "auth/dkim/sign_message.h"
 #include "auth/dkim/signature.h"
 #include "auth/dkim/tag_list.h"
 #include "auth/dkim/verifier.h"
 #include "tests/support/dkim_corpus.h"
+#include "tests/support/dkim_signing.h"
 
 namespace stampd::auth {
 namespace {
 
 using test::read_test_file;
+using test::sign_message;
 
 constexpr std::int64_t kRfcTime = 1528637909;
 constexpr std::int64_t kNow = 1772445600;  // 2026-03-02

@@ -12,16 +12,17 @@
 #include "auth/dkim/header_hash.h"
 #include "auth/dkim/key_record.h"
 #include "auth/dkim/keygen.h"
-#include "auth/dkim/sign_message.h"
 #include "auth/dkim/signature.h"
 #include "tests/support/dkim_corpus.h"
 #include "tests/support/dkim_fake_resolver.h"
+#include "tests/support/dkim_signing.h"
 #include "tests/support/run_coroutine.h"
 
 namespace stampd::auth {
 namespace {
 
 using test::read_test_file;
+using test::sign_message;
 
 constexpr std::int64_t kNow = 1772445600;
 

@@ -1,18 +1,21 @@
+// cli.cc: the command line, parsed by CLI11 (Debian's libcli11-dev,
+// header-only). Why a library: users expect what it gives and what the
+// hand-written parser lacked: --help for the program and for each subcommand,
+// typed and required options, and errors that name the offending argument (an
+// unknown option used to be ignored). This file only parses and dispatches;
+// each subcommand's work lives in its own file.
 #include "cmd/cli.h"
 
-#include <algorithm>
-#include <cstdio>
-#include <exception>
+#include <CLI/CLI.hpp>
+#include <functional>
 #include <iostream>
 #include <string>
-#include <vector>
 
+#include "cmd/check_config_command.h"
 #include "cmd/daemon.h"
 #include "cmd/dkim_commands.h"
 #include "cmd/health_command.h"
 #include "cmd/spf_commands.h"
-#include "proxy/config.h"
-#include "proxy/runtime.h"
 
 #ifndef STAMPD_VERSION
 #define STAMPD_VERSION "dev"
@@ -22,162 +25,137 @@ namespace stampd::cmd {
 
 namespace {
 
-const char* const kUsage =
-    "usage: stampd run -c FILE            serve (also: stampd -c FILE)\n"
-    "       stampd check-config -c FILE   validate and print the effective config\n"
-    "       stampd genkey --domain D --selector S [--algorithm rsa-2048|rsa-3072|ed25519] [--dir "
-    "DIR]\n"
-    "       stampd sign -c FILE < message > signed\n"
-    "       stampd verify [--key-file F] [-c FILE] < message\n"
-    "       stampd spf --ip IP --mail-from ADDR [--helo NAME] [-c FILE]\n"
-    "       stampd dns-check -c FILE\n"
-    "       stampd health -c FILE [--ready]\n"
-    "       stampd --version\n";
+constexpr int kUsageError = 2;  // README: exit 2 for bad usage
 
-// Args is the parsed command line: a subcommand and its --options.
-struct Args {
-  std::string command;
-  std::vector<std::pair<std::string, std::string>> options;
-  std::vector<std::string> errors;
-
-  const std::string* get(std::string_view name) const {
-    for (const auto& [k, v] : options) {
-      if (k == name) return &v;
-    }
-    return nullptr;
+// usage_error words a parse error as CLI11 does, prefixed with the command it concerns.
+std::string usage_error(const CLI::App* app, const CLI::Error& e) {
+  std::string command = app->get_name();
+  if (const auto chosen = app->get_subcommands(); !chosen.empty()) {
+    command += " " + chosen.front()->get_name();
   }
-};
-
-Args parse_args(int argc, char** argv, const std::vector<std::string>& flags_with_value) {
-  Args args;
-  int i = 1;
-  if (i < argc && argv[i][0] != '-') args.command = argv[i++];
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-c") a = "--config";
-    if (!a.starts_with("--")) {
-      args.errors.push_back("unexpected argument '" + a + "'");
-      continue;
-    }
-    std::string value;
-    const auto eq = a.find('=');
-    if (eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else if (std::find(flags_with_value.begin(), flags_with_value.end(), a) !=
-               flags_with_value.end()) {
-      if (i + 1 >= argc) {
-        args.errors.push_back(a + " needs a value");
-        continue;
-      }
-      value = argv[++i];
-    }
-    args.options.emplace_back(a.substr(2), value);
-  }
-  return args;
+  return command + ": " + e.what() + "\nRun '" + command + " --help' for more information.\n";
 }
 
-int cmd_check_config(const Args& args) {
-  const std::string* path = args.get("config");
-  if (!path) {
-    std::fputs("stampd check-config: -c FILE is required\n", stderr);
-    return 2;
-  }
-  try {
-    auto config = proxy::load_config(*path);
-    auto runtime = proxy::build_runtime(config, proxy::KeyPolicy::Strict);
-    std::cout << proxy::describe_config(*config);
-    for (const auto& warning : runtime->signing_keys->warnings()) {
-      std::cerr << "warning: " << warning << "\n";
-    }
-    // Strict lets only keys that `stampd run` will generate be missing.
-    for (const auto& missing : proxy::broken_keys(*runtime)) {
-      std::cerr << "note: " << missing << "; `stampd run` makes it\n";
-    }
-    std::cerr << path->c_str() << ": ok\n";
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
+// Parsed is what the options fill; the chosen subcommand's callback sets action.
+struct Parsed {
+  std::function<int()> action;
+  std::string config;
+  GenkeyArgs genkey;
+  SpfArgs spf;
+  std::string key_file;
+  bool ready = false;
+};
+
+// add_command adds a subcommand that, once parsed without error, chooses run.
+CLI::App* add_command(CLI::App& app, Parsed& parsed, const char* name, const char* about,
+                      std::function<int()> run) {
+  CLI::App* command = app.add_subcommand(name, about);
+  command->callback([&parsed, run = std::move(run)] { parsed.action = run; });
+  return command;
+}
+
+// add_config adds -c/--config FILE to command.
+CLI::Option* add_config(CLI::App* command, std::string& path, const std::string& about) {
+  return command->add_option("-c,--config", path, about)->type_name("FILE");
+}
+
+// add_daemon_commands adds run and check-config.
+void add_daemon_commands(CLI::App& app, Parsed& p) {
+  CLI::App* run = add_command(app, p, "run", "serve (also: stampd -c FILE)",
+                              [&p] { return run_daemon(p.config); });
+  add_config(run, p.config, "the config")->required();
+
+  CLI::App* check =
+      add_command(app, p, "check-config", "validate FILE and print the effective config",
+                  [&p] { return cmd_check_config(p.config); });
+  add_config(check, p.config, "the config to check")->required();
+}
+
+// add_dkim_commands adds genkey, sign and verify.
+void add_dkim_commands(CLI::App& app, Parsed& p) {
+  CLI::App* genkey =
+      add_command(app, p, "genkey", "write DIR/SELECTOR.private (0600) and DIR/SELECTOR.txt",
+                  [&p] { return cmd_genkey(p.genkey); });
+  genkey->add_option("--domain", p.genkey.domain, "the signing domain (d=)")
+      ->type_name("D")
+      ->required();
+  genkey->add_option("--selector", p.genkey.selector, "the selector (s=)")
+      ->type_name("S")
+      ->required();
+  genkey->add_option("--algorithm", p.genkey.algorithm, "the key type")
+      ->check(CLI::IsMember({"rsa-2048", "rsa-3072", "ed25519"}))
+      ->capture_default_str();
+  genkey->add_option("--dir", p.genkey.dir, "where to write the two files")
+      ->type_name("DIR")
+      ->capture_default_str();
+
+  CLI::App* sign = add_command(app, p, "sign", "sign the message on stdin as the proxy would",
+                               [&p] { return cmd_sign(p.config); });
+  add_config(sign, p.config, "the config whose keys and rules sign")->required();
+
+  CLI::App* verify =
+      add_command(app, p, "verify", "verify every DKIM-Signature of the message on stdin",
+                  [&p] { return cmd_verify(p.key_file, p.config); });
+  verify->add_option("--key-file", p.key_file, "the key instead of DNS: PEM, record or .txt")
+      ->type_name("F");
+  add_config(verify, p.config, "ask DNS as its [dns] says");
+}
+
+// add_probe_commands adds the commands that ask the network: spf, dns-check
+// (the DNS) and health (the daemon's HTTP endpoint).
+void add_probe_commands(CLI::App& app, Parsed& p) {
+  CLI::App* spf =
+      add_command(app, p, "spf", "evaluate SPF for one sender: result, explanation, lookup trace",
+                  [&p] { return cmd_spf(p.spf); });
+  spf->add_option("--ip", p.spf.ip, "the client's address")->type_name("IP")->required();
+  spf->add_option("--mail-from", p.spf.mail_from, "the envelope sender")->type_name("ADDR");
+  spf->add_option("--helo", p.spf.helo, "the HELO name")->type_name("NAME");
+  add_config(spf, p.spf.config_path, "ask DNS as its [dns] says");
+
+  CLI::App* check =
+      add_command(app, p, "dns-check", "is what the DNS publishes what FILE signs and sends with",
+                  [&p] { return cmd_dns_check(p.config); });
+  add_config(check, p.config, "the config to check against the DNS")->required();
+
+  CLI::App* health = add_command(app, p, "health", "ask the running daemon's /healthz (or /readyz)",
+                                 [&p] { return cmd_health(p.config, p.ready); });
+  add_config(health, p.config, "the daemon's config ([metrics] listen)")->required();
+  health->add_flag("--ready", p.ready, "ask /readyz instead");
 }
 
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  const std::vector<std::string> with_value{"--config",    "--domain",    "--selector",
-                                            "--algorithm", "--dir",       "--key-file",
-                                            "--ip",        "--mail-from", "--helo"};
-  Args args = parse_args(argc, argv, with_value);
-  if (args.get("version")) {
-    std::printf("stampd %s\n", STAMPD_VERSION);
+  CLI::App app{"stampd: an SMTP relay proxy that DKIM-signs mail.", "stampd"};
+  app.set_version_flag("--version", "stampd " STAMPD_VERSION);
+  app.require_subcommand(0, 1);
+  app.failure_message(usage_error);
+  Parsed p;
+  CLI::Option* serve =
+      add_config(&app, p.config, "serve with this config (same as 'stampd run -c FILE')");
+  add_daemon_commands(app, p);
+  add_dkim_commands(app, p);
+  add_probe_commands(app, p);
+  // `stampd help`, an old spelling of --help, stays unlisted.
+  add_command(app, p, "help", "", [&app] {
+    std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
     return 0;
+  })->group("");
+  // `stampd -c FILE COMMAND` would take FILE for some commands and drop it for others.
+  for (CLI::App* command : app.get_subcommands({})) command->excludes(serve);
+  // Set last, so that it is the program's only: subcommands copy it when added.
+  app.footer(
+      "Exit status: 0 success, 1 failure, 2 bad usage.\n"
+      "'stampd COMMAND --help' shows the options of a command.");
+
+  try {
+    app.parse(argc, argv);
+    // Without a subcommand, `stampd -c FILE` serves.
+    if (!p.action && p.config.empty()) throw CLI::RequiredError("--config");
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kUsageError;
   }
-  if (args.get("help") || args.command == "help") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (!args.errors.empty()) {
-    for (const auto& e : args.errors) std::fprintf(stderr, "stampd: %s\n", e.c_str());
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  if (args.command.empty() || args.command == "run") {
-    const auto* config = args.get("config");
-    if (!config) {
-      std::fputs("stampd run: -c FILE is required\n", stderr);
-      return 2;
-    }
-    return run_daemon(*config);
-  }
-  if (args.command == "check-config") return cmd_check_config(args);
-  if (args.command == "genkey") {
-    GenkeyArgs g;
-    if (const auto* v = args.get("domain")) g.domain = *v;
-    if (const auto* v = args.get("selector")) g.selector = *v;
-    if (const auto* v = args.get("algorithm")) g.algorithm = *v;
-    if (const auto* v = args.get("dir")) g.dir = *v;
-    return cmd_genkey(g);
-  }
-  if (args.command == "sign") {
-    const auto* config = args.get("config");
-    if (!config) {
-      std::fputs("stampd sign: -c FILE is required\n", stderr);
-      return 2;
-    }
-    return cmd_sign(*config);
-  }
-  if (args.command == "spf") {
-    SpfArgs s;
-    if (const auto* v = args.get("ip")) s.ip = *v;
-    if (const auto* v = args.get("mail-from")) s.mail_from = *v;
-    if (const auto* v = args.get("helo")) s.helo = *v;
-    if (const auto* v = args.get("config")) s.config_path = *v;
-    return cmd_spf(s);
-  }
-  if (args.command == "dns-check") {
-    const auto* config = args.get("config");
-    if (!config) {
-      std::fputs("stampd dns-check: -c FILE is required\n", stderr);
-      return 2;
-    }
-    return cmd_dns_check(*config);
-  }
-  if (args.command == "health") {
-    const auto* config = args.get("config");
-    if (!config) {
-      std::fputs("stampd health: -c FILE is required\n", stderr);
-      return 2;
-    }
-    return cmd_health(*config, args.get("ready") != nullptr);
-  }
-  if (args.command == "verify") {
-    const auto* key = args.get("key-file");
-    const auto* config = args.get("config");
-    return cmd_verify(key ? *key : "", config ? *config : "");
-  }
-  std::fprintf(stderr, "stampd: unknown command '%s'\n%s", args.command.c_str(), kUsage);
-  return 2;
+  return p.action ? p.action() : run_daemon(p.config);
 }
 
 }  // namespace stampd::cmd

@@ -1,5 +1,6 @@
 // cli.h: the `stampd` command line (run, check-config, genkey, sign, verify,
-// spf, dns-check). Parses arguments and dispatches; owns no protocol logic.
+// spf, dns-check, health), parsed by CLI11. Parses arguments and dispatches;
+// owns no protocol logic.
 #pragma once
 
 namespace stampd::cmd {

@@ -37,7 +37,7 @@ if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" \
   declare -A package_of=(
     [hogweed]=nettle-dev [nettle]=nettle-dev [libevent]=libevent-dev
     [libunbound]=libunbound-dev [Boost]=libboost1.81-dev [OpenSSL]=libssl-dev
-    [tomlplusplus]=libtomlplusplus-dev [prometheus-cpp]=prometheus-cpp-dev
+    [tomlplusplus]=libtomlplusplus-dev [prometheus-cpp]=prometheus-cpp-dev [CLI11]=libcli11-dev
     [GTest]=libgtest-dev [benchmark]=libbenchmark-dev [yaml-cpp]=libyaml-cpp-dev
   )
   missing=$(sed -n -e "s/.*Package '\([^']*\)'.*not found.*/\1/p" \

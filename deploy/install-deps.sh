@@ -18,6 +18,7 @@ build_pkgs=(
   libevent-dev nettle-dev     # libevent, and hogweed + nettle
   libtomlplusplus-dev
   prometheus-cpp-dev
+  libcli11-dev                # CLI11, header-only: the command line
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -115,7 +115,7 @@ class HealthCommandTest(StampdTestCase):
         self.assertTrue(err.startswith("stampd health: "), err)
         r = run_cli("health")
         self.assertEqual(r.returncode, 2)
-        self.assertIn(b"-c FILE is required", r.stderr)
+        self.assertIn(b"--config is required", r.stderr)
 
 
 if __name__ == "__main__":

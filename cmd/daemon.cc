@@ -202,7 +202,8 @@ int run_daemon(const std::string& config_path) {
   std::unique_ptr<obs::MetricsServer> metrics_server;
   try {
     if (!config.metrics.listen.empty()) {
-      metrics_server = std::make_unique<obs::MetricsServer>(io, config.metrics.listen, config.path);
+      metrics_server = std::make_unique<obs::MetricsServer>(io, config.metrics.listen, config.path,
+                                                            obs::metrics(), obs::health());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stampd: %s\n", e.what());

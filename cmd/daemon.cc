@@ -1,5 +1,7 @@
 #include "cmd/daemon.h"
 
+#include <sys/stat.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,53 +52,16 @@ class IoContext : public asio::io_context {
   void destroy_pending() { shutdown(); }
 };
 
-// report_keys logs weak and unusable keys and sets readiness and key ages.
-void report_keys(const proxy::Runtime& runtime) {
-  for (const auto& warning : runtime.signing_keys->warnings()) {
-    obs::log_warning("dkim-key-weak", {{"detail", warning}});
-  }
-  const auto broken = proxy::broken_keys(runtime);
-  for (const auto& b : broken) obs::log_error("dkim-key-unusable", {{"detail", b}});
-  obs::health().set_keys_problem(broken.empty() ? "" : broken.front());
-}
-
-// update_key_ages sets stampd_dkim_key_age_seconds from the key files' mtimes.
-void update_key_ages(const proxy::Runtime& runtime) {
-  const auto now = std::time(nullptr);
-  for (const auto& key : runtime.signing_keys->keys()) {
-    struct stat st {};
-    if (key.spec.private_key_path.empty() || ::stat(key.spec.private_key_path.c_str(), &st) != 0)
-      continue;
-    obs::metrics()
-        .dkim_key_age.Add({{"domain", key.spec.domain}, {"selector", key.spec.selector}})
-        .Set(static_cast<double>(now - st.st_mtime));
-  }
-}
-
-// upstream_probe checks now and then that the upstream answers, for /readyz.
-asio::awaitable<void> upstream_probe(proxy::Server& server, obs::Recorder& recorder) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    auto runtime = server.runtime();
-    const auto interval = runtime->config->upstream.health_check_interval;
-    obs::health().set_upstream_probing(interval.count() != 0);
-    if (interval.count() == 0) {
-      timer.expires_after(std::chrono::seconds(5));
-    } else {
-      auto upstream = runtime->upstreams->make(co_await asio::this_coro::executor);
-      auto caps = co_await upstream->open();
-      if (caps) {
-        recorder.upstream_ok();
-      } else {
-        recorder.upstream_failed("", "connect", upstream->last_error_kind(), upstream->peer(),
-                                 upstream->last_error());
-      }
-      co_await upstream->close();
-      timer.expires_after(interval);
-    }
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || server.draining()) co_return;
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "TERM";
+    case SIGINT:
+      return "INT";
+    case SIGHUP:
+      return "HUP";
+    default:
+      return "other";
   }
 }
 
@@ -110,57 +76,208 @@ void make_keys(const proxy::Config& config) {
   }
 }
 
-// reload (SIGHUP) swaps in the config and keys read anew, or keeps the
-// running ones when the new ones do not load.
-void reload(asio::io_context& io, proxy::Server& server, const std::string& config_path) {
-  try {
-    auto config = proxy::load_config(config_path);
-    make_keys(*config);
-    // Strict: the running config works; a broken key must not replace it.
-    auto runtime = proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io));
-    server.swap_runtime(runtime);
-    report_keys(*runtime);
-    obs::Logger::configure(config->log.level, config->log.format);
-    obs::metrics().config_reloads.Add({{"result", "ok"}}).Increment();
-    obs::metrics().set_config_hash(config->hash);
-    obs::log_info("reloaded", {{"config", config_path}, {"sha256", config->hash}});
-  } catch (const std::exception& e) {
-    obs::metrics().config_reloads.Add({{"result", "failed"}}).Increment();
-    obs::log_error("reload-failed",
-                   {{"config", config_path}, {"error", e.what()}, {"kept", "previous config"}});
+// Daemon is one `stampd run`: what it serves with, and what it reports in.
+// The metrics, health and recorder are the process's; they outlive the
+// server, the sessions and every runtime a reload makes.
+class Daemon {
+ public:
+  Daemon(std::string config_path, unsigned threads)
+      : config_path_(std::move(config_path)),
+        threads_(threads),
+        io_(static_cast<int>(threads)),
+        control_(asio::make_strand(io_)),
+        recorder_(*metrics_, health_, smtp::verb_names()) {}
+
+  // start loads keys, binds and drops privileges; false (said on stderr) when it cannot.
+  bool start(const std::shared_ptr<const proxy::Config>& config);
+  // serve runs until drained; the exit status.
+  int serve();
+
+ private:
+  // report_keys logs weak and unusable keys; an unusable one makes us not ready.
+  void report_keys(const proxy::Runtime& runtime);
+  // update_key_ages sets stampd_dkim_key_age_seconds from the key files' mtimes.
+  void update_key_ages(const proxy::Runtime& runtime);
+  void on_signal(int sig);
+  // reload (SIGHUP) swaps in the config and keys read anew, or keeps the
+  // running ones when the new ones do not load.
+  void reload();
+  // drain (SIGTERM/SIGINT) lets the sessions in flight finish up to
+  // drain_timeout, then stops the loop.
+  asio::awaitable<void> drain();
+  // probe checks now and then that the upstream answers, for /readyz.
+  asio::awaitable<void> probe();
+
+  std::string config_path_;
+  unsigned threads_;
+  IoContext io_;
+  // One strand for the signals and the drain, so a reload never overlaps it.
+  asio::strand<asio::io_context::executor_type> control_;
+  std::shared_ptr<obs::Metrics> metrics_ = std::make_shared<obs::Metrics>();
+  obs::Health health_;
+  obs::Recorder recorder_;
+  std::unique_ptr<proxy::Server> server_;
+  std::unique_ptr<obs::MetricsServer> metrics_server_;
+  bool told_ignored_ = false;
+};
+
+void Daemon::report_keys(const proxy::Runtime& runtime) {
+  for (const auto& warning : runtime.signing_keys->warnings()) {
+    obs::log_warning("dkim-key-weak", {{"detail", warning}});
+  }
+  const auto broken = proxy::broken_keys(runtime);
+  for (const auto& b : broken) obs::log_error("dkim-key-unusable", {{"detail", b}});
+  health_.set_keys_problem(broken.empty() ? "" : broken.front());
+}
+
+void Daemon::update_key_ages(const proxy::Runtime& runtime) {
+  const auto now = std::time(nullptr);
+  for (const auto& key : runtime.signing_keys->keys()) {
+    struct stat st {};
+    if (key.spec.private_key_path.empty() || ::stat(key.spec.private_key_path.c_str(), &st) != 0)
+      continue;
+    metrics_->dkim_key_age.Add({{"domain", key.spec.domain}, {"selector", key.spec.selector}})
+        .Set(static_cast<double>(now - st.st_mtime));
   }
 }
 
-// drain (SIGTERM/SIGINT, once server.drain() was called) lets the sessions
-// in flight finish up to drain_timeout, then stops the process's loop.
-asio::awaitable<void> drain(asio::io_context& io, proxy::Server& server,
-                            obs::MetricsServer* metrics_server) {
+bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
+  std::shared_ptr<const proxy::Runtime> runtime;
+  try {
+    obs::Logger::configure(loaded->log.level, loaded->log.format);
+    make_keys(*loaded);
+    runtime =
+        proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io_), metrics_);
+    report_keys(*runtime);
+    server_ = std::make_unique<proxy::Server>(io_, runtime, recorder_);
+    server_->listen();
+    const auto& config = *runtime->config;
+    if (!config.metrics.listen.empty()) {
+      metrics_server_ = std::make_unique<obs::MetricsServer>(io_, config.metrics.listen,
+                                                             config.path, *metrics_, health_);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stampd: %s\n", e.what());
+    return false;
+  }
+  // Every socket is bound: from here on we need no privileges.
+  if (auto dropped = drop_privileges(loaded->server.user); !dropped) {
+    std::fprintf(stderr, "stampd: %s\n", dropped.error().detail.c_str());
+    return false;
+  }
+  metrics_->set_config_hash(loaded->hash);
+  metrics_->set_before_scrape([this] {
+    update_key_ages(*server_->runtime());
+    metrics_->ready.Set(health_.not_ready_reason().empty() ? 1 : 0);
+  });
+  return true;
+}
+
+void Daemon::reload() {
+  try {
+    auto config = proxy::load_config(config_path_);
+    make_keys(*config);
+    // Strict: the running config works; a broken key must not replace it.
+    auto runtime =
+        proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io_), metrics_);
+    server_->swap_runtime(runtime);
+    report_keys(*runtime);
+    obs::Logger::configure(config->log.level, config->log.format);
+    metrics_->config_reloads.Add({{"result", "ok"}}).Increment();
+    metrics_->set_config_hash(config->hash);
+    obs::log_info("reloaded", {{"config", config_path_}, {"sha256", config->hash}});
+  } catch (const std::exception& e) {
+    metrics_->config_reloads.Add({{"result", "failed"}}).Increment();
+    obs::log_error("reload-failed",
+                   {{"config", config_path_}, {"error", e.what()}, {"kept", "previous config"}});
+  }
+}
+
+asio::awaitable<void> Daemon::drain() {
   const auto deadline =
-      std::chrono::steady_clock::now() + server.runtime()->config->server.drain_timeout;
+      std::chrono::steady_clock::now() + server_->runtime()->config->server.drain_timeout;
   asio::steady_timer tick(co_await asio::this_coro::executor);
-  while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (server_->active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
     tick.expires_after(std::chrono::milliseconds(50));
     boost::system::error_code ec;
     co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  const auto left = server.active_connections();
+  const auto left = server_->active_connections();
   obs::log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
-  server.stop();
-  if (metrics_server) metrics_server->stop();
-  io.stop();
+  server_->stop();
+  if (metrics_server_) metrics_server_->stop();
+  io_.stop();
 }
 
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGTERM:
-      return "TERM";
-    case SIGINT:
-      return "INT";
-    case SIGHUP:
-      return "HUP";
-    default:
-      return "other";
+asio::awaitable<void> Daemon::probe() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto runtime = server_->runtime();
+    const auto interval = runtime->config->upstream.health_check_interval;
+    health_.set_upstream_probing(interval.count() != 0);
+    if (interval.count() == 0) {
+      timer.expires_after(std::chrono::seconds(5));
+    } else {
+      auto upstream = runtime->upstreams->make(co_await asio::this_coro::executor);
+      auto caps = co_await upstream->open();
+      if (caps) {
+        recorder_.upstream_ok();
+      } else {
+        recorder_.upstream_failed("", "connect", upstream->last_error_kind(), upstream->peer(),
+                                  upstream->last_error());
+      }
+      co_await upstream->close();
+      timer.expires_after(interval);
+    }
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || server_->draining()) co_return;
   }
+}
+
+void Daemon::on_signal(int sig) {
+  if (server_->draining()) {
+    // Said once: a supervisor may repeat TERM many times.
+    if (!told_ignored_) {
+      obs::log_info("signal-ignored",
+                    {{"signal", signal_name(sig)}, {"reason", "already draining"}});
+    }
+    told_ignored_ = true;
+    return;
+  }
+  if (sig == SIGHUP) {
+    reload();
+    return;
+  }
+  // Drain first, then say so: whoever reads "draining" sees it in force.
+  server_->drain();
+  health_.set_draining(true);
+  obs::log_info("draining", {{"signal", signal_name(sig)},
+                             {"active", std::to_string(server_->active_connections())}});
+  asio::co_spawn(control_, drain(), asio::detached);
+}
+
+int Daemon::serve() {
+  SignalWatcher signals(control_, [this](int sig) { on_signal(sig); });
+  server_->start();
+  health_.set_listening(true);
+  for (const auto& endpoint : server_->local_endpoints()) {
+    obs::log_info("listening", {{"address", endpoint}, {"version", STAMPD_VERSION}});
+  }
+  if (metrics_server_) {
+    metrics_server_->start();
+    obs::log_info("metrics-listening", {{"address", metrics_server_->local_endpoint()}});
+  }
+  // On a strand like every session: the stream's timers must not race it.
+  asio::co_spawn(asio::make_strand(io_), probe(), asio::detached);
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads_; ++i) pool.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : pool) t.join();
+  signals.stop();  // nothing may post to the loop while it is torn down
+  metrics_->set_before_scrape({});
+  io_.destroy_pending();  // while the server, the metrics server and the runtimes still live
+  return 0;
 }
 
 }  // namespace
@@ -177,91 +294,11 @@ int run_daemon(const std::string& config_path) {
   }
   unsigned threads = loaded->server.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  IoContext io(static_cast<int>(threads));
-  std::shared_ptr<const proxy::Runtime> runtime;
-  try {
-    obs::Logger::configure(loaded->log.level, loaded->log.format);
-    make_keys(*loaded);
-    runtime = proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "stampd: %s\n", e.what());
-    return 1;
-  }
-  report_keys(*runtime);
-  const auto& config = *runtime->config;
-  obs::Recorder recorder(obs::metrics(), obs::health(), smtp::verb_names());
-  proxy::Server server(io, runtime, recorder);
-  try {
-    server.listen();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "stampd: %s\n", e.what());
-    return 1;
-  }
   // A client that vanishes must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
-  std::unique_ptr<obs::MetricsServer> metrics_server;
-  try {
-    if (!config.metrics.listen.empty()) {
-      metrics_server = std::make_unique<obs::MetricsServer>(io, config.metrics.listen, config.path,
-                                                            obs::metrics(), obs::health());
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "stampd: %s\n", e.what());
-    return 1;
-  }
-  // Every socket is bound: from here on we need no privileges.
-  if (auto dropped = drop_privileges(config.server.user); !dropped) {
-    std::fprintf(stderr, "stampd: %s\n", dropped.error().detail.c_str());
-    return 1;
-  }
-  obs::metrics().set_config_hash(config.hash);
-  obs::metrics().set_before_scrape([&server] {
-    update_key_ages(*server.runtime());
-    obs::metrics().ready.Set(obs::health().not_ready_reason().empty() ? 1 : 0);
-  });
-  // One strand for the signals and the drain, so a reload never overlaps it.
-  auto control = asio::make_strand(io);
-  bool told_ignored = false;
-  SignalWatcher signals(control, [&](int sig) {
-    if (server.draining()) {
-      // Said once: a supervisor may repeat TERM many times.
-      if (!told_ignored) {
-        obs::log_info("signal-ignored",
-                      {{"signal", signal_name(sig)}, {"reason", "already draining"}});
-      }
-      told_ignored = true;
-      return;
-    }
-    if (sig == SIGHUP) {
-      reload(io, server, config_path);
-      return;
-    }
-    // Drain first, then say so: whoever reads "draining" sees it in force.
-    server.drain();
-    obs::health().set_draining(true);
-    obs::log_info("draining", {{"signal", signal_name(sig)},
-                               {"active", std::to_string(server.active_connections())}});
-    asio::co_spawn(control, drain(io, server, metrics_server.get()), asio::detached);
-  });
-  server.start();
-  obs::health().set_listening(true);
-  for (const auto& endpoint : server.local_endpoints()) {
-    obs::log_info("listening", {{"address", endpoint}, {"version", STAMPD_VERSION}});
-  }
-  if (metrics_server) {
-    metrics_server->start();
-    obs::log_info("metrics-listening", {{"address", metrics_server->local_endpoint()}});
-  }
-  // On a strand like every session: the stream's timers must not race it.
-  asio::co_spawn(asio::make_strand(io), upstream_probe(server, recorder), asio::detached);
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& t : pool) t.join();
-  signals.stop();  // nothing may post to the loop while it is torn down
-  obs::metrics().set_before_scrape({});
-  io.destroy_pending();  // while server, metrics_server and runtime still live
-  return 0;
+  Daemon daemon(config_path, threads);
+  if (!daemon.start(loaded)) return 1;
+  return daemon.serve();
 }
 
 }  // namespace stampd::cmd

@@ -25,9 +25,5 @@ std::string Health::not_ready_reason() const {
   return "";
 }
 
-Health& health() {
-  static Health instance;
-  return instance;
-}
 
 }  // namespace stampd::obs

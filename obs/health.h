@@ -35,7 +35,5 @@ class Health {
   std::string keys_problem_;
 };
 
-// health returns the process-wide health state.
-Health& health();
 
 }  // namespace stampd::obs

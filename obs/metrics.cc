@@ -26,10 +26,6 @@ Histogram::BucketBoundaries size_buckets() {
   return {1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 52428800, 104857600};
 }
 
-std::mutex g_config_mutex;
-std::string g_config_hash;
-std::mutex g_hook_mutex;
-std::function<void()> g_before_scrape;
 
 }  // namespace
 
@@ -165,14 +161,14 @@ Metrics::Metrics()
 }
 
 void Metrics::set_before_scrape(std::function<void()> hook) {
-  std::lock_guard lock(g_hook_mutex);
-  g_before_scrape = std::move(hook);
+  std::lock_guard lock(hook_mutex_);
+  before_scrape_ = std::move(hook);
 }
 
 std::string Metrics::text() const {
   {
-    std::lock_guard lock(g_hook_mutex);
-    if (g_before_scrape) g_before_scrape();
+    std::lock_guard lock(hook_mutex_);
+    if (before_scrape_) before_scrape_();
   }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
@@ -193,15 +189,10 @@ const char* Metrics::reply_class(int code) {
 }
 
 void Metrics::set_config_hash(const std::string& hash) {
-  std::lock_guard lock(g_config_mutex);
-  if (!g_config_hash.empty()) config_info.Remove(&config_info.Add({{"sha256", g_config_hash}}));
-  g_config_hash = hash;
+  std::lock_guard lock(config_mutex_);
+  if (!config_hash_.empty()) config_info.Remove(&config_info.Add({{"sha256", config_hash_}}));
+  config_hash_ = hash;
   config_info.Add({{"sha256", hash}}).Set(1);
-}
-
-Metrics& metrics() {
-  static Metrics instance;
-  return instance;
 }
 
 }  // namespace stampd::obs

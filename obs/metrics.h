@@ -1,7 +1,7 @@
 // metrics.h: every Prometheus metric family stampd exports, declared in this
 // one place (names stampd_*, counters end in _total). Label values come only
 // from fixed sets or from the configuration (domains, selectors), never from
-// clients. Thread-safe; reached through metrics().
+// clients. Thread-safe. The daemon makes one and hands it to whatever counts.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace stampd::obs {
@@ -69,9 +70,12 @@ class Metrics {
   void set_before_scrape(std::function<void()> hook);
   // set_config_hash makes config_info{sha256=hash} the only series at 1.
   void set_config_hash(const std::string& hash);
+ private:
+  mutable std::mutex hook_mutex_;
+  std::function<void()> before_scrape_;
+  std::mutex config_mutex_;
+  std::string config_hash_;
 };
 
-// metrics returns the process-wide metrics.
-Metrics& metrics();
 
 }  // namespace stampd::obs

@@ -10,7 +10,8 @@
 namespace stampd::proxy {
 
 std::shared_ptr<net::Resolver> make_resolver(const Config& config,
-                                             boost::asio::any_io_executor executor) {
+                                             boost::asio::any_io_executor executor,
+                                             std::shared_ptr<obs::Metrics> metrics) {
   net::UnboundOptions options;
   options.forwarders = config.dns.resolvers;
   options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.dns.timeout);
@@ -18,15 +19,17 @@ std::shared_ptr<net::Resolver> make_resolver(const Config& config,
   auto resolver = net::UnboundResolver::create(std::move(executor), options);
   if (!resolver) throw ConfigError(config.path + ": [dns]: " + resolver.error().message());
   std::shared_ptr<net::Resolver> inner(std::move(*resolver));
-  return std::make_shared<CountingResolver>(std::move(inner));
+  return std::make_shared<CountingResolver>(std::move(inner), std::move(metrics));
 }
 
 std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>& config,
                                              KeyPolicy key_policy,
-                                             std::optional<boost::asio::any_io_executor> executor) {
+                                             std::optional<boost::asio::any_io_executor> executor,
+                                             std::shared_ptr<obs::Metrics> metrics) {
   auto runtime = std::make_shared<Runtime>();
   runtime->config = config;
-  runtime->upstreams = std::make_shared<UpstreamFactory>(config);
+  runtime->metrics = metrics ? std::move(metrics) : std::make_shared<obs::Metrics>();
+  runtime->upstreams = std::make_shared<UpstreamFactory>(config, runtime->metrics);
 
   auth::KeyringOptions options;
   options.allow_group_readable_keys = config->dkim.allow_group_readable_keys;
@@ -36,7 +39,7 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
     throw ConfigError(keys.error().detail.empty() ? keys.error().message() : keys.error().detail);
   runtime->signing_keys = *keys;
 
-  if (executor) runtime->resolver = make_resolver(*config, *executor);
+  if (executor) runtime->resolver = make_resolver(*config, *executor, runtime->metrics);
 
   // Pipeline order: SPF policy (at MAIL FROM), then DKIM signing (at end of data).
   const bool spf_wanted =
@@ -45,11 +48,11 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
                   [](const SpfOverride& o) { return o.mode && *o.mode != SpfMode::Off; });
   if (spf_wanted && runtime->resolver) {
     runtime->stage_factories.push_back(
-        std::make_shared<SpfStageFactory>(config, runtime->resolver));
+        std::make_shared<SpfStageFactory>(config, runtime->resolver, *runtime->metrics));
   }
   if (!config->dkim.rules.empty()) {
-    runtime->stage_factories.push_back(
-        std::make_shared<DkimStageFactory>(runtime->signing_keys, dkim_settings(config->dkim)));
+    runtime->stage_factories.push_back(std::make_shared<DkimStageFactory>(
+        runtime->signing_keys, dkim_settings(config->dkim), *runtime->metrics));
   }
   return runtime;
 }

@@ -10,6 +10,7 @@
 
 #include "auth/dkim/keyring.h"
 #include "net/resolver.h"
+#include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
 #include "proxy/upstream/factory.h"
@@ -18,6 +19,7 @@ namespace stampd::proxy {
 
 struct Runtime {
   std::shared_ptr<const Config> config;
+  std::shared_ptr<obs::Metrics> metrics;  // what the stages, upstreams and DNS count in
   std::shared_ptr<const UpstreamFactory> upstreams;
   std::shared_ptr<const auth::SigningKeys> signing_keys;  // never null; maybe empty
   std::shared_ptr<net::Resolver> resolver;                // null when built without an executor
@@ -32,14 +34,18 @@ enum class KeyPolicy {
 
 // build_runtime loads everything config names (TLS, keys, ...); throws ConfigError.
 // With an executor it also starts the DNS resolver ([dns]) and the SPF stage;
-// without one (check-config, sign) it only checks what it can.
+// without one (check-config, sign) it only checks what it can. What it does
+// is counted in metrics (the daemon's); without, in metrics of its own that
+// nobody reads (the one-shot commands).
 std::shared_ptr<const Runtime> build_runtime(
     const std::shared_ptr<const Config>& config, KeyPolicy key_policy = KeyPolicy::Strict,
-    std::optional<boost::asio::any_io_executor> executor = std::nullopt);
+    std::optional<boost::asio::any_io_executor> executor = std::nullopt,
+    std::shared_ptr<obs::Metrics> metrics = nullptr);
 
-// make_resolver builds the [dns] resolver (counted for metrics); throws ConfigError.
+// make_resolver builds the [dns] resolver (counted in metrics); throws ConfigError.
 std::shared_ptr<net::Resolver> make_resolver(const Config& config,
-                                             boost::asio::any_io_executor executor);
+                                             boost::asio::any_io_executor executor,
+                                             std::shared_ptr<obs::Metrics> metrics);
 
 // broken_keys lists "name: why" for each configured key that could not be loaded.
 std::vector<std::string> broken_keys(const Runtime& runtime);

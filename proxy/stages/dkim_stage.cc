@@ -5,8 +5,6 @@
 #include <string_view>
 
 #include "auth/dkim/header_block.h"
-#include "obs/log.h"
-#include "obs/metrics.h"
 
 namespace stampd::proxy {
 
@@ -15,8 +13,8 @@ namespace {
 class DkimStage final : public Stage {
  public:
   DkimStage(std::shared_ptr<const auth::SigningKeys> keys,
-            std::shared_ptr<const DkimSettings> settings)
-      : signer_(std::move(keys), std::move(settings)) {}
+            std::shared_ptr<const DkimSettings> settings, const DkimCounters& counters)
+      : keys_(keys), signer_(std::move(keys), std::move(settings)), counters_(counters) {}
 
   const char* name() const override { return "dkim"; }
   void on_header_block(Transaction&, std::string_view header_block) override {
@@ -28,25 +26,26 @@ class DkimStage final : public Stage {
   boost::asio::awaitable<Verdict> on_end_of_data(Transaction& tx, const Message& message) override;
 
  private:
+  std::shared_ptr<const auth::SigningKeys> keys_;
   auth::MessageSigner signer_;
+  const DkimCounters& counters_;  // the factory's, which outlives its stages
 };
 
 boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const Message&) {
-  auto& m = obs::metrics();
   auth::SigningOutcome outcome = signer_.finish(static_cast<std::int64_t>(std::time(nullptr)));
   if (outcome.not_signed && !outcome.failed()) {
     tx.log_fields.emplace_back("dkim", "unsigned");
     tx.log_fields.emplace_back("dkim_reason", outcome.detail);
-    m.dkim_skipped.Add({{"reason", auth::to_string(*outcome.not_signed)}}).Increment();
+    counters_.skipped[static_cast<std::size_t>(*outcome.not_signed)]->Increment();
     co_return Verdict::next();
   }
   if (outcome.failed()) {
-    m.dkim_failures.Add({{"reason", auth::to_string(*outcome.not_signed)}}).Increment();
+    counters_.failures[static_cast<std::size_t>(*outcome.not_signed)]->Increment();
     if (!outcome.fail_closed()) {
       tx.log_fields.emplace_back("dkim", "unsigned");
       tx.log_fields.emplace_back("dkim_reason",
                                  "signing failed, rule says send-unsigned: " + outcome.detail);
-      m.dkim_skipped.Add({{"reason", "send-unsigned"}}).Increment();
+      counters_.send_unsigned->Increment();
       co_return Verdict::next();
     }
     tx.log_fields.emplace_back("dkim", "failed");
@@ -57,11 +56,7 @@ boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const
   std::string names;
   for (std::size_t i = 0; i < outcome.signatures.size(); ++i) {
     auto& [field, key] = outcome.signatures[i];
-    m.dkim_signatures
-        .Add({{"domain", key->spec.domain},
-              {"selector", key->spec.selector},
-              {"algorithm", auth::algorithm_name(key->signing_key->key->type())}})
-        .Increment();
+    counters_.signatures.at(static_cast<std::size_t>(key - keys_->keys().data()))->Increment();
     names += (i ? "," : "") + key->spec.domain + ":" + key->spec.selector;
     tx.prepend_fields.push_back(std::move(field));
   }
@@ -90,9 +85,33 @@ DkimSettings dkim_settings(const DkimConfig& config) {
   return s;
 }
 
+DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys,
+                                   DkimSettings settings, obs::Metrics& metrics)
+    : keys_(std::move(keys)), settings_(std::make_shared<const DkimSettings>(std::move(settings))) {
+  for (const auto& key : keys_->keys()) {
+    counters_.signatures.push_back(
+        key.signing_key ? &metrics.dkim_signatures.Add(
+                              {{"domain", key.spec.domain},
+                               {"selector", key.spec.selector},
+                               {"algorithm", auth::algorithm_name(key.signing_key->key->type())}})
+                        : nullptr);
+  }
+  using auth::NotSigned;
+  for (NotSigned r : {NotSigned::NoRule, NotSigned::NoFrom, NotSigned::SeveralFrom,
+                      NotSigned::BadFrom, NotSigned::MalformedHeader}) {
+    counters_.skipped[static_cast<std::size_t>(r)] =
+        &metrics.dkim_skipped.Add({{"reason", auth::to_string(r)}});
+  }
+  for (NotSigned r : {NotSigned::KeyUnavailable, NotSigned::SigningError}) {
+    counters_.failures[static_cast<std::size_t>(r)] =
+        &metrics.dkim_failures.Add({{"reason", auth::to_string(r)}});
+  }
+  counters_.send_unsigned = &metrics.dkim_skipped.Add({{"reason", "send-unsigned"}});
+}
+
 std::vector<std::unique_ptr<Stage>> DkimStageFactory::make_stages() const {
   std::vector<std::unique_ptr<Stage>> out;
-  out.push_back(std::make_unique<DkimStage>(keys_, settings_));
+  out.push_back(std::make_unique<DkimStage>(keys_, settings_, counters_));
   return out;
 }
 

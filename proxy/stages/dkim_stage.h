@@ -6,10 +6,15 @@
 // cannot sign. No second pass over the body, no copy of it.
 #pragma once
 
+#include <prometheus/counter.h>
+
+#include <array>
 #include <memory>
+#include <vector>
 
 #include "auth/dkim/keyring.h"
 #include "auth/dkim/message_signer.h"
+#include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
 
@@ -21,17 +26,25 @@ using DkimSettings = auth::SignerSettings;
 // dkim_settings derives the signing settings from [dkim].
 DkimSettings dkim_settings(const DkimConfig& config);
 
+// DkimCounters are the DKIM series, resolved once per configuration.
+struct DkimCounters {
+  std::vector<prometheus::Counter*> signatures;    // by index in SigningKeys::keys()
+  std::array<prometheus::Counter*, 7> skipped{};   // by auth::NotSigned (those that skip)
+  std::array<prometheus::Counter*, 7> failures{};  // by auth::NotSigned (those that fail)
+  prometheus::Counter* send_unsigned = nullptr;    // a failure a rule let through unsigned
+};
+
 class DkimStageFactory final : public StageFactory {
  public:
-  DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys, DkimSettings settings)
-      : keys_(std::move(keys)),
-        settings_(std::make_shared<const DkimSettings>(std::move(settings))) {}
+  // The stages count what they do in metrics.
+  DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys, DkimSettings settings,
+                   obs::Metrics& metrics);
   std::vector<std::unique_ptr<Stage>> make_stages() const override;
-  const auth::SigningKeys& keys() const { return *keys_; }
 
  private:
   std::shared_ptr<const auth::SigningKeys> keys_;
   std::shared_ptr<const DkimSettings> settings_;
+  DkimCounters counters_;
 };
 
 }  // namespace stampd::proxy

@@ -3,7 +3,6 @@
 #include "auth/mail_address.h"
 #include "auth/spf/egress.h"
 #include "auth/spf/evaluator.h"
-#include "obs/metrics.h"
 
 namespace stampd::proxy {
 
@@ -11,14 +10,16 @@ namespace {
 
 class SpfStage final : public Stage {
  public:
-  SpfStage(std::shared_ptr<const Config> config, std::shared_ptr<net::Resolver> resolver)
-      : config_(std::move(config)), resolver_(std::move(resolver)) {}
+  SpfStage(std::shared_ptr<const Config> config, std::shared_ptr<net::Resolver> resolver,
+           const SpfCounters& counters)
+      : config_(std::move(config)), resolver_(std::move(resolver)), counters_(counters) {}
   const char* name() const override { return "spf"; }
   boost::asio::awaitable<Verdict> on_mail_from(Transaction& tx) override;
 
  private:
   std::shared_ptr<const Config> config_;
   std::shared_ptr<net::Resolver> resolver_;
+  const SpfCounters& counters_;  // the factory's, which outlives its stages
 };
 
 boost::asio::awaitable<Verdict> SpfStage::on_mail_from(Transaction& tx) {
@@ -63,9 +64,8 @@ boost::asio::awaitable<Verdict> SpfStage::on_mail_from(Transaction& tx) {
   }
 
   const SpfAction action = spf_decide(spf, domain, result.verdict);
-  obs::metrics()
-      .spf_results.Add({{"result", auth::to_string(result.verdict)}, {"action", to_string(action)}})
-      .Increment();
+  counters_[static_cast<std::size_t>(result.verdict)][static_cast<std::size_t>(action)]
+      ->Increment();
   tx.log_fields.emplace_back("spf", auth::to_string(result.verdict));
   tx.log_fields.emplace_back("spf_ip", net::unmap(ip).to_string());
   tx.log_fields.emplace_back("spf_action", to_string(action));
@@ -95,9 +95,21 @@ std::optional<net::IpAddress> xforward_address(std::string_view value) {
   return net::unmap(*ip);
 }
 
+SpfStageFactory::SpfStageFactory(std::shared_ptr<const Config> config,
+                                 std::shared_ptr<net::Resolver> resolver, obs::Metrics& metrics)
+    : config_(std::move(config)), resolver_(std::move(resolver)) {
+  for (std::size_t v = 0; v < counters_.size(); ++v) {
+    for (std::size_t a = 0; a < counters_[v].size(); ++a) {
+      counters_[v][a] =
+          &metrics.spf_results.Add({{"result", auth::to_string(static_cast<auth::SpfVerdict>(v))},
+                                    {"action", to_string(static_cast<SpfAction>(a))}});
+    }
+  }
+}
+
 std::vector<std::unique_ptr<Stage>> SpfStageFactory::make_stages() const {
   std::vector<std::unique_ptr<Stage>> out;
-  out.push_back(std::make_unique<SpfStage>(config_, resolver_));
+  out.push_back(std::make_unique<SpfStage>(config_, resolver_, counters_));
   return out;
 }
 

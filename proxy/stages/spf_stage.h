@@ -4,23 +4,32 @@
 // then accepts, tags (Received-SPF), rejects or tempfails as [spf] says.
 #pragma once
 
+#include <prometheus/counter.h>
+
+#include <array>
 #include <memory>
 
 #include "net/resolver.h"
+#include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
 
 namespace stampd::proxy {
 
+// SpfCounters are the stampd_spf_results_total series, [verdict][action].
+using SpfCounters = std::array<std::array<prometheus::Counter*, 4>, 7>;
+
 class SpfStageFactory final : public StageFactory {
  public:
-  SpfStageFactory(std::shared_ptr<const Config> config, std::shared_ptr<net::Resolver> resolver)
-      : config_(std::move(config)), resolver_(std::move(resolver)) {}
+  // The stages count their results in metrics (every series resolved here, once).
+  SpfStageFactory(std::shared_ptr<const Config> config, std::shared_ptr<net::Resolver> resolver,
+                  obs::Metrics& metrics);
   std::vector<std::unique_ptr<Stage>> make_stages() const override;
 
  private:
   std::shared_ptr<const Config> config_;
   std::shared_ptr<net::Resolver> resolver_;
+  SpfCounters counters_{};
 };
 
 // xforward_address reads a Postfix XFORWARD ADDR value ("192.0.2.1",

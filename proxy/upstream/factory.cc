@@ -5,8 +5,9 @@
 
 namespace stampd::proxy {
 
-UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config)
-    : config_(std::move(config)) {
+UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
+                                 std::shared_ptr<obs::Metrics> metrics)
+    : config_(std::move(config)), metrics_(std::move(metrics)) {
   namespace ssl = boost::asio::ssl;
   const auto& u = config_->upstream;
   tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
@@ -30,9 +31,11 @@ std::unique_ptr<Upstream> UpstreamFactory::make(boost::asio::any_io_executor exe
   // in order by SmtpUpstream.
   const auto& servers = config_->upstream.servers;
   if (servers.size() == 1 && servers.front().starts_with("maildir:")) {
-    return std::make_unique<MaildirUpstream>(servers.front().substr(8), config_->server.hostname);
+    return std::make_unique<MaildirUpstream>(servers.front().substr(8), config_->server.hostname,
+                                             metrics_->bytes_sent_upstream);
   }
-  return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_);
+  return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_,
+                                        metrics_->bytes_sent_upstream);
 }
 
 }  // namespace stampd::proxy

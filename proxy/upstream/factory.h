@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 
+#include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/upstream/upstream.h"
 
@@ -16,13 +17,15 @@ namespace stampd::proxy {
 class UpstreamFactory {
  public:
   // The constructor throws ConfigError when the TLS setup cannot be loaded.
-  explicit UpstreamFactory(std::shared_ptr<const Config> config);
+  // Upstreams count the bytes they send in metrics, which must outlive them.
+  UpstreamFactory(std::shared_ptr<const Config> config, std::shared_ptr<obs::Metrics> metrics);
   ~UpstreamFactory();
   std::unique_ptr<Upstream> make(boost::asio::any_io_executor executor) const;
 
  private:
   std::shared_ptr<const Config> config_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::shared_ptr<obs::Metrics> metrics_;
 };
 
 }  // namespace stampd::proxy

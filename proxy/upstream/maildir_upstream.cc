@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "obs/metrics.h"
 #include "proxy/spool.h"
 
 namespace stampd::proxy {
@@ -28,8 +27,8 @@ bool make_dirs(const std::string& path) {
   return !ec;
 }
 
-bool write_all(int fd, std::string_view data) {
-  obs::metrics().bytes_sent_upstream.Increment(static_cast<double>(data.size()));
+bool write_all(int fd, std::string_view data, prometheus::Counter& sent) {
+  sent.Increment(static_cast<double>(data.size()));
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
@@ -53,8 +52,9 @@ std::string unique_name(const std::string& host) {
 
 }  // namespace
 
-MaildirUpstream::MaildirUpstream(std::string directory, std::string hostname)
-    : directory_(std::move(directory)), hostname_(std::move(hostname)) {}
+MaildirUpstream::MaildirUpstream(std::string directory, std::string hostname,
+                                 prometheus::Counter& sent)
+    : directory_(std::move(directory)), hostname_(std::move(hostname)), sent_(sent) {}
 
 asio::awaitable<std::optional<smtp::UpstreamCapabilities>> MaildirUpstream::open() {
   if (!make_dirs(directory_ + "/tmp") || !make_dirs(directory_ + "/new") ||
@@ -91,8 +91,8 @@ asio::awaitable<smtp::Reply> MaildirUpstream::data(const std::vector<std::string
     return smtp::make_reply(451, "4.3.0", "Local delivery failed, try again later");
   };
   if (fd < 0) co_return local_failure("cannot create");
-  bool ok = write_all(fd, "Return-Path: <" + sender_ + ">\r\n");
-  for (const auto& field : prepend_fields) ok = ok && write_all(fd, field);
+  bool ok = write_all(fd, "Return-Path: <" + sender_ + ">\r\n", sent_);
+  for (const auto& field : prepend_fields) ok = ok && write_all(fd, field, sent_);
   std::string buffer;
   for (std::uint64_t offset = 0; ok && offset < spool.size();) {
     auto chunk = spool.read(offset, buffer);
@@ -100,7 +100,7 @@ asio::awaitable<smtp::Reply> MaildirUpstream::data(const std::vector<std::string
       ok = false;
       break;
     }
-    ok = write_all(fd, *chunk);
+    ok = write_all(fd, *chunk, sent_);
     offset += chunk->size();
   }
   // Maildir: the file is complete and on disk before it appears in new/.

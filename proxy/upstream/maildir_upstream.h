@@ -4,6 +4,8 @@
 // after a Return-Path field. Writes are synchronous; it is not meant for load.
 #pragma once
 
+#include <prometheus/counter.h>
+
 #include <string>
 
 #include "proxy/upstream/upstream.h"
@@ -12,7 +14,8 @@ namespace stampd::proxy {
 
 class MaildirUpstream final : public Upstream {
  public:
-  MaildirUpstream(std::string directory, std::string hostname);
+  // sent counts the bytes written (stampd_upstream_sent_bytes_total).
+  MaildirUpstream(std::string directory, std::string hostname, prometheus::Counter& sent);
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
@@ -32,6 +35,7 @@ class MaildirUpstream final : public Upstream {
   std::string directory_;
   std::string hostname_;
   std::string sender_;
+  prometheus::Counter& sent_;
   UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;
   std::string error_;
 };

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "obs/metrics.h"
 #include "proxy/spool.h"
 #include "smtp/dot_stuffer.h"
 
@@ -92,8 +91,11 @@ bool is_loopback(const std::string& host) {
 }  // namespace
 
 SmtpUpstream::SmtpUpstream(asio::any_io_executor executor, std::shared_ptr<const Config> config,
-                           std::shared_ptr<asio::ssl::context> tls)
-    : executor_(std::move(executor)), config_(std::move(config)), tls_(std::move(tls)) {}
+                           std::shared_ptr<asio::ssl::context> tls, prometheus::Counter& sent)
+    : executor_(std::move(executor)),
+      config_(std::move(config)),
+      tls_(std::move(tls)),
+      sent_(sent) {}
 
 SmtpUpstream::~SmtpUpstream() = default;
 
@@ -121,7 +123,7 @@ smtp::Reply SmtpUpstream::failure_reply() const {
 
 asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration timeout) {
   if (!stream_) co_return false;
-  obs::metrics().bytes_sent_upstream.Increment(static_cast<double>(text.size()));
+  sent_.Increment(static_cast<double>(text.size()));
   auto sent = co_await stream_->write_all(asio::buffer(text.data(), text.size()), timeout);
   if (!sent) {
     const bool timed_out = sent.error().code == net::Errc::Timeout;

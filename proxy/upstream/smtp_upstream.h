@@ -3,6 +3,8 @@
 // XFORWARD, and turns every transport failure into a 4xx reply.
 #pragma once
 
+#include <prometheus/counter.h>
+
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
@@ -15,8 +17,9 @@ namespace stampd::proxy {
 
 class SmtpUpstream final : public Upstream {
  public:
+  // sent counts the bytes written (stampd_upstream_sent_bytes_total).
   SmtpUpstream(boost::asio::any_io_executor executor, std::shared_ptr<const Config> config,
-               std::shared_ptr<boost::asio::ssl::context> tls);
+               std::shared_ptr<boost::asio::ssl::context> tls, prometheus::Counter& sent);
   ~SmtpUpstream() override;
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
@@ -48,6 +51,7 @@ class SmtpUpstream final : public Upstream {
   boost::asio::any_io_executor executor_;
   std::shared_ptr<const Config> config_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
+  prometheus::Counter& sent_;
   std::unique_ptr<net::ByteStream> stream_;
   std::unique_ptr<net::LineReader> reader_;
   smtp::UpstreamCapabilities caps_;

@@ -50,5 +50,4 @@ class Upstream {
   virtual std::string peer() const = 0;
 };
 
-
 }  // namespace stampd::proxy

@@ -17,7 +17,8 @@ struct StageRun {
 boost::asio::awaitable<StageRun> run_stage(std::shared_ptr<const Config> config,
                                            std::shared_ptr<net::Resolver> resolver,
                                            const smtp::Session* session, std::string mail_from) {
-  SpfStageFactory factory(config, resolver);
+  obs::Metrics metrics;
+  SpfStageFactory factory(config, resolver, metrics);
   auto stages = factory.make_stages();
   StageRun out;
   out.tx.session = session;

@@ -2,20 +2,18 @@
 
 namespace stampd::proxy {
 
-MessageAssembler::MessageAssembler(Transaction& tx, std::vector<std::unique_ptr<Stage>>& stages,
-                                   Spool& spool, std::uint64_t max_header_size)
+MessageAssembler::MessageAssembler(Transaction& tx, Pipeline& pipeline, Spool& spool,
+                                   std::uint64_t max_header_size)
     : tx_(tx),
-      stages_(stages),
+      pipeline_(pipeline),
       spool_(spool),
       splitter_(static_cast<std::size_t>(max_header_size)) {}
 
-void MessageAssembler::header_block_done() {
-  for (auto& stage : stages_) stage->on_header_block(tx_, splitter_.header());
-}
+void MessageAssembler::header_block_done() { pipeline_.header_block(tx_, splitter_.header()); }
 
 void MessageAssembler::body(std::string_view chunk) {
   if (chunk.empty()) return;
-  for (auto& stage : stages_) stage->on_body(std::span<const char>(chunk.data(), chunk.size()));
+  pipeline_.body(std::span<const char>(chunk.data(), chunk.size()));
 }
 
 net::Status MessageAssembler::add(std::string_view chunk) {

@@ -21,7 +21,7 @@ namespace stampd::proxy {
 
 class MessageAssembler {
  public:
-  MessageAssembler(Transaction& tx, std::vector<std::unique_ptr<Stage>>& stages, Spool& spool,
+  MessageAssembler(Transaction& tx, Pipeline& pipeline, Spool& spool,
                    std::uint64_t max_header_size);
 
   // add takes the next decoded chunk. An Error means the message cannot be
@@ -39,7 +39,7 @@ class MessageAssembler {
   void body(std::string_view chunk);
 
   Transaction& tx_;
-  std::vector<std::unique_ptr<Stage>>& stages_;
+  Pipeline& pipeline_;
   Spool& spool_;
   auth::HeaderSplitter splitter_;
 };

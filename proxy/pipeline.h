@@ -88,7 +88,8 @@ class Pipeline {
   void body(std::span<const char> chunk);
   boost::asio::awaitable<std::optional<Refusal>> end_of_data(Transaction& tx,
                                                              const Message& message);
-  std::vector<std::unique_ptr<Stage>>& stages() { return stages_; }
+  // add appends a stage (tests build pipelines by hand).
+  void add(std::unique_ptr<Stage> stage) { stages_.push_back(std::move(stage)); }
 
  private:
   std::vector<std::unique_ptr<Stage>> stages_;

@@ -156,7 +156,7 @@ void Relay::begin_data() {
                                               s.max_data_line_length,
                                               session_.message_size_limit()});
   spool_.clear();
-  assembler_.emplace(tx_, pipeline_.stages(), spool_, s.max_header_size);
+  assembler_.emplace(tx_, pipeline_, spool_, s.max_header_size);
   local_error_.reset();
   decoded_.clear();
 }

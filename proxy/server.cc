@@ -132,52 +132,57 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
 
 void Server::admit(tcp::socket socket, const std::string& local) {
   boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  if (ec) return;
   auto runtime = this->runtime();
   const auto& s = runtime->config->server;
-  auto remote = socket.remote_endpoint(ec);
-  if (ec) return;
   const auto ip = net::unmap(remote.address());
-  auto executor = socket.get_executor();
   if (draining_) {
     // Shutting down: tell the client to come back (or go to another replica).
-    recorder_.connection_refused(obs::ConnectionRefusal::Draining,
-                                 net::endpoint_text(ip, remote.port()));
-    asio::co_spawn(
-        executor,
-        refuse_connection(std::move(socket), "421 4.3.2 " + s.hostname +
-                                                 " Service shutting down, try again later\r\n"),
-        asio::detached);
+    refuse(std::move(socket), obs::ConnectionRefusal::Draining,
+           "421 4.3.2 " + s.hostname + " Service shutting down, try again later\r\n");
     return;
   }
-  const auto refusal = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
-  if (refusal != ConnectionLimiter::Refusal::None) {
-    recorder_.connection_refused(refusal == ConnectionLimiter::Refusal::Global
-                                     ? obs::ConnectionRefusal::MaxConnections
-                                     : obs::ConnectionRefusal::MaxConnectionsPerIp,
-                                 net::endpoint_text(ip, remote.port()));
-    asio::co_spawn(
-        executor,
-        refuse_connection(std::move(socket),
-                          "421 4.7.0 " + s.hostname + " Too many connections, try again later\r\n"),
-        asio::detached);
+  const auto over = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
+  if (over != ConnectionLimiter::Refusal::None) {
+    refuse(std::move(socket),
+           over == ConnectionLimiter::Refusal::Global ? obs::ConnectionRefusal::MaxConnections
+                                                      : obs::ConnectionRefusal::MaxConnectionsPerIp,
+           "421 4.7.0 " + s.hostname + " Too many connections, try again later\r\n");
     return;
   }
   if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
                                        [&](const net::Cidr& n) { return n.contains(ip); })) {
-    // Only our balancers may tell us who the client is.
-    recorder_.connection_refused(obs::ConnectionRefusal::NotInProxyNetworks,
-                                 net::endpoint_text(ip, remote.port()));
-    socket.close(ec);
+    // Only our balancers may tell us who the client is: no reply at all.
+    refuse(std::move(socket), obs::ConnectionRefusal::NotInProxyNetworks, "");
     return;
   }
   ConnectionContext context;
-  context.runtime = runtime;
+  context.runtime = std::move(runtime);
   context.recorder = &recorder_;
   context.proxy_protocol = s.proxy_protocol;
   context.session_id = id_prefix_ + std::to_string(++session_counter_);
   context.client = {ip, remote.port(), s.trusts(ip)};
   context.local_endpoint = local;
+  start_session(std::move(socket), std::move(context));
+}
+
+void Server::refuse(tcp::socket socket, obs::ConnectionRefusal why, std::string reply) {
+  boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  recorder_.connection_refused(why, ec ? "" : net::endpoint_text(remote.address(), remote.port()));
+  if (reply.empty()) {
+    socket.close(ec);
+    return;
+  }
+  auto executor = socket.get_executor();
+  asio::co_spawn(executor, refuse_connection(std::move(socket), std::move(reply)), asio::detached);
+}
+
+void Server::start_session(tcp::socket socket, ConnectionContext context) {
   const std::string id = context.session_id;
+  const auto ip = context.client.address;
+  auto executor = socket.get_executor();
   auto stream = std::make_unique<net::ByteStream>(std::move(socket));
   // The slot travels with the session coroutine and frees its place when it
   // ends; a session that throws is logged and closed, the others go on.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "obs/record.h"
+#include "proxy/connection.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/runtime.h"
 
@@ -45,6 +46,9 @@ class Server {
   // admit starts a session for socket, or refuses it (draining, over a cap,
   // not from a balancer when the PROXY protocol is on).
   void admit(boost::asio::ip::tcp::socket socket, const std::string& local);
+  // refuse counts and logs the refusal, then answers reply (none: just close).
+  void refuse(boost::asio::ip::tcp::socket socket, obs::ConnectionRefusal why, std::string reply);
+  void start_session(boost::asio::ip::tcp::socket socket, ConnectionContext context);
 
   boost::asio::io_context& io_;
   obs::Recorder& recorder_;

@@ -32,12 +32,13 @@ struct Assembled {
 Assembled assemble(const std::string& message, std::size_t cut1, std::size_t cut2,
                    std::uint64_t max_header = 1 << 20) {
   Transaction tx;
-  std::vector<std::unique_ptr<Stage>> stages;
-  stages.push_back(std::make_unique<RecordingStage>());
-  auto* rec = static_cast<RecordingStage*>(stages[0].get());
+  Pipeline pipeline;
+  auto stage = std::make_unique<RecordingStage>();
+  auto* rec = stage.get();
+  pipeline.add(std::move(stage));
   const char* t = std::getenv("TMPDIR");
   Spool spool(16, t && *t ? t : "/tmp");
-  MessageAssembler a(tx, stages, spool, max_header);
+  MessageAssembler a(tx, pipeline, spool, max_header);
   Assembled out;
   std::size_t pos = 0;
   for (std::size_t cut : {cut1, cut2, message.size()}) {

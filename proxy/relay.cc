@@ -113,19 +113,23 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
     const bool opened = co_await open();
     if (opened) r = co_await upstream_mail(cmd);
   }
+  co_return settle(cmd, std::move(r), "mail", "from");
+}
+
+Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const char* key) {
   r = smtp::upstream_reply_for_client(std::move(r));
   if (r.positive()) {
     session_.apply(cmd);
   } else if (!upstream_->connected()) {
-    upstream_trouble("mail");
+    upstream_trouble(step);
     end_transaction();
   }
   if (record_.debug_enabled()) {
     const std::string summary = r.summary();
-    record_.note(obs::LogLevel::Debug, "mail",
-                 {{"msg", tx_.id}, {"from", cmd.argument}, {"reply", summary}});
+    record_.note(obs::LogLevel::Debug, step,
+                 {{"msg", tx_.id}, {key, cmd.argument}, {"reply", summary}});
   }
-  co_return r;
+  return r;
 }
 
 asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd) {
@@ -135,19 +139,7 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd) {
   const auto asked = Clock::now();
   Reply r = co_await upstream_->rcpt(recipient);
   record_.upstream_reply_time(seconds_since(asked));
-  r = smtp::upstream_reply_for_client(std::move(r));
-  if (r.positive()) {
-    session_.apply(cmd);
-  } else if (!upstream_->connected()) {
-    upstream_trouble("rcpt");
-    end_transaction();
-  }
-  if (record_.debug_enabled()) {
-    const std::string summary = r.summary();
-    record_.note(obs::LogLevel::Debug, "rcpt",
-                 {{"msg", tx_.id}, {"to", cmd.argument}, {"reply", summary}});
-  }
-  co_return r;
+  co_return settle(cmd, std::move(r), "rcpt", "to");
 }
 
 void Relay::begin_data() {

@@ -85,6 +85,10 @@ class Relay {
   // upstream_trouble records a failure; when the connection died, the
   // upstream's transaction died with it, and so does ours.
   void upstream_trouble(std::string_view step);
+  // settle turns the upstream's reply to MAIL or RCPT into the client's and
+  // applies it: to the session when positive, ending the transaction when
+  // the connection died.
+  smtp::Reply settle(const smtp::Command& cmd, smtp::Reply r, const char* step, const char* key);
   // refusal is the reply for a message the decoder or the spool could not take.
   std::optional<Outcome> refusal();
   void summarize(const Outcome& outcome, std::string_view reply_summary);

@@ -188,24 +188,21 @@ asio::awaitable<net::Result<std::string>> expand_target(Evaluation& ev, int dept
   co_return truncate_domain_name(expanded.value());
 }
 
-// count_dns_term enforces the limit of 10 DNS-querying terms (§4.6.4).
-std::optional<TermResult> count_dns_term(Evaluation& ev) {
-  if (++ev.dns_terms > ev.options.max_dns_terms) {
-    return TermResult::fail(SpfVerdict::PermError, "more than " +
-                                                       std::to_string(ev.options.max_dns_terms) +
-                                                       " DNS-querying terms (RFC 7208 §4.6.4)");
-  }
-  return std::nullopt;
+// count_against counts one more of what limit bounds; past it, permerror (§4.6.4).
+std::optional<TermResult> count_against(int& count, int limit, const char* what) {
+  if (++count <= limit) return std::nullopt;
+  return TermResult::fail(SpfVerdict::PermError,
+                          "more than " + std::to_string(limit) + " " + what + " (RFC 7208 §4.6.4)");
 }
 
-// count_void enforces the limit of 2 void lookups (§4.6.4).
+// count_dns_term enforces the limit of 10 DNS-querying terms.
+std::optional<TermResult> count_dns_term(Evaluation& ev) {
+  return count_against(ev.dns_terms, ev.options.max_dns_terms, "DNS-querying terms");
+}
+
+// count_void enforces the limit of 2 void lookups.
 std::optional<TermResult> count_void(Evaluation& ev) {
-  if (++ev.void_lookups > ev.options.max_void_lookups) {
-    return TermResult::fail(SpfVerdict::PermError, "more than " +
-                                                       std::to_string(ev.options.max_void_lookups) +
-                                                       " void DNS lookups (RFC 7208 §4.6.4)");
-  }
-  return std::nullopt;
+  return count_against(ev.void_lookups, ev.options.max_void_lookups, "void DNS lookups");
 }
 
 bool any_in_network(const DnsAnswer& a, const boost::asio::ip::address& ip, int cidr4, int cidr6) {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -81,12 +82,20 @@ void make_keys(const proxy::Config& config) {
 // server, the sessions and every runtime a reload makes.
 class Daemon {
  public:
+  // Each of threads I/O threads runs an io_context of its own; the first
+  // also runs the listeners, the signals, the probe and the metrics server.
   Daemon(std::string config_path, unsigned threads)
       : config_path_(std::move(config_path)),
-        threads_(threads),
-        io_(static_cast<int>(threads)),
+        ios_(make_contexts(threads)),
+        io_(*ios_.front()),
         control_(asio::make_strand(io_)),
-        recorder_(*metrics_, health_, smtp::verb_names()) {}
+        recorder_(*metrics_, health_, smtp::verb_names()) {
+    for (const auto& io : ios_) {
+      executors_.push_back(io->get_executor());
+      // Until stop(): a thread with no session yet must not return from run().
+      work_.emplace_back(io->get_executor());
+    }
+  }
 
   // start loads keys, binds and drops privileges; false (said on stderr) when it cannot.
   bool start(const std::shared_ptr<const proxy::Config>& config);
@@ -108,9 +117,20 @@ class Daemon {
   // probe checks now and then that the upstream answers, for /readyz.
   asio::awaitable<void> probe();
 
+  static std::vector<std::unique_ptr<IoContext>> make_contexts(unsigned n) {
+    std::vector<std::unique_ptr<IoContext>> out;
+    for (unsigned i = 0; i < n; ++i) out.push_back(std::make_unique<IoContext>(1));
+    return out;
+  }
+  void stop_all() {
+    for (auto& io : ios_) io->stop();
+  }
+
   std::string config_path_;
-  unsigned threads_;
-  IoContext io_;
+  std::vector<std::unique_ptr<IoContext>> ios_;
+  IoContext& io_;
+  std::vector<asio::any_io_executor> executors_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   // One strand for the signals and the drain, so a reload never overlaps it.
   asio::strand<asio::io_context::executor_type> control_;
   std::shared_ptr<obs::Metrics> metrics_ = std::make_shared<obs::Metrics>();
@@ -146,10 +166,10 @@ bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
   try {
     obs::Logger::configure(loaded->log.level, loaded->log.format);
     make_keys(*loaded);
-    runtime =
-        proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io_), metrics_);
+    runtime = proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io_),
+                                   metrics_, executors_);
     report_keys(*runtime);
-    server_ = std::make_unique<proxy::Server>(io_, runtime, recorder_);
+    server_ = std::make_unique<proxy::Server>(io_, executors_, runtime, recorder_);
     server_->listen();
     const auto& config = *runtime->config;
     if (!config.metrics.listen.empty()) {
@@ -178,9 +198,12 @@ void Daemon::reload() {
     auto config = proxy::load_config(config_path_);
     make_keys(*config);
     // Strict: the running config works; a broken key must not replace it.
-    auto runtime =
-        proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io_), metrics_);
+    auto runtime = proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io_),
+                                        metrics_, executors_);
+    const auto old = server_->runtime();
     server_->swap_runtime(runtime);
+    // The old pools' kept connections were made for the old config.
+    old->upstreams->retire();
     report_keys(*runtime);
     obs::Logger::configure(config->log.level, config->log.format);
     metrics_->config_reloads.Add({{"result", "ok"}}).Increment();
@@ -206,7 +229,7 @@ asio::awaitable<void> Daemon::drain() {
   obs::log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
   server_->stop();
   if (metrics_server_) metrics_server_->stop();
-  io_.stop();
+  stop_all();
 }
 
 asio::awaitable<void> Daemon::probe() {
@@ -270,13 +293,16 @@ int Daemon::serve() {
   }
   // On a strand like every session: the stream's timers must not race it.
   asio::co_spawn(asio::make_strand(io_), probe(), asio::detached);
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads_; ++i) pool.emplace_back([this] { io_.run(); });
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < ios_.size(); ++i) {
+    threads.emplace_back([io = ios_[i].get()] { io->run(); });
+  }
   io_.run();
-  for (auto& t : pool) t.join();
+  for (auto& t : threads) t.join();
   signals.stop();  // nothing may post to the loop while it is torn down
   metrics_->set_before_scrape({});
-  io_.destroy_pending();  // while the server, the metrics server and the runtimes still live
+  // While the server, the metrics server and the runtimes still live.
+  for (auto& io : ios_) io->destroy_pending();
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "net/byte_stream.h"
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 
 namespace stampd::net {
 
@@ -138,6 +140,13 @@ asio::awaitable<void> ByteStream::shutdown(Duration timeout) {
     disarm();
   }
   close();
+}
+
+bool ByteStream::quiet() noexcept {
+  if (!socket_.is_open()) return false;
+  char byte = 0;
+  const ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void ByteStream::close() noexcept {

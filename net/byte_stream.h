@@ -48,6 +48,10 @@ class ByteStream {
   boost::asio::awaitable<void> shutdown(Duration timeout);
   // close drops the connection at once, cancelling pending operations.
   void close() noexcept;
+  // quiet says that the connection is still open and nothing arrived that
+  // was not asked for (a server's 421, its close, a TLS alert): what a kept
+  // connection must be before it is used again. Never blocks.
+  bool quiet() noexcept;
 
   bool tls_active() const noexcept { return tls_ != nullptr; }
   // tls_description names the protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".

@@ -40,6 +40,7 @@ namespace http = beast::http;
 using asio::ip::tcp;
 
 struct MetricsServer::Shared {
+  Shared(Metrics& m, Health& h, HttpLimits l) : metrics(m), health(h), limits(l) {}
   Metrics& metrics;
   Health& health;
   const HttpLimits limits;

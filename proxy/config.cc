@@ -109,7 +109,7 @@ std::string checked(const Reader& r, const toml::node& node, const std::string& 
   return *value;
 }
 
-Type<std::string> text(Check check = {}) {
+Type<std::string> text(const Check& check = {}) {
   return {[check](const Reader& r, const toml::node& node, const std::string& key) {
             return checked(r, node, key, node.value<std::string>(), check);
           },
@@ -179,7 +179,7 @@ Type<Duration> duration(Duration min, Duration max) {
           [](Duration value) { return quoted(format_duration(value)); }};
 }
 
-Type<std::vector<std::string>> strings(bool allow_empty, Check check = {}) {
+Type<std::vector<std::string>> strings(bool allow_empty, const Check& check = {}) {
   return {[allow_empty, check](const Reader& r, const toml::node& node, const std::string& key) {
             const auto* array = node.as_array();
             if (!array) r.fail(node, key, "expected an array of strings");
@@ -218,7 +218,7 @@ Type<E> choice(Choices<E> choices) {
 // parsed is a string that parse reads; expected says what it takes.
 template <class T>
 Type<T> parsed(std::optional<T> (*parse)(std::string_view), const char* (*show)(T),
-               std::string expected) {
+               const std::string& expected) {
   return {[parse, expected](const Reader& r, const toml::node& node, const std::string& key) {
             const auto value = parse(checked(r, node, key, node.value<std::string>(), {}));
             if (!value) r.fail(node, key, expected);
@@ -556,6 +556,10 @@ const Keys<UpstreamConfig>& upstream_keys() {
             "wait for the reply to the final dot"),
       field("health_check_interval", &U::health_check_interval, duration(seconds(0), hours(1)),
             "how often an idle stampd probes the upstream; 0s: never"),
+      field("max_connections", &U::max_connections, count(1, 10000),
+            "upstream connections open at most, in use and idle"),
+      field("idle_timeout", &U::idle_timeout, duration(seconds(1), hours(1)),
+            "how long an unused upstream connection is kept open"),
   };
   return keys;
 }
@@ -694,7 +698,7 @@ const Keys<SpfActions>& action_keys() {
 template <class S>
 Key<S> actions(SpfActions S::*member, std::string section, std::string about) {
   Key<S> key{"actions", std::move(about),
-             [=](const Reader& r, const toml::node& node, S& s) {
+             [member, section = std::move(section)](const Reader& r, const toml::node& node, S& s) {
                const auto* table = node.as_table();
                if (!table) r.fail(node, "actions", "expected a table of result = action");
                read_table(Reader{*table, section, r.file}, action_keys(), s.*member);

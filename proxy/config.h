@@ -80,6 +80,10 @@ struct UpstreamConfig {
   Duration command_timeout = std::chrono::minutes(5);
   Duration data_timeout = std::chrono::minutes(10);           // RFC 5321 §4.5.3.2.6
   Duration health_check_interval = std::chrono::seconds(30);  // 0: no probe, sessions only
+  // Connections kept between transactions: at most this many open in all
+  // (below Postfix's default process limit of 100), each closed after idle_timeout.
+  std::size_t max_connections = 50;
+  Duration idle_timeout = std::chrono::seconds(60);
 };
 
 struct DkimConfig {

@@ -27,7 +27,7 @@ class Connection {
                                      config_.server.max_commands, config_.server.max_errors},
                  context_.client, config_.server.hostname),
         record_(*context_.recorder, context_.session_id),
-        relay_(context_.runtime, context_.runtime->upstreams->make(stream_->executor()), session_,
+        relay_(context_.runtime, context_.runtime->upstreams->pool(context_.thread), session_,
                record_) {}
 
   asio::awaitable<void> run();

@@ -19,6 +19,7 @@ namespace stampd::proxy {
 struct ConnectionContext {
   std::shared_ptr<const Runtime> runtime;
   obs::Recorder* recorder = nullptr;  // process-wide; outlives every connection
+  std::size_t thread = 0;             // the I/O thread it runs on: whose upstream pool
   std::string session_id;
   smtp::ClientInfo client;
   std::string local_endpoint;   // "127.0.0.1:10027", for logs

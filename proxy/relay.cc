@@ -24,44 +24,52 @@ obs::MessageOutcome outcome_of(const Reply& r) {
 
 }  // namespace
 
-Relay::Relay(std::shared_ptr<const Runtime> runtime, std::unique_ptr<Upstream> upstream,
-             smtp::Session& session, obs::SessionRecord& record)
+Relay::Relay(std::shared_ptr<const Runtime> runtime, UpstreamPool& pool, smtp::Session& session,
+             obs::SessionRecord& record)
     : runtime_(std::move(runtime)),
       config_(*runtime_->config),
-      upstream_(std::move(upstream)),
+      pool_(pool),
       session_(session),
       record_(record),
       spool_(config_.server.spool_memory, config_.server.spool_dir) {}
 
-asio::awaitable<bool> Relay::open() {
+asio::awaitable<std::optional<Reply>> Relay::take() {
   const auto started = Clock::now();
-  auto caps = co_await upstream_->open();
-  if (!caps) {
-    upstream_trouble("connect");
-    co_return false;
+  UpstreamPool::Lease lease = co_await pool_.acquire(started + config_.server.command_timeout);
+  upstream_ = std::move(lease.upstream);
+  if (!upstream_) {
+    record_.note(obs::LogLevel::Warning, "upstream-busy",
+                 {{"reason", "every upstream connection stayed in use"}});
+    co_return make_reply(451, "4.4.5", "Upstream connections busy, try again later");
   }
-  opened_ = true;
-  session_.set_upstream_capabilities(*caps);
-  record_.upstream_ok(seconds_since(started));
-  co_return true;
+  if (!upstream_->connected()) {
+    upstream_trouble("connect");
+    give_back();
+    co_return make_reply(451, "4.4.1", "Upstream server unavailable, try again later");
+  }
+  fresh_ = lease.opened;
+  if (fresh_) record_.upstream_ok(seconds_since(started));
+  if (const auto& caps = pool_.capabilities()) session_.set_upstream_capabilities(*caps);
+  co_return std::nullopt;
 }
+
+void Relay::give_back() { pool_.release(std::move(upstream_)); }
 
 void Relay::upstream_trouble(std::string_view step) {
   record_.upstream_failed(step, upstream_->last_error_kind(), upstream_->peer(),
                           upstream_->last_error());
-  if (!upstream_->connected()) opened_ = false;
 }
 
 asio::awaitable<void> Relay::hello() {
-  const auto state = session_.state();
-  const bool in_transaction =
-      state == smtp::Session::State::HaveMail || state == smtp::Session::State::HaveRcpt;
-  if (in_transaction) {
-    co_await upstream_->reset();
-    pipeline_.clear();
+  if (upstream_) co_await reset();
+  if (!session_.client().trusted) co_return;
+  // What we offer follows what the upstream offers; the first client ever
+  // makes us find out.
+  if (!pool_.capabilities()) {
+    const std::optional<Reply> failed = co_await take();
+    if (!failed) give_back();
   }
-  // Only clients that may relay cause an upstream connection.
-  if (session_.client().trusted && !opened_) (void)co_await open();
+  if (const auto& caps = pool_.capabilities()) session_.set_upstream_capabilities(*caps);
 }
 
 asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd) {
@@ -92,26 +100,28 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
     pipeline_.clear();
     co_return refusal->reply;
   }
-  // The connection may have died since (a failed RSET, an upstream that
-  // timed out): open a new one rather than fail this MAIL. (A named bool:
-  // g++ 12 miscompiled this coroutine with the || inside the if.)
-  const bool reopen = !opened_ || !upstream_->connected();
-  if (reopen) {
-    const bool opened = co_await open();
-    if (!opened) co_return make_reply(451, "4.4.1", "Upstream server unavailable, try again later");
-    // The new connection may offer less than the one we advertised for.
-    if (auto refused = session_.check(cmd)) co_return *refused;
+  if (!upstream_) {
+    const std::optional<Reply> failed = co_await take();
+    if (failed) co_return *failed;
+    // This connection may offer less than what we advertised.
+    if (auto refused = session_.check(cmd)) {
+      give_back();
+      co_return *refused;
+    }
   }
   Reply r = co_await upstream_mail(cmd);
-  // Servers close idle connections (Postfix after 300 s): one fresh try
-  // before the client hears of it (not after a 421: then the upstream itself
-  // asked us to go away).
-  const bool idle_drop = !r.positive() && r.code != 421 && !upstream_->connected() &&
+  // A kept connection the server closed while we were not looking (Postfix
+  // after 300 s, with or without a 421): one more try on another before the
+  // client hears of it. From a connection opened for this transaction, a
+  // close is the server's answer.
+  const bool idle_drop = !fresh_ && !r.positive() && !upstream_->connected() &&
                          upstream_->last_error_kind() == UpstreamErrorKind::Dropped;
   if (idle_drop) {
     upstream_trouble("mail");
-    const bool opened = co_await open();
-    if (opened) r = co_await upstream_mail(cmd);
+    give_back();
+    const std::optional<Reply> failed = co_await take();
+    if (failed) co_return *failed;
+    r = co_await upstream_mail(cmd);
   }
   co_return settle(cmd, std::move(r), "mail", "from");
 }
@@ -123,6 +133,8 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
   } else if (!upstream_->connected()) {
     upstream_trouble(step);
     end_transaction();
+  } else if (cmd.verb == smtp::Verb::Mail) {
+    give_back();  // no transaction was started: the connection is free
   }
   if (record_.debug_enabled()) {
     const std::string summary = r.summary();
@@ -227,7 +239,7 @@ asio::awaitable<Outcome> Relay::finish() {
 }
 
 asio::awaitable<void> Relay::abort(std::string why) {
-  co_await upstream_->close();
+  if (upstream_) co_await upstream_->close();
   summarize(Outcome{obs::MessageOutcome::Aborted, {}},
             make_reply(0, "", "client " + why + " during DATA").summary());
   end_transaction();
@@ -236,7 +248,7 @@ asio::awaitable<void> Relay::abort(std::string why) {
 void Relay::summarize(const Outcome& outcome, std::string_view reply_summary) {
   const auto& envelope = session_.envelope();
   const std::string client = net::endpoint_text(session_.client().address, session_.client().port);
-  const std::string upstream = upstream_->peer();
+  const std::string upstream = upstream_ ? upstream_->peer() : "";
   obs::MessageSummary m;
   m.msg_id = tx_.id;
   m.outcome = outcome.kind;
@@ -263,13 +275,16 @@ void Relay::end_transaction() {
   decoder_.reset();
   local_error_.reset();
   session_.reset_transaction();
+  give_back();
 }
 
 asio::awaitable<void> Relay::reset() {
-  co_await upstream_->reset();
   pipeline_.clear();
+  if (!upstream_) co_return;
+  co_await upstream_->reset();
+  give_back();
 }
 
-asio::awaitable<void> Relay::close() { co_await upstream_->close(); }
+asio::awaitable<void> Relay::close() { co_await reset(); }
 
 }  // namespace stampd::proxy

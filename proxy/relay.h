@@ -1,5 +1,6 @@
 // relay.h: the mail transaction of one client session, one at a time: the
-// upstream connection, the pipeline stages, the spool and what the
+// upstream connection (taken from the I/O thread's pool at MAIL, given back
+// after the final reply), the pipeline stages, the spool and what the
 // transaction gathered. The Connection owns the socket and the Session; it
 // feeds Relay the commands the Session allowed and the DATA bytes, and sends
 // the replies Relay returns. Relay never touches the client's socket, and
@@ -20,6 +21,7 @@
 #include "proxy/pipeline.h"
 #include "proxy/runtime.h"
 #include "proxy/spool.h"
+#include "proxy/upstream/pool.h"
 #include "proxy/upstream/upstream.h"
 #include "smtp/command.h"
 #include "smtp/data_decoder.h"
@@ -37,19 +39,20 @@ struct Outcome {
 class Relay {
  public:
   // Relay uses session and record, which the connection owns and keeps
-  // alive longer; the upstream comes from runtime's factory.
-  Relay(std::shared_ptr<const Runtime> runtime, std::unique_ptr<Upstream> upstream,
-        smtp::Session& session, obs::SessionRecord& record);
+  // alive longer, and takes its upstream connections from pool (one of
+  // runtime's, which keeps it alive).
+  Relay(std::shared_ptr<const Runtime> runtime, UpstreamPool& pool, smtp::Session& session,
+        obs::SessionRecord& record);
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
 
   // hello handles EHLO/HELO: it ends any transaction (RFC 5321 §4.1.4) and,
-  // for a client that may relay, connects the upstream, whose EHLO decides
-  // which extensions the session offers.
+  // for a client that may relay, sets the extensions the session offers
+  // from what the upstream offers (connecting once if nobody has yet).
   boost::asio::awaitable<void> hello();
   // mail starts a transaction: the stages' on_mail_from, then the upstream's
-  // MAIL, on a fresh connection when the old one died (also once more when
-  // it turns out to have died while idle). Applied to the session when positive.
+  // MAIL on a pooled connection (on another one when it turns out to have
+  // died while kept). Applied to the session when positive.
   boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd);
   // rcpt forwards RCPT; the upstream's verdict is the client's.
   boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd);
@@ -68,9 +71,10 @@ class Relay {
   // completed there.
   boost::asio::awaitable<void> abort(std::string why);
 
-  // reset aborts the transaction in progress (RSET).
+  // reset aborts the transaction in progress (RSET) and gives the connection back.
   boost::asio::awaitable<void> reset();
-  // close ends the upstream connection (QUIT), aborting anything unfinished.
+  // close ends the session: a transaction still open is reset, the
+  // connection given back.
   boost::asio::awaitable<void> close();
 
   unsigned transactions() const { return transactions_; }
@@ -78,8 +82,11 @@ class Relay {
  private:
   using Clock = std::chrono::steady_clock;
 
-  // open connects and greets the upstream; false when no server could be used.
-  boost::asio::awaitable<bool> open();
+  // take leases a connection for a transaction; the reply for the client
+  // when none can be had (all busy, or no server answers).
+  boost::asio::awaitable<std::optional<smtp::Reply>> take();
+  // give_back returns the connection to the pool (kept or closed there).
+  void give_back();
   boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd);
   boost::asio::awaitable<smtp::Reply> upstream_data();
   // upstream_trouble records a failure; when the connection died, the
@@ -96,13 +103,14 @@ class Relay {
 
   std::shared_ptr<const Runtime> runtime_;
   const Config& config_;
-  std::unique_ptr<Upstream> upstream_;
+  UpstreamPool& pool_;
+  std::unique_ptr<Upstream> upstream_;  // held during a transaction only
+  bool fresh_ = false;                  // upstream_ was opened for this transaction
   smtp::Session& session_;
   obs::SessionRecord& record_;
   Spool spool_;
   Pipeline pipeline_;
   Transaction tx_;
-  bool opened_ = false;
   unsigned transactions_ = 0;
   Clock::time_point started_;
   // The message being received.

@@ -25,11 +25,12 @@ std::shared_ptr<net::Resolver> make_resolver(const Config& config,
 std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>& config,
                                              KeyPolicy key_policy,
                                              std::optional<boost::asio::any_io_executor> executor,
-                                             std::shared_ptr<obs::Metrics> metrics) {
+                                             std::shared_ptr<obs::Metrics> metrics,
+                                             const std::vector<boost::asio::any_io_executor>& io) {
   auto runtime = std::make_shared<Runtime>();
   runtime->config = config;
   runtime->metrics = metrics ? std::move(metrics) : std::make_shared<obs::Metrics>();
-  runtime->upstreams = std::make_shared<UpstreamFactory>(config, runtime->metrics);
+  runtime->upstreams = std::make_shared<UpstreamFactory>(config, runtime->metrics, io);
 
   auth::KeyringOptions options;
   options.allow_group_readable_keys = config->dkim.allow_group_readable_keys;

@@ -36,11 +36,13 @@ enum class KeyPolicy {
 // With an executor it also starts the DNS resolver ([dns]) and the SPF stage;
 // without one (check-config, sign) it only checks what it can. What it does
 // is counted in metrics (the daemon's); without, in metrics of its own that
-// nobody reads (the one-shot commands).
+// nobody reads (the one-shot commands). With the I/O threads' executors, the
+// upstream factory keeps a connection pool for each.
 std::shared_ptr<const Runtime> build_runtime(
     const std::shared_ptr<const Config>& config, KeyPolicy key_policy = KeyPolicy::Strict,
     std::optional<boost::asio::any_io_executor> executor = std::nullopt,
-    std::shared_ptr<obs::Metrics> metrics = nullptr);
+    std::shared_ptr<obs::Metrics> metrics = nullptr,
+    const std::vector<boost::asio::any_io_executor>& io = {});
 
 // make_resolver builds the [dns] resolver (counted in metrics); throws ConfigError.
 std::shared_ptr<net::Resolver> make_resolver(const Config& config,

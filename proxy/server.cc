@@ -45,9 +45,9 @@ asio::awaitable<void> serve_slot(std::unique_ptr<net::ByteStream> stream, Connec
 
 }  // namespace
 
-Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime,
-               obs::Recorder& recorder)
-    : io_(io), recorder_(recorder), runtime_(std::move(runtime)) {
+Server::Server(asio::io_context& io, std::vector<asio::any_io_executor> threads,
+               std::shared_ptr<const Runtime> runtime, obs::Recorder& recorder)
+    : io_(io), threads_(std::move(threads)), recorder_(recorder), runtime_(std::move(runtime)) {
   std::random_device rd;
   char buf[16];
   std::snprintf(buf, sizeof buf, "%06x", rd() & 0xffffff);
@@ -115,11 +115,14 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
   auto& acceptor = *acceptors_[index];
   const std::string local = local_endpoints().at(index);
   while (!stopped_) {
+    // Connections go to the I/O threads in turn; the socket is born on the
+    // one that will serve it.
+    const std::size_t thread = next_thread_++ % threads_.size();
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(
-        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+        threads_[thread], asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
-      admit(std::move(socket), local);
+      admit(std::move(socket), thread, local);
       continue;
     }
     if (stopped_ || ec == asio::error::operation_aborted) break;
@@ -130,7 +133,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
   }
 }
 
-void Server::admit(tcp::socket socket, const std::string& local) {
+void Server::admit(tcp::socket socket, std::size_t thread, const std::string& local) {
   boost::system::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   if (ec) return;
@@ -160,6 +163,7 @@ void Server::admit(tcp::socket socket, const std::string& local) {
   ConnectionContext context;
   context.runtime = std::move(runtime);
   context.recorder = &recorder_;
+  context.thread = thread;
   context.proxy_protocol = s.proxy_protocol;
   context.session_id = id_prefix_ + std::to_string(++session_counter_);
   context.client = {ip, remote.port(), s.trusts(ip)};

@@ -1,6 +1,7 @@
 // server.h: the listening side of stampd: binds every [server] listen
-// address, accepts connections under the connection caps, runs one session
-// coroutine per client on its own strand, and drains on shutdown.
+// address, accepts connections under the connection caps and hands each to
+// one of the I/O threads in turn, where its session runs to the end (a
+// session's handlers never change threads), and drains on shutdown.
 #pragma once
 
 #include <atomic>
@@ -20,9 +21,11 @@ namespace stampd::proxy {
 
 class Server {
  public:
-  // Server reports through recorder, which must outlive it.
-  Server(boost::asio::io_context& io, std::shared_ptr<const Runtime> runtime,
-         obs::Recorder& recorder);
+  // Server listens on io and runs sessions on the I/O threads' executors
+  // (each a single-threaded io_context; the order numbers the upstream
+  // pools); it reports through recorder, which must outlive it.
+  Server(boost::asio::io_context& io, std::vector<boost::asio::any_io_executor> threads,
+         std::shared_ptr<const Runtime> runtime, obs::Recorder& recorder);
 
   // listen binds every listen address; throws ConfigError naming the one that failed.
   void listen();
@@ -45,12 +48,14 @@ class Server {
   boost::asio::awaitable<void> accept_loop(std::size_t index);
   // admit starts a session for socket, or refuses it (draining, over a cap,
   // not from a balancer when the PROXY protocol is on).
-  void admit(boost::asio::ip::tcp::socket socket, const std::string& local);
+  void admit(boost::asio::ip::tcp::socket socket, std::size_t thread, const std::string& local);
   // refuse counts and logs the refusal, then answers reply (none: just close).
   void refuse(boost::asio::ip::tcp::socket socket, obs::ConnectionRefusal why, std::string reply);
   void start_session(boost::asio::ip::tcp::socket socket, ConnectionContext context);
 
   boost::asio::io_context& io_;
+  std::vector<boost::asio::any_io_executor> threads_;
+  std::size_t next_thread_ = 0;
   obs::Recorder& recorder_;
   mutable std::mutex runtime_mutex_;
   std::shared_ptr<const Runtime> runtime_;

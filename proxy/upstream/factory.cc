@@ -6,7 +6,8 @@
 namespace stampd::proxy {
 
 UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
-                                 std::shared_ptr<obs::Metrics> metrics)
+                                 std::shared_ptr<obs::Metrics> metrics,
+                                 const std::vector<boost::asio::any_io_executor>& io)
     : config_(std::move(config)), metrics_(std::move(metrics)) {
   namespace ssl = boost::asio::ssl;
   const auto& u = config_->upstream;
@@ -22,6 +23,19 @@ UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
   } else {
     tls_->set_default_verify_paths(ec);
   }
+  if (io.empty()) return;
+  // Each thread gets its share of the cap (rounded up: never none).
+  PoolLimits limits;
+  limits.max_connections = (u.max_connections + io.size() - 1) / io.size();
+  limits.idle_timeout = u.idle_timeout;
+  for (const auto& executor : io) {
+    pools_.push_back(std::make_shared<UpstreamPool>(
+        executor, [this, executor] { return make(executor); }, limits));
+  }
+}
+
+void UpstreamFactory::retire() const {
+  for (const auto& pool : pools_) pool->retire();
 }
 
 UpstreamFactory::~UpstreamFactory() = default;

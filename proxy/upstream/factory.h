@@ -5,9 +5,11 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <vector>
 
 #include "obs/metrics.h"
 #include "proxy/config.h"
+#include "proxy/upstream/pool.h"
 #include "proxy/upstream/upstream.h"
 
 namespace stampd::proxy {
@@ -17,15 +19,24 @@ namespace stampd::proxy {
 class UpstreamFactory {
  public:
   // The constructor throws ConfigError when the TLS setup cannot be loaded.
-  // Upstreams count the bytes they send in metrics, which must outlive them.
-  UpstreamFactory(std::shared_ptr<const Config> config, std::shared_ptr<obs::Metrics> metrics);
+  // Upstreams count the bytes they send in metrics. With the executors of
+  // the I/O threads it keeps a pool of connections for each, sharing
+  // [upstream] max_connections between them.
+  UpstreamFactory(std::shared_ptr<const Config> config, std::shared_ptr<obs::Metrics> metrics,
+                  const std::vector<boost::asio::any_io_executor>& io = {});
   ~UpstreamFactory();
+  // make creates a connection of its own (the probe, the one-shot commands).
   std::unique_ptr<Upstream> make(boost::asio::any_io_executor executor) const;
+  // pool is I/O thread `thread`'s pool, in the order of the executors given.
+  UpstreamPool& pool(std::size_t thread) const { return *pools_.at(thread); }
+  // retire closes the pools' kept connections (after a reload replaced us).
+  void retire() const;
 
  private:
   std::shared_ptr<const Config> config_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::shared_ptr<obs::Metrics> metrics_;
+  std::vector<std::shared_ptr<UpstreamPool>> pools_;
 };
 
 }  // namespace stampd::proxy

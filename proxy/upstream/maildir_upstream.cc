@@ -63,6 +63,7 @@ asio::awaitable<std::optional<smtp::UpstreamCapabilities>> MaildirUpstream::open
     error_ = "cannot create Maildir '" + directory_ + "': " + std::strerror(errno);
     co_return std::nullopt;
   }
+  ready_ = true;
   smtp::UpstreamCapabilities caps;
   caps.eightbitmime = true;  // a file takes any bytes
   caps.smtputf8 = true;

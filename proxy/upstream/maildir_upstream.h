@@ -26,7 +26,9 @@ class MaildirUpstream final : public Upstream {
   boost::asio::awaitable<void> reset() override;
   boost::asio::awaitable<void> close() override;
 
-  bool connected() const override { return true; }
+  // "Connected" once the Maildir's folders exist.
+  bool connected() const override { return ready_; }
+  bool reusable() override { return ready_; }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return "maildir:" + directory_; }
@@ -35,6 +37,7 @@ class MaildirUpstream final : public Upstream {
   std::string directory_;
   std::string hostname_;
   std::string sender_;
+  bool ready_ = false;
   prometheus::Counter& sent_;
   UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;
   std::string error_;

@@ -32,6 +32,9 @@ class SmtpUpstream final : public Upstream {
   boost::asio::awaitable<void> close() override;
 
   bool connected() const override { return stream_ != nullptr; }
+  bool reusable() override {
+    return stream_ && !in_transaction_ && !reader_->buffered() && stream_->quiet();
+  }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return peer_; }

@@ -44,6 +44,9 @@ class Upstream {
 
   // connected tells whether a connection (and so any transaction) is alive.
   virtual bool connected() const = 0;
+  // reusable tells whether the connection can carry the next transaction:
+  // connected, between transactions, and nothing arrived unasked.
+  virtual bool reusable() = 0;
   virtual UpstreamErrorKind last_error_kind() const = 0;
   virtual const std::string& last_error() const = 0;
   // peer names the server in use, for logs ("127.0.0.1:10026", "maildir:...").

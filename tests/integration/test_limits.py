@@ -162,7 +162,8 @@ class LimitsTest(StampdTestCase):
         self.assertEqual((r.code, r.enhanced), (421, "4.4.2"), r)
         self.assertGreaterEqual(time.monotonic() - start, 0.9)
         c.wait_closed(timeout=5)
-        # The upstream connection opened at EHLO is closed too.
+        # The upstream connection EHLO opened is kept for the next client,
+        # with no transaction open on it.
         self.up.wait_idle()
 
     def test_global_connection_cap(self):

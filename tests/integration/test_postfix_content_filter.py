@@ -92,6 +92,8 @@ class PostfixTestCase(StampdTestCase):
         sections["upstream"]["servers"] = list(upstream_servers)
         sections["upstream"]["health_check_interval"] = "0s"
         sections["upstream"]["connect_timeout"] = "5s"
+        # Kept connections close soon, so Postfix logs their disconnect lines.
+        sections["upstream"]["idle_timeout"] = "1s"
         for key in sections["dkim"]["key"]:
             key["private_key"] = self.key_path
             key["selector"] = SELECTOR

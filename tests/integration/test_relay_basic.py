@@ -317,14 +317,28 @@ class RelayTest(StampdTestCase):
         r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
         self.assertEqual(r.code, 250)
 
-    def test_upstream_sees_quit_when_client_quits(self):
-        c = self.client()
-        c.send_mail("sender@example.com", ["rcpt@example.net"], make_message())
+    def test_upstream_connection_is_kept_for_the_next_client(self):
+        # A client's QUIT ends its session, not the upstream connection: the
+        # next client's transaction goes over the same one (one I/O thread,
+        # one pool).
+        self.stampd = self.start_stampd([self.up.address], {"server": {"threads": 1}})
+        for i in range(3):
+            c = self.client()
+            self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], make_message()).code, 250)
+            c.quit()
+        self.up.wait_for_messages(3)
+        self.assertEqual(len(self.up.connections), 1)
+        self.assertTrue(self.up.connections[0].open)
+        self.stampd.wait_for_event("disconnect", reason="quit", count=3)
+
+    def test_kept_connection_is_closed_with_quit_after_idle_timeout(self):
+        stampd = self.start_stampd([self.up.address], {"upstream": {"idle_timeout": "1s"}})
+        c = self.connect(stampd)
+        c.ehlo()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], make_message()).code, 250)
         c.quit()
-        self.up.wait_idle()
-        self.assertEqual(self.up.connections[0].commands[-1], "QUIT")
-        self.assertEqual(self.up.connections[0].closed_by, "quit")
-        self.stampd.wait_for_event("disconnect", reason="quit")
+        self.up.wait_for(lambda u: u.connections[-1].closed_by == "quit", 5, "QUIT after idle_timeout")
+        self.assertEqual(self.up.connections[-1].commands[-1], "QUIT")
 
 
 if __name__ == "__main__":

@@ -84,13 +84,12 @@ class SmugglingTest(StampdTestCase):
             pieces = [head, seq, SMUGGLED + tail]
         else:  # every byte of the sequence in its own write
             pieces = [head] + [seq[i:i + 1] for i in range(len(seq))] + [SMUGGLED + tail]
-        before = len(self.up.connections)
+        before = self.up.mark()
         c = self.send_pieces(pieces)
         codes = self.replies_until_close(c)
         self.up.wait_idle()
-        conns = self.up.connections[before:]
-        commands = [x for conn in conns for x in conn.commands]
-        messages = [t for conn in conns for t in conn.transactions if t.completed]
+        commands = self.up.commands_since(before)
+        messages = [t for t in self.up.transactions_since(before) if t.completed]
         # Only the MAIL that the client really sent reached the upstream.
         mails = [x for x in commands if x.upper().startswith("MAIL")]
         self.assertEqual(mails, ["MAIL FROM:<sender@example.com>"])

@@ -105,21 +105,38 @@ class UpstreamFailureTest(StampdTestCase):
         self.assertEqual((step, r.code // 100), ("mail", 4), r)
 
     def test_upstream_closes_after_421(self):
-        # The upstream's 421 closes the upstream connection, not the client's:
-        # the client hears 451 with the upstream's code and text, and its next
+        # The upstream's 421 closes the upstream connection, not the client's.
+        # On a kept connection (the one EHLO opened) it is the server closing
+        # an idle connection: stampd takes a fresh one and MAIL goes on. On a
+        # connection opened for this transaction it is the answer: the client
+        # hears 451 with the upstream's code and text, and its next
         # transaction goes over a fresh upstream connection.
         up = self.start_upstream()
-        up.on("mail", reply="421 4.3.2 Service shutting down", times=1)
+        up.on("mail", reply="421 4.3.2 Service shutting down", times=2)
         stampd = self.start_stampd([up.address], SHORT)
         c = self.connect(stampd)
         c.ehlo()
         r = c.cmd("MAIL FROM:<sender@example.com>")
         self.assertEqual((r.code, r.enhanced), (451, "4.3.2"), r)
         self.assertIn("Service shutting down", r.text)
+        self.assertEqual(len(up.connections), 2)
         msg = make_message()
         self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], msg).code, 250)
         c.quit()
         up.wait_for_messages(1)
+        self.assertEqual(len(up.connections), 3)
+
+    def test_421_on_a_kept_connection_is_not_the_clients_business(self):
+        up = self.start_upstream()
+        up.on("mail", reply="421 4.4.2 Idle timeout", times=1)
+        stampd = self.start_stampd([up.address], SHORT)
+        c = self.connect(stampd)
+        c.ehlo()
+        msg = make_message()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], msg).code, 250)
+        c.quit()
+        up.wait_for_messages(1)
+        self.assertEqual(len(up.connections), 2)
         self.assertEqual(up.messages[0].content, msg)
 
     def test_idle_upstream_connection_closed_is_reopened_silently(self):

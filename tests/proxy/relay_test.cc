@@ -8,19 +8,20 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include "obs/health.h"
 #include "obs/metrics.h"
-#include "tests/support/run_coroutine.h"
+#include "proxy/upstream/pool.h"
 #include "tests/support/scripted_upstream.h"
 
 namespace stampd::proxy {
 namespace {
 
 namespace asio = boost::asio;
-using test::ScriptedUpstream;
-using Step = ScriptedUpstream::Step;
+using test::Script;
+using Step = Script::Step;
 using Kind = UpstreamErrorKind;
 
 const char* const kMessage = "From: <a@example.com>\r\nSubject: hi\r\n\r\nbody\r\n..dot\r\n.\r\n";
@@ -74,76 +75,133 @@ class CountingFactory : public StageFactory {
 
 smtp::Command command(const std::string& line) { return smtp::parse_command(line); }
 
-// Harness is one client session's Relay with its scripted upstream.
-struct Harness {
-  Harness()
-      : recorder_(metrics_, health_, smtp::verb_names()),
-        record_(recorder_, "t"),
-        session_(smtp::SessionLimits{1000, 4096, 10000, 20}, smtp::ClientInfo{*net::parse_ip("127.0.0.1"), 2525, true},
-                 "stampd.test") {
-    auto runtime = std::make_shared<Runtime>();
-    runtime->config = parse_config(
-        "[server]\nmax_message_size = \"4KiB\"\nmax_header_size = \"1KiB\"\n", "relay_test.toml");
-    health_.set_listening(true);
-    runtime->stage_factories.push_back(std::make_shared<CountingFactory>(stages_));
-    auto upstream = std::make_unique<ScriptedUpstream>();
-    upstream_ = upstream.get();
-    relay_ = std::make_unique<Relay>(runtime, std::move(upstream), session_, record_);
+// World is the server side of the tests: one I/O thread (an io_context),
+// the metrics, the scripted upstream server and the pool of connections to it.
+struct World {
+  explicit World(const std::string& config = "") {
+    runtime = std::make_shared<Runtime>();
+    runtime->config =
+        parse_config("[server]\nmax_message_size = \"4KiB\"\nmax_header_size = \"1KiB\"\n" + config,
+                     "relay_test.toml");
+    runtime->stage_factories.push_back(std::make_shared<CountingFactory>(stages));
+    health.set_listening(true);
+    PoolLimits limits;
+    limits.max_connections = runtime->config->upstream.max_connections;
+    limits.idle_timeout = runtime->config->upstream.idle_timeout;
+    pool = std::make_shared<UpstreamPool>(
+        io.get_executor(), [s = script] { return std::make_unique<test::ScriptedUpstream>(s); },
+        limits);
   }
+
+  // run runs the io_context until done says so (background work such as a
+  // pool's QUIT goes on with it).
+  template <class Done>
+  void run(Done done) {
+    io.restart();
+    while (!done() && io.run_one_for(std::chrono::seconds(10))) {
+    }
+    ASSERT_TRUE(done()) << "timed out";
+  }
+
+  asio::io_context io;
+  obs::Metrics metrics;
+  obs::Health health;
+  obs::Recorder recorder{metrics, health, smtp::verb_names()};
+  std::shared_ptr<test::Script> script = std::make_shared<test::Script>();
+  StageLog stages;
+  std::shared_ptr<Runtime> runtime;
+  std::shared_ptr<UpstreamPool> pool;
+};
+
+// Client is one client session's Relay in a World.
+struct Client {
+  explicit Client(World& w, std::string id = "t")
+      : world(w),
+        record(w.recorder, std::move(id)),
+        session(smtp::SessionLimits{1000, 4096, 10000, 20},
+                smtp::ClientInfo{*net::parse_ip("127.0.0.1"), 2525, true}, "stampd.test"),
+        relay(w.runtime, *w.pool, session, record) {}
 
   // run runs one step of the relay to completion.
   template <class T>
-  T run(asio::awaitable<T> (*step)(Harness*)) {
-    return test::run_coroutine<T>([this, step](asio::io_context&) { return step(this); });
+  T run(asio::awaitable<T> step) {
+    std::optional<T> out;
+    std::exception_ptr error;
+    asio::co_spawn(world.io, std::move(step), [&](std::exception_ptr e, T v) {
+      error = e;
+      out.emplace(std::move(v));
+    });
+    world.run([&] { return out.has_value(); });
+    if (error) std::rethrow_exception(error);
+    return std::move(*out);
   }
 
-  static asio::awaitable<bool> do_hello(Harness* t) {
-    co_await t->relay_->hello();
+  static asio::awaitable<bool> do_hello(Client* c) {
+    co_await c->relay.hello();
     co_return true;
   }
-  static asio::awaitable<smtp::Reply> do_mail(Harness* t) {
-    co_return co_await t->relay_->mail(command("MAIL FROM:<a@example.com>"));
+  static asio::awaitable<smtp::Reply> do_mail(Client* c) {
+    co_return co_await c->relay.mail(command("MAIL FROM:<a@example.com>"));
   }
-  static asio::awaitable<smtp::Reply> do_rcpt(Harness* t) {
-    co_return co_await t->relay_->rcpt(command("RCPT TO:<b@example.net>"));
+  static asio::awaitable<smtp::Reply> do_rcpt(Client* c) {
+    co_return co_await c->relay.rcpt(command("RCPT TO:<b@example.net>"));
   }
-  static asio::awaitable<Outcome> do_finish(Harness* t) { co_return co_await t->relay_->finish(); }
-  static asio::awaitable<bool> do_abort(Harness* t) {
-    co_await t->relay_->abort("closed the connection");
+  static asio::awaitable<Outcome> do_finish(Client* c) { co_return co_await c->relay.finish(); }
+  static asio::awaitable<bool> do_abort(Client* c) {
+    co_await c->relay.abort("closed the connection");
+    co_return true;
+  }
+  static asio::awaitable<bool> do_close(Client* c) {
+    co_await c->relay.close();
     co_return true;
   }
 
   void hello() {
-    run(&Harness::do_hello);
-    session_.apply(command("EHLO client.test"));
+    run(do_hello(this));
+    session.apply(command("EHLO client.test"));
   }
-  smtp::Reply mail() { return run(&Harness::do_mail); }
-  smtp::Reply rcpt() { return run(&Harness::do_rcpt); }
-  // data sends DATA and the message, split in two at cut, and finishes it.
-  Outcome data(const std::string& message = kMessage, std::size_t cut = 7) {
-    session_.apply(command("DATA"));
-    relay_->begin_data();
-    std::size_t used = relay_->add(std::string_view(message).substr(0, cut));
-    used += relay_->add(std::string_view(message).substr(used));
-    EXPECT_TRUE(relay_->data_complete());
+  smtp::Reply mail() { return run(do_mail(this)); }
+  smtp::Reply rcpt() { return run(do_rcpt(this)); }
+  void close() { run(do_close(this)); }
+  // send_data feeds DATA and the message, split in two at cut.
+  void send_data(const std::string& message, std::size_t cut) {
+    session.apply(command("DATA"));
+    relay.begin_data();
+    std::size_t used = relay.add(std::string_view(message).substr(0, cut));
+    used += relay.add(std::string_view(message).substr(used));
+    EXPECT_TRUE(relay.data_complete());
     EXPECT_EQ(used, message.size());
-    return run(&Harness::do_finish);
   }
+  // data sends DATA and the message and finishes it.
+  Outcome data(const std::string& message = kMessage, std::size_t cut = 7) {
+    send_data(message, cut);
+    return run(do_finish(this));
+  }
+
+  World& world;
+  obs::SessionRecord record;
+  smtp::Session session;
+  Relay relay;
+};
+
+// Harness is a World with one Client, for the tests of one session.
+struct Harness : World, Client {
+  explicit Harness(const std::string& config = "") : World(config), Client(static_cast<World&>(*this)) {}
 
   double counted(const char* outcome) {
-    return metrics_.messages.Add({{"outcome", outcome}}).Value();
+    return metrics.messages.Add({{"outcome", outcome}}).Value();
   }
-  double errors(const char* kind) { return metrics_.upstream_errors.Add({{"kind", kind}}).Value(); }
-  bool ready() { return health_.not_ready_reason().empty(); }
+  double errors(const char* kind) { return metrics.upstream_errors.Add({{"kind", kind}}).Value(); }
+  bool ready() { return health.not_ready_reason().empty(); }
 
-  obs::Metrics metrics_;
-  obs::Health health_;
-  obs::Recorder recorder_;
-  obs::SessionRecord record_;
-  smtp::Session session_;
-  StageLog stages_;
-  ScriptedUpstream* upstream_ = nullptr;
-  std::unique_ptr<Relay> relay_;
+  test::Script* upstream_ = script.get();
+  StageLog& stages_ = stages;
+  smtp::Session& session_ = session;
+  Relay* relay_ = &relay;
+  template <class T>
+  T run(asio::awaitable<T> (*step)(Client*)) {
+    return Client::run(step(this));
+  }
 };
 
 TEST(Relay, RelaysOnceAndAnswersWithTheUpstreamsReply) {
@@ -168,8 +226,8 @@ TEST(Relay, RelaysOnceAndAnswersWithTheUpstreamsReply) {
 
 TEST(Relay, ConnectFailureAtHelloThenAtMailIsA451AndNothingIsSent) {
   Harness h;
-  h.upstream_->then(Step::Open, ScriptedUpstream::Failure{Kind::Connect})
-      .then(Step::Open, ScriptedUpstream::Failure{Kind::Connect});
+  h.upstream_->then(Step::Open, Script::Failure{Kind::Connect})
+      .then(Step::Open, Script::Failure{Kind::Connect});
   h.hello();
   const auto r = h.mail();
   EXPECT_EQ(r.code, 451);
@@ -183,7 +241,7 @@ TEST(Relay, ConnectFailureAtHelloThenAtMailIsA451AndNothingIsSent) {
 
 TEST(Relay, ConnectFailureAtHelloIsRetriedAtMail) {
   Harness h;
-  h.upstream_->then(Step::Open, ScriptedUpstream::Failure{Kind::Connect});
+  h.upstream_->then(Step::Open, Script::Failure{Kind::Connect});
   h.hello();
   EXPECT_FALSE(h.ready());
   EXPECT_EQ(h.mail().code, 250);
@@ -230,12 +288,12 @@ TEST(Relay, ConnectionLossAtEachStepIsA451AndEndsTheTransaction) {
     for (Kind kind : {Kind::Dropped, Kind::Timeout}) {
       SCOPED_TRACE(std::to_string(static_cast<int>(step)) + "/" + obs::to_string(kind));
       Harness h;
-      h.upstream_->then(step, ScriptedUpstream::Failure{kind});
+      h.upstream_->then(step, Script::Failure{kind});
       // A drop at MAIL is retried once (an idle connection the server
       // closed): the reconnection fails too.
       if (step == Step::Mail) {
         h.upstream_->then(Step::Open, smtp::make_reply(220, "", "first"))
-            .then(Step::Open, ScriptedUpstream::Failure{kind});
+            .then(Step::Open, Script::Failure{kind});
       }
       h.hello();
       smtp::Reply got = h.mail();
@@ -256,7 +314,7 @@ TEST(Relay, ConnectionLossAtEachStepIsA451AndEndsTheTransaction) {
 
 TEST(Relay, IdleDropAtMailIsRetriedOnAFreshConnectionWithTheStagesStillOn) {
   Harness h;
-  h.upstream_->then(Step::Mail, ScriptedUpstream::Failure{Kind::Dropped});
+  h.upstream_->then(Step::Mail, Script::Failure{Kind::Dropped});
   h.hello();
   EXPECT_EQ(h.mail().code, 250);
   EXPECT_EQ(h.upstream_->opens, 2);
@@ -267,17 +325,26 @@ TEST(Relay, IdleDropAtMailIsRetriedOnAFreshConnectionWithTheStagesStillOn) {
   EXPECT_EQ(h.upstream_->messages[0].rfind("X-Counted: yes\r\n", 0), 0u);
 }
 
-TEST(Relay, A421AtMailIsNotRetried) {
+TEST(Relay, A421AtMailOnAKeptConnectionIsRetriedOnAnother) {
   Harness h;
-  h.upstream_->then(Step::Mail, smtp::make_reply(421, "4.3.2", "shutting down"));
+  h.upstream_->then(Step::Mail, smtp::make_reply(421, "4.4.2", "idle too long"));
+  h.hello();  // the connection made here is kept, then used for MAIL
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.upstream_->opens, 2);
+}
+
+TEST(Relay, A421AtMailOnANewConnectionIsTheAnswer) {
+  Harness h;
+  h.upstream_->then(Step::Open, Script::Failure{Kind::Connect})
+      .then(Step::Mail, smtp::make_reply(421, "4.3.2", "shutting down"));
   h.hello();
   EXPECT_EQ(h.mail().code, 451);  // the upstream's connection closes, not ours
-  EXPECT_EQ(h.upstream_->opens, 1);
+  EXPECT_EQ(h.upstream_->opens, 2);
 }
 
 TEST(Relay, NextTransactionAfterADropReconnects) {
   Harness h;
-  h.upstream_->then(Step::Data, ScriptedUpstream::Failure{Kind::Dropped});
+  h.upstream_->then(Step::Data, Script::Failure{Kind::Dropped});
   h.hello();
   h.mail();
   h.rcpt();
@@ -347,7 +414,7 @@ TEST(Relay, ClientGoneMidDataQuitsTheUpstreamAndDeliversNothing) {
   h.relay_->begin_data();
   h.relay_->add("Subject: half\r\n\r\nsome of the bo");
   EXPECT_FALSE(h.relay_->data_complete());
-  h.run(&Harness::do_abort);
+  h.run(&Client::do_abort);
   EXPECT_EQ(h.upstream_->calls.back(), "QUIT");
   EXPECT_TRUE(h.upstream_->messages.empty());
   EXPECT_EQ(h.counted("aborted"), 1);
@@ -363,7 +430,118 @@ TEST(Relay, PipelinedBytesAfterTheEndOfDataAreLeftForTheConnection) {
   const std::string input = std::string(kMessage) + "QUIT\r\n";
   EXPECT_EQ(h.relay_->add(input), std::string(kMessage).size());
   EXPECT_TRUE(h.relay_->data_complete());
-  EXPECT_EQ(h.run(&Harness::do_finish).reply.code, 250);
+  EXPECT_EQ(h.run(&Client::do_finish).reply.code, 250);
+}
+
+// The pool: connections kept between transactions and shared by sessions.
+
+TEST(RelayPool, ConnectionsAreKeptAndSharedBetweenSessions) {
+  World w;
+  Client a(w, "a"), b(w, "b");
+  for (Client* c : {&a, &b}) {
+    c->hello();
+    EXPECT_EQ(c->mail().code, 250);
+    EXPECT_EQ(c->rcpt().code, 250);
+    EXPECT_EQ(c->data().reply.code, 250);
+  }
+  EXPECT_EQ(w.script->opens, 1);
+  EXPECT_EQ(w.script->messages.size(), 2u);
+  EXPECT_EQ(w.pool->idle(), 1u);
+}
+
+TEST(RelayPool, IdleSessionsHoldNoConnection) {
+  World w;
+  Client a(w, "a"), b(w, "b"), c(w, "c");
+  a.hello();  // the first learns what the upstream offers
+  b.hello();
+  c.hello();
+  EXPECT_EQ(w.script->opens, 1);
+  EXPECT_EQ(w.pool->open(), 1u);
+  EXPECT_TRUE(c.session.upstream_capabilities().eightbitmime);
+}
+
+TEST(RelayPool, AKeptConnectionTheServerClosedIsReplacedWithoutLoss) {
+  World w;
+  Client a(w);
+  a.hello();
+  w.script->close_kept();  // Postfix's idle timeout while it sat in the pool
+  EXPECT_EQ(a.mail().code, 250);
+  EXPECT_EQ(a.rcpt().code, 250);
+  EXPECT_EQ(a.data().reply.code, 250);
+  EXPECT_EQ(w.script->opens, 2);
+  EXPECT_EQ(w.script->messages.size(), 1u);
+}
+
+TEST(RelayPool, ADropAfterDataLosesTheConnectionNotTheNextMessage) {
+  World w;
+  Client a(w);
+  w.script->then(Step::Data, Script::Failure{Kind::Dropped});
+  a.hello();
+  a.mail();
+  a.rcpt();
+  EXPECT_EQ(a.data().reply.code, 451);  // not acknowledged: the client keeps it
+  EXPECT_EQ(w.pool->open(), 0u);
+  a.mail();
+  a.rcpt();
+  EXPECT_EQ(a.data().reply.code, 250);
+  EXPECT_EQ(w.script->messages.size(), 1u);
+}
+
+TEST(RelayPool, AClientThatQuitsMidTransactionLeavesAResetConnection) {
+  World w;
+  Client a(w);
+  a.hello();
+  a.mail();
+  a.rcpt();
+  a.close();
+  EXPECT_EQ(w.script->calls.back(), "RSET");
+  EXPECT_EQ(w.pool->idle(), 1u);
+  EXPECT_TRUE(w.script->messages.empty());
+}
+
+// At the cap a transaction waits for a connection: one that comes back in
+// time is handed over; none, and the client gets 451 4.4.5 at the deadline.
+TEST(RelayPool, AtTheCapATransactionWaitsForAConnection) {
+  World w("command_timeout = \"5s\"\n[upstream]\nmax_connections = 1\n");
+  Client a(w, "a"), b(w, "b");
+  a.hello();
+  b.hello();
+  EXPECT_EQ(a.mail().code, 250);  // a holds the only connection
+  std::optional<smtp::Reply> waited;
+  asio::co_spawn(w.io, Client::do_mail(&b),
+                 [&](std::exception_ptr, smtp::Reply r) { waited = std::move(r); });
+  w.io.restart();
+  w.io.poll();
+  EXPECT_FALSE(waited);
+  EXPECT_EQ(a.rcpt().code, 250);
+  EXPECT_EQ(a.data().reply.code, 250);  // gives it back: to b
+  w.run([&] { return waited.has_value(); });
+  EXPECT_EQ(waited->code, 250);
+  EXPECT_EQ(w.script->opens, 1);
+}
+
+TEST(RelayPool, AtTheCapPastTheDeadlineIs451) {
+  World w("command_timeout = \"1s\"\n[upstream]\nmax_connections = 1\n");
+  Client a(w, "a"), b(w, "b");
+  a.hello();
+  b.hello();
+  EXPECT_EQ(a.mail().code, 250);
+  const auto started = std::chrono::steady_clock::now();
+  const smtp::Reply r = b.mail();
+  EXPECT_EQ(r.code, 451);
+  EXPECT_EQ(r.enhanced, "4.4.5");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
+  EXPECT_EQ(w.script->opens, 1);
+}
+
+TEST(RelayPool, AnIdleConnectionIsClosedAfterIdleTimeout) {
+  World w("[upstream]\nidle_timeout = \"1s\"\n");
+  Client a(w);
+  a.hello();
+  EXPECT_EQ(w.pool->idle(), 1u);
+  const auto started = std::chrono::steady_clock::now();
+  w.run([&] { return w.pool->idle() == 0 && w.script->calls.back() == "QUIT"; });
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ FakeUpstream(port=P) listens on that port instead of a free one (to bring an
 upstream back where stampd expects it after stop()).
 """
 import base64
+import itertools
 import re
 import socket
 import ssl
@@ -58,7 +59,10 @@ class Rule:
 class Transaction:
     """Transaction is one MAIL FROM ... (DATA) exchange as the upstream saw it."""
 
+    _started = itertools.count()
+
     def __init__(self, connection, mail_line, mail_from, mail_params):
+        self.seq = next(Transaction._started)  # order over all connections
         self.connection = connection
         self.mail_line = mail_line
         self.mail_from = mail_from
@@ -118,6 +122,7 @@ class Connection:
         self.closed_by = None  # "quit", "client" (EOF or reset), "us", "stop"
         self.hung_at = None
         self.open = True
+        self.in_transaction = False  # between an accepted MAIL and the final dot, RSET or close
 
     def verbs(self):
         return [c.split(" ", 1)[0].upper() for c in self.commands]
@@ -227,17 +232,33 @@ class FakeUpstream:
 
     @property
     def transactions(self):
+        """transactions over every connection, in the order they started
+        (stampd's pool spreads one client's mail over several connections)."""
         with self._cond:
-            return [t for c in self.connections for t in c.transactions]
+            return sorted((t for c in self.connections for t in c.transactions), key=lambda t: t.seq)
 
     @property
     def messages(self):
-        """messages are the transactions whose final dot arrived (whatever we answered)."""
-        return [t for t in self.transactions if t.completed]
+        """messages are the transactions whose final dot arrived (whatever we
+        answered), in the order the dots arrived."""
+        return sorted((t for t in self.transactions if t.completed), key=lambda t: t.dot_time)
 
     @property
     def accepted_messages(self):
         return [t for t in self.transactions if t.accepted]
+
+    def mark(self):
+        """mark notes how far every connection has got, for commands_since and
+        transactions_since: what one client caused, over kept connections."""
+        with self._cond:
+            return {id(c): len(c.commands) for c in self.connections}, len(self.transactions)
+
+    def commands_since(self, mark):
+        with self._cond:
+            return [x for c in self.connections for x in c.commands[mark[0].get(id(c), 0):]]
+
+    def transactions_since(self, mark):
+        return self.transactions[mark[1]:]
 
     def all_commands(self):
         with self._cond:
@@ -262,7 +283,14 @@ class FakeUpstream:
                              "%d message(s)" % n)
 
     def wait_idle(self, timeout=10.0):
-        """wait_idle waits until every connection so far has closed."""
+        """wait_idle waits until no connection is inside a transaction: each
+        has closed, or is between transactions (stampd keeps connections
+        open between transactions, in its pool)."""
+        return self.wait_for(lambda u: all(not c.open or not c.in_transaction for c in u.connections),
+                             timeout, "no transaction open")
+
+    def wait_closed(self, timeout=10.0):
+        """wait_closed waits until every connection so far has closed."""
         return self.wait_for(lambda u: all(not c.open for c in u.connections), timeout,
                              "all connections closed")
 
@@ -526,6 +554,7 @@ class _Session:
         def record(text):
             if text.startswith("2"):
                 self.tx = tx
+                self.conn.in_transaction = True
                 self.conn.transactions.append(tx)
                 self.conn.xforward = {}  # Postfix: XFORWARD applies to one transaction
         self.act("mail", arg, "250 2.1.0 Ok", record)
@@ -600,8 +629,8 @@ class _Session:
                 self.buffer = rest
                 break
             data = b""
+        tx.dot_time = time.monotonic()  # before completed: messages sorts by it
         tx.completed = True
-        tx.dot_time = time.monotonic()
         if not tx.store:
             tx.size = received
         self.server._changed()
@@ -610,11 +639,14 @@ class _Session:
             tx.reply_time = time.monotonic()
         self.act("dot", "", "250 2.0.0 Ok: queued as %d" % (len(self.server.messages)), record)
         self.tx = None
+        self.conn.in_transaction = False
         self.server._changed()
 
     def cmd_rset(self, arg):
         self.tx = None
         self.act("rset", arg, "250 2.0.0 Ok")
+        self.conn.in_transaction = False
+        self.server._changed()
 
     def cmd_noop(self, arg):
         self.act("noop", arg, "250 2.0.0 Ok")

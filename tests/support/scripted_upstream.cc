@@ -4,53 +4,74 @@
 
 namespace stampd::test {
 
-std::optional<smtp::Reply> ScriptedUpstream::next(Step step) {
+std::optional<Script::Action> Script::next(Step step) {
   auto& queue = script_[step];
   if (queue.empty()) return std::nullopt;
   Action action = std::move(queue.front());
   queue.pop_front();
-  if (auto* reply = std::get_if<smtp::Reply>(&action)) return *reply;
-  kind_ = std::get<Failure>(action).kind;
+  return action;
+}
+
+smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
+  auto action = script_->next(step);
+  if (!action) return otherwise;
+  if (auto* reply = std::get_if<smtp::Reply>(&*action)) {
+    if (reply->code == 421) {
+      connected_ = false;
+      kind_ = proxy::UpstreamErrorKind::Dropped;
+      error_ = "closed by the upstream: " + reply->summary();
+    }
+    return *reply;
+  }
+  kind_ = std::get<Script::Failure>(*action).kind;
   error_ = std::string("scripted ") + obs::to_string(kind_);
   connected_ = false;
   in_transaction_ = false;
   return smtp::make_reply(451, "4.4.2", "Upstream connection failed, try again later");
 }
 
+bool ScriptedUpstream::reusable() {
+  if (!connected_ || in_transaction_) return false;
+  if (script_->closed_while_kept_ > 0) {
+    --script_->closed_while_kept_;
+    connected_ = false;
+    return false;
+  }
+  return true;
+}
+
 boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> ScriptedUpstream::open() {
-  if (connected_) co_return capabilities;
-  calls.push_back("open");
-  ++opens;
+  if (connected_) co_return script_->capabilities;
+  script_->calls.push_back("open");
+  ++script_->opens;
   connected_ = true;
-  if (auto r = next(Step::Open); r && !connected_) co_return std::nullopt;
+  (void)answer(Script::Step::Open, smtp::make_reply(220, "", "ready"));
+  if (!connected_) co_return std::nullopt;
   kind_ = proxy::UpstreamErrorKind::None;
-  co_return capabilities;
+  co_return script_->capabilities;
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::mail(const smtp::Session&,
                                                            const smtp::Command& mail) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
-  calls.push_back("MAIL " + mail.argument);
-  auto r = next(Step::Mail);
-  if (!r) r = smtp::make_reply(250, "2.1.0", "Ok");
-  in_transaction_ = r->positive();
-  co_return *r;
+  script_->calls.push_back("MAIL " + mail.argument);
+  smtp::Reply r = answer(Script::Step::Mail, smtp::make_reply(250, "2.1.0", "Ok"));
+  in_transaction_ = r.positive();
+  co_return r;
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::rcpt(const smtp::Recipient& recipient) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
-  calls.push_back("RCPT " + recipient.address);
-  auto r = next(Step::Rcpt);
-  co_return r ? *r : smtp::make_reply(250, "2.1.5", "Ok");
+  script_->calls.push_back("RCPT " + recipient.address);
+  co_return answer(Script::Step::Rcpt, smtp::make_reply(250, "2.1.5", "Ok"));
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
     const std::vector<std::string>& prepend_fields, const proxy::Spool& spool) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
-  calls.push_back("DATA");
-  auto r = next(Step::Data);
-  if (!r) r = smtp::make_reply(250, "2.0.0", "Ok: queued");
-  if (r->positive()) {
+  script_->calls.push_back("DATA");
+  smtp::Reply r = answer(Script::Step::Data, smtp::make_reply(250, "2.0.0", "Ok: queued"));
+  if (r.positive()) {
     std::string message;
     for (const auto& f : prepend_fields) message += f;
     std::string buffer;
@@ -60,21 +81,21 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
       message.append(*part);
       at += part->size();
     }
-    messages.push_back(std::move(message));
+    script_->messages.push_back(std::move(message));
   }
   in_transaction_ = false;
-  co_return *r;
+  co_return r;
 }
 
 boost::asio::awaitable<void> ScriptedUpstream::reset() {
-  if (!connected_) co_return;
-  calls.push_back("RSET");
+  if (!connected_ || !in_transaction_) co_return;
+  script_->calls.push_back("RSET");
   in_transaction_ = false;
 }
 
 boost::asio::awaitable<void> ScriptedUpstream::close() {
   if (!connected_) co_return;
-  calls.push_back("QUIT");
+  script_->calls.push_back("QUIT");
   connected_ = false;
 }
 

@@ -1,11 +1,14 @@
-// scripted_upstream.h: an Upstream for unit tests whose every step does what
-// the test scripted: answer with a reply, or fail the way a real connection
-// fails (the connection is gone afterwards, with an error kind). Unscripted
-// steps succeed. It records what it was asked, and the one message it got.
+// scripted_upstream.h: an upstream server for unit tests whose every answer
+// is scripted: a reply, or a failure the way a real connection fails (the
+// connection is gone afterwards, with an error kind). Unscripted steps
+// succeed. A Script is the server: each ScriptedUpstream is one connection
+// to it (the pool makes several), and they all take their answers from the
+// script in order and write what they were asked into it.
 #pragma once
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -15,7 +18,7 @@
 
 namespace stampd::test {
 
-class ScriptedUpstream : public proxy::Upstream {
+class Script {
  public:
   enum class Step { Open, Mail, Rcpt, Data };
   // Failure: the connection dies at this step (drop, timeout, ...).
@@ -24,11 +27,36 @@ class ScriptedUpstream : public proxy::Upstream {
   };
   using Action = std::variant<smtp::Reply, Failure>;
 
-  // then queues what the next call of step does.
-  ScriptedUpstream& then(Step step, Action action) {
+  // then queues what the next call of step does, on whichever connection.
+  Script& then(Step step, Action action) {
     script_[step].push_back(std::move(action));
     return *this;
   }
+  // close_kept makes the next check of a kept connection find it closed by
+  // the server while it sat in the pool.
+  void close_kept() { ++closed_while_kept_; }
+
+  // What happened, in order: "open", "MAIL <from>", "RCPT <to>", "DATA", "RSET", "QUIT".
+  std::vector<std::string> calls;
+  std::vector<std::string> messages;  // each message a DATA delivered: fields + spool
+  int opens = 0;
+  smtp::UpstreamCapabilities capabilities = [] {
+    smtp::UpstreamCapabilities c;
+    c.eightbitmime = c.smtputf8 = c.dsn = c.pipelining = true;
+    return c;
+  }();
+
+ private:
+  friend class ScriptedUpstream;
+  std::optional<Action> next(Step step);
+
+  std::map<Step, std::deque<Action>> script_;
+  int closed_while_kept_ = 0;
+};
+
+class ScriptedUpstream : public proxy::Upstream {
+ public:
+  explicit ScriptedUpstream(std::shared_ptr<Script> script) : script_(std::move(script)) {}
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
@@ -40,25 +68,17 @@ class ScriptedUpstream : public proxy::Upstream {
   boost::asio::awaitable<void> close() override;
 
   bool connected() const override { return connected_; }
+  bool reusable() override;
   proxy::UpstreamErrorKind last_error_kind() const override { return kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return "scripted"; }
 
-  // What happened, in order: "open", "MAIL <from>", "RCPT <to>", "DATA", "RSET", "QUIT".
-  std::vector<std::string> calls;
-  std::vector<std::string> messages;  // each message DATA received: fields + spool
-  int opens = 0;
-  smtp::UpstreamCapabilities capabilities = [] {
-    smtp::UpstreamCapabilities c;
-    c.eightbitmime = c.smtputf8 = c.dsn = c.pipelining = true;
-    return c;
-  }();
-
  private:
-  // next runs the step's next scripted action; nullopt means: succeed.
-  std::optional<smtp::Reply> next(Step step);
+  // answer runs the step's next scripted action: the reply to give (a
+  // failure drops the connection; a 421 does too, as a server closes after it).
+  smtp::Reply answer(Script::Step step, smtp::Reply otherwise);
 
-  std::map<Step, std::deque<Action>> script_;
+  std::shared_ptr<Script> script_;
   bool connected_ = false;
   bool in_transaction_ = false;
   proxy::UpstreamErrorKind kind_ = proxy::UpstreamErrorKind::None;

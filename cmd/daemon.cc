@@ -226,6 +226,18 @@ asio::awaitable<void> Daemon::drain() {
     co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   const auto left = server_->active_connections();
+  // The pooled upstream connections are closed with QUIT, so the upstream
+  // logs a clean end instead of a lost connection; a few seconds at most.
+  const auto upstreams = server_->runtime()->upstreams;
+  upstreams->retire();
+  // (Sessions cut at the deadline still hold theirs: no wait for those.)
+  const auto quit_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (left == 0 && upstreams->alive() > 0 &&
+         std::chrono::steady_clock::now() < quit_deadline) {
+    tick.expires_after(std::chrono::milliseconds(10));
+    boost::system::error_code ec;
+    co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   obs::log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
   server_->stop();
   if (metrics_server_) metrics_server_->stop();

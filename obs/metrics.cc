@@ -96,6 +96,12 @@ Metrics::Metrics()
                       .Help("1 when the last contact with the upstream worked.")
                       .Register(*registry_)
                       .Add({})),
+      upstream_connections(
+          BuildGauge()
+              .Name("stampd_upstream_connections")
+              .Help("Upstream connections open: in use by a transaction or kept for the next.")
+              .Register(*registry_)
+              .Add({})),
       ready(BuildGauge()
                 .Name("stampd_ready")
                 .Help("1 when stampd is ready for mail (what /readyz says).")

@@ -46,6 +46,7 @@ class Metrics {
   prometheus::Histogram& upstream_reply_duration;
   prometheus::Family<prometheus::Counter>& upstream_errors;  // kind
   prometheus::Gauge& upstream_up;                            // 1: last contact worked
+  prometheus::Gauge& upstream_connections;                   // open, pooled and in use
   prometheus::Gauge& ready;                                  // 1: /readyz says ready
 
   // DKIM.

@@ -16,13 +16,15 @@ using smtp::make_reply;
 
 namespace {
 
+constexpr std::size_t kDataBuffer = 64 * 1024;
+
 class Connection {
  public:
   Connection(std::unique_ptr<net::ByteStream> stream, ConnectionContext context)
       : context_(std::move(context)),
         config_(*context_.runtime->config),
         stream_(std::move(stream)),
-        reader_(*stream_, 64 * 1024),
+        reader_(*stream_, kDataBuffer),
         session_(smtp::SessionLimits{config_.server.max_recipients, config_.server.max_message_size,
                                      config_.server.max_commands, config_.server.max_errors},
                  context_.client, config_.server.hostname),
@@ -76,6 +78,8 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
     co_return "write-failed";
   }
   relay_.begin_data();
+  // A message streams through a large buffer; an idle session keeps a small one.
+  reader_.reserve(kDataBuffer);
   while (!relay_.data_complete()) {
     auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
     if (!chunk) {
@@ -90,6 +94,7 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
     }
     reader_.consume(relay_.add(std::string_view(chunk->data(), chunk->size())));
   }
+  reader_.release();
   const Outcome outcome = co_await relay_.finish();
   reply(outcome.reply);
   co_return nullptr;

@@ -30,12 +30,19 @@ UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
   limits.idle_timeout = u.idle_timeout;
   for (const auto& executor : io) {
     pools_.push_back(std::make_shared<UpstreamPool>(
-        executor, [this, executor] { return make(executor); }, limits));
+        executor, [this, executor] { return make(executor); }, limits,
+        &metrics_->upstream_connections));
   }
 }
 
 void UpstreamFactory::retire() const {
   for (const auto& pool : pools_) pool->retire();
+}
+
+std::size_t UpstreamFactory::alive() const {
+  std::size_t n = 0;
+  for (const auto& pool : pools_) n += pool->alive();
+  return n;
 }
 
 UpstreamFactory::~UpstreamFactory() = default;

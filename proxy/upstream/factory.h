@@ -29,8 +29,11 @@ class UpstreamFactory {
   std::unique_ptr<Upstream> make(boost::asio::any_io_executor executor) const;
   // pool is I/O thread `thread`'s pool, in the order of the executors given.
   UpstreamPool& pool(std::size_t thread) const { return *pools_.at(thread); }
-  // retire closes the pools' kept connections (after a reload replaced us).
+  // retire closes the pools' kept connections (after a reload replaced us,
+  // or at the end of a drain); the others are closed as they come back.
   void retire() const;
+  // alive counts the pools' connections not yet closed (any thread).
+  std::size_t alive() const;
 
  private:
   std::shared_ptr<const Config> config_;

@@ -11,19 +11,30 @@ namespace stampd::proxy {
 
 namespace asio = boost::asio;
 
-namespace {
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, Make make, PoolLimits limits,
+                           prometheus::Gauge* gauge)
+    : executor_(executor),
+      make_(std::move(make)),
+      limits_(limits),
+      reaper_(executor),
+      gauge_(gauge) {}
 
-asio::awaitable<void> close_upstream(std::unique_ptr<Upstream> upstream) {
-  co_await upstream->close();
+void UpstreamPool::gone() {
+  alive_.fetch_sub(1, std::memory_order_relaxed);
+  if (gauge_ != nullptr) gauge_->Decrement();
 }
 
-}  // namespace
-
-UpstreamPool::UpstreamPool(asio::any_io_executor executor, Make make, PoolLimits limits)
-    : executor_(executor), make_(std::move(make)), limits_(limits), reaper_(executor) {}
+asio::awaitable<void> UpstreamPool::close_in_background(std::shared_ptr<UpstreamPool> self,
+                                                        std::unique_ptr<Upstream> upstream) {
+  co_await upstream->close();
+  upstream.reset();
+  self->gone();
+}
 
 asio::awaitable<UpstreamPool::Lease> UpstreamPool::open_new() {
   ++in_use_;
+  alive_.fetch_add(1, std::memory_order_relaxed);
+  if (gauge_ != nullptr) gauge_->Increment();
   Lease lease{make_(), true};
   auto caps = co_await lease.upstream->open();
   if (caps) capabilities_ = *caps;
@@ -71,6 +82,9 @@ void UpstreamPool::release(std::unique_ptr<Upstream> upstream) {
     arm_reaper();
   } else if (upstream->connected()) {
     quit(std::move(upstream));
+  } else {
+    upstream.reset();
+    gone();
   }
   if (!waiters_.empty()) {
     // A slot is free: the next waiter may open a connection of its own.
@@ -81,7 +95,8 @@ void UpstreamPool::release(std::unique_ptr<Upstream> upstream) {
 }
 
 void UpstreamPool::quit(std::unique_ptr<Upstream> upstream) {
-  asio::co_spawn(executor_, close_upstream(std::move(upstream)), asio::detached);
+  asio::co_spawn(executor_, close_in_background(shared_from_this(), std::move(upstream)),
+                 asio::detached);
 }
 
 void UpstreamPool::arm_reaper() {

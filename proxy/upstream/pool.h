@@ -7,6 +7,9 @@
 // so the pool takes no locks and a socket never changes threads.
 #pragma once
 
+#include <prometheus/gauge.h>
+
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -32,7 +35,9 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   using Make = std::function<std::unique_ptr<Upstream>()>;
 
   // make creates a new, unopened connection; everything runs on executor.
-  UpstreamPool(boost::asio::any_io_executor executor, Make make, PoolLimits limits);
+  // gauge (optional) follows the connections this pool has open.
+  UpstreamPool(boost::asio::any_io_executor executor, Make make, PoolLimits limits,
+               prometheus::Gauge* gauge = nullptr);
 
   // Lease is what acquire gives: the connection (nullptr when none came
   // before the deadline), and whether it was opened for this lease.
@@ -56,6 +61,9 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
 
   std::size_t idle() const { return idle_.size(); }
   std::size_t open() const { return idle_.size() + in_use_; }
+  // alive counts the connections not yet closed, those being closed (QUIT)
+  // included; any thread may ask (the drain waits for it to reach 0).
+  std::size_t alive() const { return alive_.load(std::memory_order_relaxed); }
 
  private:
   struct Kept {
@@ -70,6 +78,9 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   boost::asio::awaitable<Lease> open_new();
   // quit closes a connection politely in the background.
   void quit(std::unique_ptr<Upstream> upstream);
+  static boost::asio::awaitable<void> close_in_background(std::shared_ptr<UpstreamPool> self,
+                                                          std::unique_ptr<Upstream> upstream);
+  void gone();
   void arm_reaper();
   void reap();
   void retire_here();
@@ -84,6 +95,8 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   boost::asio::steady_timer reaper_;
   bool reaper_armed_ = false;
   bool retired_ = false;
+  std::atomic<std::size_t> alive_{0};
+  prometheus::Gauge* gauge_;
 };
 
 }  // namespace stampd::proxy

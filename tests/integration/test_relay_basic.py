@@ -7,6 +7,7 @@ import time
 import unittest
 
 from fake_upstream import FakeUpstream
+from prometheus_tools import scrape
 from smtp_client import dot_stuff, make_message
 from stampd_harness import StampdTestCase
 import test_main
@@ -339,6 +340,30 @@ class RelayTest(StampdTestCase):
         c.quit()
         self.up.wait_for(lambda u: u.connections[-1].closed_by == "quit", 5, "QUIT after idle_timeout")
         self.assertEqual(self.up.connections[-1].commands[-1], "QUIT")
+
+    def test_pooled_connections_are_counted_and_closed_with_quit_on_drain(self):
+        # Two clients in a transaction at once need two upstream connections;
+        # both are kept afterwards (stampd_upstream_connections says 2) and a
+        # SIGTERM drain ends them with QUIT, not a dropped connection.
+        stampd = self.start_stampd([self.up.address], {"server": {"threads": 1, "drain_timeout": "5s"},
+                                                      "metrics": {"listen": "127.0.0.1:0"}})
+        a, b = self.connect(stampd), self.connect(stampd)
+        for c in (a, b):
+            c.ehlo()
+            self.assertEqual(c.mail("sender@example.com").code, 250)
+            self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
+        for c in (a, b):
+            self.assertEqual(c.data(make_message())[1].code, 250)
+            c.quit()
+        self.up.wait_for_messages(2)
+        self.assertEqual(len(self.up.connections), 2)
+        self.assertEqual(scrape(stampd).value("stampd_upstream_connections"), 2)
+        started = time.monotonic()
+        self.assertEqual(stampd.stop(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 4, "the drain waited for nothing")
+        for conn in self.up.connections:
+            self.assertEqual(conn.closed_by, "quit")
+            self.assertEqual(conn.commands[-1], "QUIT")
 
 
 if __name__ == "__main__":

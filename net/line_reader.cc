@@ -86,6 +86,21 @@ asio::awaitable<Result<std::string_view>> LineReader::read_line(std::size_t max_
   }
 }
 
+std::vector<std::string_view> LineReader::complete_lines(std::size_t max) const {
+  std::vector<std::string_view> lines;
+  const char* at = buffer_.get() + begin_;
+  const char* end = buffer_.get() + end_;
+  while (lines.size() < max && at < end) {
+    const auto* lf = static_cast<const char*>(std::memchr(at, '\n', end - at));
+    if (lf == nullptr) break;
+    std::size_t len = static_cast<std::size_t>(lf - at);
+    if (len > 0 && at[len - 1] == '\r') --len;
+    lines.emplace_back(at, len);
+    at = lf + 1;
+  }
+  return lines;
+}
+
 asio::awaitable<Status> LineReader::fill_more(Duration timeout) {
   if (begin_ == 0 && end_ == size_) {
     if (size_ >= max_size_) co_return make_error(Errc::LimitExceeded, "buffer full");

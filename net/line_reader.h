@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "net/byte_stream.h"
 #include "net/result.h"
@@ -45,6 +46,11 @@ class LineReader {
   // buffered fits.
   void release();
   std::size_t capacity() const noexcept { return size_; }
+
+  // complete_lines returns up to max of the whole lines already buffered
+  // (without LF or CRLF), consuming nothing: what a pipelining client sent
+  // ahead. The views are valid until the next read.
+  std::vector<std::string_view> complete_lines(std::size_t max) const;
 
   // buffered tells whether input is already waiting (a pipelining client).
   bool buffered() const noexcept { return end_ > begin_; }

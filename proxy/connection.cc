@@ -17,6 +17,8 @@ using smtp::make_reply;
 namespace {
 
 constexpr std::size_t kDataBuffer = 64 * 1024;
+// At most this many pipelined recipients go upstream in one write.
+constexpr std::size_t kMaxAhead = 100;
 
 class Connection {
  public:
@@ -46,6 +48,9 @@ class Connection {
   // or nullptr to go on.
   asio::awaitable<const char*> serve(std::string_view line);
   asio::awaitable<const char*> dispatch(smtp::Command cmd);
+  // pipelined_recipients parses the RCPT commands the client already sent
+  // behind the current one (they stay buffered, and are served in turn).
+  std::vector<smtp::Command> pipelined_recipients() const;
   asio::awaitable<const char*> data(smtp::Command cmd);
 
   ConnectionContext context_;
@@ -100,6 +105,18 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   co_return nullptr;
 }
 
+std::vector<smtp::Command> Connection::pipelined_recipients() const {
+  std::vector<smtp::Command> ahead;
+  if (!reader_.buffered()) return ahead;
+  for (const std::string_view line : reader_.complete_lines(kMaxAhead)) {
+    if (line.size() > config_.server.max_command_line_length) break;
+    smtp::Command next = smtp::parse_command(line);
+    if (next.verb != smtp::Verb::Rcpt) break;
+    ahead.push_back(std::move(next));
+  }
+  return ahead;
+}
+
 asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
   switch (cmd.verb) {
     case smtp::Verb::Helo:
@@ -107,12 +124,14 @@ asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
       co_await relay_.hello();
       break;
     case smtp::Verb::Mail: {
-      const smtp::Reply r = co_await relay_.mail(std::move(cmd));
+      const std::vector<smtp::Command> ahead = pipelined_recipients();
+      const smtp::Reply r = co_await relay_.mail(std::move(cmd), ahead);
       reply(r);
       co_return nullptr;
     }
     case smtp::Verb::Rcpt: {
-      const smtp::Reply r = co_await relay_.rcpt(std::move(cmd));
+      const std::vector<smtp::Command> ahead = pipelined_recipients();
+      const smtp::Reply r = co_await relay_.rcpt(std::move(cmd), ahead);
       reply(r);
       co_return nullptr;
     }

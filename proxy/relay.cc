@@ -72,14 +72,35 @@ asio::awaitable<void> Relay::hello() {
   if (const auto& caps = pool_.capabilities()) session_.set_upstream_capabilities(*caps);
 }
 
-asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd) {
+std::vector<smtp::Recipient> Relay::sendable_ahead(const smtp::Command& cmd,
+                                                   std::span<const smtp::Command> ahead) const {
+  std::vector<smtp::Recipient> out;
+  if (ahead.empty() || !upstream_) return out;
+  // The session as it will be when every command up to here was accepted;
+  // an upstream refusal only ever leaves it accepting more.
+  smtp::Session trial = session_;
+  trial.apply(cmd);
+  for (const auto& next : ahead) {
+    if (next.verb != smtp::Verb::Rcpt) break;
+    trial.count(next);
+    if (trial.check(next)) break;
+    trial.apply(next);
+    out.push_back({next.argument, next.params});
+  }
+  return out;
+}
+
+asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd,
+                                            std::span<const smtp::Recipient> ahead) {
   const auto asked = Clock::now();
-  Reply r = co_await upstream_->mail(session_, cmd);
+  sent_ahead_ = ahead.size();
+  Reply r = co_await upstream_->mail(session_, cmd, ahead);
   record_.upstream_reply_time(seconds_since(asked));
+  if (!r.positive()) sent_ahead_ = 0;  // the upstream read their refusals
   co_return r;
 }
 
-asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
+asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Command> ahead) {
   tx_ = Transaction{};
   tx_.id = record_.session() + "." + std::to_string(++transactions_);
   tx_.session = &session_;
@@ -109,7 +130,8 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
       co_return *refused;
     }
   }
-  Reply r = co_await upstream_mail(cmd);
+  const std::vector<smtp::Recipient> recipients = sendable_ahead(cmd, ahead);
+  Reply r = co_await upstream_mail(cmd, recipients);
   // A kept connection the server closed while we were not looking (Postfix
   // after 300 s, with or without a 421): one more try on another before the
   // client hears of it. From a connection opened for this transaction, a
@@ -121,7 +143,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd) {
     give_back();
     const std::optional<Reply> failed = co_await take();
     if (failed) co_return *failed;
-    r = co_await upstream_mail(cmd);
+    r = co_await upstream_mail(cmd, recipients);
   }
   co_return settle(cmd, std::move(r), "mail", "from");
 }
@@ -144,12 +166,19 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
   return r;
 }
 
-asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd) {
+asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Command> ahead) {
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.
   const smtp::Recipient recipient{cmd.argument, cmd.params};
+  std::vector<smtp::Recipient> recipients;
+  if (sent_ahead_ > 0) {
+    --sent_ahead_;  // this one went with an earlier command
+  } else {
+    recipients = sendable_ahead(cmd, ahead);
+    sent_ahead_ = recipients.size();
+  }
   const auto asked = Clock::now();
-  Reply r = co_await upstream_->rcpt(recipient);
+  Reply r = co_await upstream_->rcpt(recipient, recipients);
   record_.upstream_reply_time(seconds_since(asked));
   co_return settle(cmd, std::move(r), "rcpt", "to");
 }
@@ -275,11 +304,13 @@ void Relay::end_transaction() {
   decoder_.reset();
   local_error_.reset();
   session_.reset_transaction();
+  sent_ahead_ = 0;
   give_back();
 }
 
 asio::awaitable<void> Relay::reset() {
   pipeline_.clear();
+  sent_ahead_ = 0;
   if (!upstream_) co_return;
   co_await upstream_->reset();
   give_back();

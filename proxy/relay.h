@@ -12,8 +12,10 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "net/result.h"
 #include "obs/record.h"
@@ -53,9 +55,14 @@ class Relay {
   // mail starts a transaction: the stages' on_mail_from, then the upstream's
   // MAIL on a pooled connection (on another one when it turns out to have
   // died while kept). Applied to the session when positive.
-  boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd);
+  // ahead are the commands the client pipelined behind this one (RFC 2920):
+  // the recipients among them that the session will take whatever the
+  // upstream answers go to the upstream in the same write.
+  boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd,
+                                           std::span<const smtp::Command> ahead = {});
   // rcpt forwards RCPT; the upstream's verdict is the client's.
-  boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd);
+  boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd,
+                                           std::span<const smtp::Command> ahead = {});
 
   // begin_data, add and data_complete take the bytes after DATA as the
   // client sent them (dot-stuffed); add returns how many it used: fewer than
@@ -87,7 +94,14 @@ class Relay {
   boost::asio::awaitable<std::optional<smtp::Reply>> take();
   // give_back returns the connection to the pool (kept or closed there).
   void give_back();
-  boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd);
+  boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd,
+                                                    std::span<const smtp::Recipient> ahead);
+  // sendable_ahead picks from ahead the recipients that may be sent before
+  // cmd's reply is known: those the session accepts even if every one
+  // before them is accepted (a recipient refused here must never reach
+  // the upstream), up to the first other command.
+  std::vector<smtp::Recipient> sendable_ahead(const smtp::Command& cmd,
+                                              std::span<const smtp::Command> ahead) const;
   boost::asio::awaitable<smtp::Reply> upstream_data();
   // upstream_trouble records a failure; when the connection died, the
   // upstream's transaction died with it, and so does ours.
@@ -112,6 +126,7 @@ class Relay {
   Pipeline pipeline_;
   Transaction tx_;
   unsigned transactions_ = 0;
+  std::size_t sent_ahead_ = 0;  // recipients sent ahead, not yet asked for
   Clock::time_point started_;
   // The message being received.
   std::optional<smtp::DataDecoder> decoder_;

@@ -70,13 +70,14 @@ asio::awaitable<std::optional<smtp::UpstreamCapabilities>> MaildirUpstream::open
   co_return caps;
 }
 
-asio::awaitable<smtp::Reply> MaildirUpstream::mail(const smtp::Session&,
-                                                   const smtp::Command& mail) {
+asio::awaitable<smtp::Reply> MaildirUpstream::mail(const smtp::Session&, const smtp::Command& mail,
+                                                   std::span<const smtp::Recipient>) {
   sender_ = mail.argument;
   co_return smtp::make_reply(250, "2.1.0", "Ok");
 }
 
-asio::awaitable<smtp::Reply> MaildirUpstream::rcpt(const smtp::Recipient&) {
+asio::awaitable<smtp::Reply> MaildirUpstream::rcpt(const smtp::Recipient&,
+                                                   std::span<const smtp::Recipient>) {
   co_return smtp::make_reply(250, "2.1.5", "Ok");
 }
 

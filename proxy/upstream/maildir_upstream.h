@@ -18,9 +18,10 @@ class MaildirUpstream final : public Upstream {
   MaildirUpstream(std::string directory, std::string hostname, prometheus::Counter& sent);
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
-  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
-                                           const smtp::Command& mail) override;
-  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) override;
+  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
+                                           std::span<const smtp::Recipient> ahead) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
+                                           std::span<const smtp::Recipient> ahead) override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const Spool& spool) override;
   boost::asio::awaitable<void> reset() override;

@@ -103,6 +103,7 @@ void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
   error_kind_ = kind;
   error_ = peer_.empty() ? std::move(why) : peer_ + ": " + why;
   in_transaction_ = false;
+  ahead_.clear();
   reader_.reset();
   if (stream_) stream_->close();
   stream_.reset();
@@ -306,35 +307,58 @@ asio::awaitable<std::optional<smtp::UpstreamCapabilities>> SmtpUpstream::open() 
   co_return std::nullopt;
 }
 
-asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
-                                                const smtp::Command& mail) {
+std::string SmtpUpstream::xforward_line(const smtp::Session& session) const {
+  if (!config_->upstream.xforward || !caps_.xforward) return {};
+  // Postfix XFORWARD_README: attributes of the original client, so that the
+  // upstream logs and checks the real sender, not us.
+  const auto& attrs = caps_.xforward_attributes;
+  auto offered = [&](const std::string& n) {
+    return std::find(attrs.begin(), attrs.end(), n) != attrs.end();
+  };
+  std::vector<std::pair<std::string, std::string>> values = session.xforward().attributes;
+  if (values.empty()) {
+    const auto ip = net::unmap(session.client().address);
+    values.emplace_back("ADDR", ip.is_v6() ? "IPV6:" + ip.to_string() : ip.to_string());
+    values.emplace_back("PORT", std::to_string(session.client().port));
+    values.emplace_back("HELO", session.helo());
+    values.emplace_back("PROTO", session.esmtp() ? "ESMTP" : "SMTP");
+  }
+  std::string line = "XFORWARD";
+  for (const auto& [n, v] : values) {
+    if (!offered(n) || v.empty()) continue;
+    line.append(" ").append(n).append("=").append(v);
+  }
+  return line.size() > 8 ? line : std::string{};
+}
+
+std::string SmtpUpstream::rcpt_line(const smtp::Recipient& recipient) const {
+  std::string line = "RCPT TO:<" + recipient.address + ">";
+  for (const auto& p : recipient.params) {
+    if ((p.keyword == "NOTIFY" || p.keyword == "ORCPT") && caps_.dsn) line += " " + p.wire();
+  }
+  return line;
+}
+
+asio::awaitable<bool> SmtpUpstream::drain_ahead() {
   const auto timeout = config_->upstream.command_timeout;
-  if (!stream_) co_return failure_reply();
-  if (config_->upstream.xforward && caps_.xforward) {
-    // Postfix XFORWARD_README: attributes of the original client, so that the
-    // upstream logs and checks the real sender, not us.
-    const auto& attrs = caps_.xforward_attributes;
-    auto offered = [&](const char* n) {
-      return std::find(attrs.begin(), attrs.end(), n) != attrs.end();
-    };
-    std::vector<std::pair<std::string, std::string>> values = session.xforward().attributes;
-    if (values.empty()) {
-      const auto ip = net::unmap(session.client().address);
-      values.emplace_back("ADDR", ip.is_v6() ? "IPV6:" + ip.to_string() : ip.to_string());
-      values.emplace_back("PORT", std::to_string(session.client().port));
-      values.emplace_back("HELO", session.helo());
-      values.emplace_back("PROTO", session.esmtp() ? "ESMTP" : "SMTP");
-    }
-    std::string line = "XFORWARD";
-    for (const auto& [n, v] : values) {
-      if (!offered(n.c_str()) || v.empty()) continue;
-      line.append(" ").append(n).append("=").append(v);
-    }
-    if (line.size() > 8) {
-      auto reply = co_await command(line, timeout);
-      if (!reply) co_return failure_reply();
+  while (stream_ && !ahead_.empty()) {
+    ahead_.pop_front();
+    auto reply = co_await read_reply(timeout);
+    if (!reply) co_return false;
+    if (reply->code == 421) {
+      fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
+      co_return false;
     }
   }
+  co_return stream_ != nullptr;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
+                                                const smtp::Command& mail,
+                                                std::span<const smtp::Recipient> ahead) {
+  const auto timeout = config_->upstream.command_timeout;
+  if (!stream_) co_return failure_reply();
+  if (!ahead_.empty() && !co_await drain_ahead()) co_return failure_reply();
   std::string line = "MAIL FROM:<" + mail.argument + ">";
   for (const auto& p : mail.params) {
     // RFC 5321 §2.2.2: only parameters of extensions the server offered.
@@ -344,20 +368,68 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
                       ((p.keyword == "RET" || p.keyword == "ENVID") && caps_.dsn);
     if (pass) line += " " + p.wire();
   }
-  auto reply = co_await command(line, timeout);
-  if (!reply) co_return failure_reply();
+  const std::string xforward = xforward_line(session);
+  if (!caps_.pipelining) {
+    if (!xforward.empty()) {
+      auto reply = co_await command(xforward, timeout);
+      if (!reply) co_return failure_reply();
+    }
+    auto reply = co_await command(line, timeout);
+    if (!reply) co_return failure_reply();
+    in_transaction_ = reply->positive();
+    co_return *reply;
+  }
+  // RFC 2920: XFORWARD, MAIL and the recipients the client sent ahead go in
+  // one write; the recipients' replies are read by rcpt().
+  std::string out;
+  if (!xforward.empty()) out.append(xforward).append("\r\n");
+  out.append(line).append("\r\n");
+  for (const auto& r : ahead) {
+    ahead_.push_back(rcpt_line(r));
+    out.append(ahead_.back()).append("\r\n");
+  }
+  if (!co_await send(out, timeout)) co_return failure_reply();
+  std::optional<smtp::Reply> reply;
+  for (int i = xforward.empty() ? 1 : 0; i < 2; ++i) {
+    reply = co_await read_reply(timeout);
+    if (!reply) co_return failure_reply();
+    if (reply->code == 421) {
+      fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
+      co_return *reply;
+    }
+  }
   in_transaction_ = reply->positive();
+  // Without a transaction the recipients sent ahead are refused; nobody
+  // asks for those replies, so read them now.
+  if (!in_transaction_ && !co_await drain_ahead()) co_return failure_reply();
   co_return *reply;
 }
 
-asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient) {
+asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient,
+                                                std::span<const smtp::Recipient> ahead) {
+  const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
-  std::string line = "RCPT TO:<" + recipient.address + ">";
-  for (const auto& p : recipient.params) {
-    if ((p.keyword == "NOTIFY" || p.keyword == "ORCPT") && caps_.dsn) line += " " + p.wire();
+  std::string line = rcpt_line(recipient);
+  if (ahead_.empty()) {
+    std::string out = line + "\r\n";
+    if (caps_.pipelining) {
+      for (const auto& r : ahead) {
+        ahead_.push_back(rcpt_line(r));
+        out.append(ahead_.back()).append("\r\n");
+      }
+    }
+    if (!co_await send(out, timeout)) co_return failure_reply();
+  } else if (ahead_.front() != line) {
+    // Never guess which reply belongs to whom.
+    fail(UpstreamErrorKind::Local, "pipelined recipients answered out of order");
+    co_return failure_reply();
+  } else {
+    ahead_.pop_front();
   }
-  auto reply = co_await command(line, config_->upstream.command_timeout);
+  auto reply = co_await read_reply(timeout);
   if (!reply) co_return failure_reply();
+  if (reply->code == 421)
+    fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
   co_return *reply;
 }
 
@@ -365,6 +437,12 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
                                                 const Spool& spool) {
   const auto& u = config_->upstream;
   if (!stream_) co_return failure_reply();
+  if (!ahead_.empty()) {
+    // A recipient the client never heard about may be in this transaction:
+    // never send the message on it.
+    fail(UpstreamErrorKind::Local, "DATA with pipelined recipients unanswered");
+    co_return failure_reply();
+  }
   auto reply = co_await command("DATA", u.command_timeout);
   if (!reply) co_return failure_reply();
   if (reply->code != 354) {
@@ -400,6 +478,7 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
 }
 
 asio::awaitable<void> SmtpUpstream::reset() {
+  if (!ahead_.empty() && !co_await drain_ahead()) co_return;
   if (!stream_ || !in_transaction_) co_return;
   auto reply = co_await command("RSET", config_->upstream.command_timeout);
   if (reply && reply->code != 250)

@@ -6,6 +6,7 @@
 #include <prometheus/counter.h>
 
 #include <boost/asio/ssl/context.hpp>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -23,9 +24,10 @@ class SmtpUpstream final : public Upstream {
   ~SmtpUpstream() override;
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
-  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
-                                           const smtp::Command& mail) override;
-  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) override;
+  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
+                                           std::span<const smtp::Recipient> ahead) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
+                                           std::span<const smtp::Recipient> ahead) override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const Spool& spool) override;
   boost::asio::awaitable<void> reset() override;
@@ -33,7 +35,8 @@ class SmtpUpstream final : public Upstream {
 
   bool connected() const override { return stream_ != nullptr; }
   bool reusable() override {
-    return stream_ && !in_transaction_ && !reader_->buffered() && stream_->quiet();
+    return stream_ && !in_transaction_ && ahead_.empty() && !reader_->buffered() &&
+           stream_->quiet();
   }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
@@ -45,6 +48,11 @@ class SmtpUpstream final : public Upstream {
   boost::asio::awaitable<bool> send(std::string_view text, net::Duration timeout);
   boost::asio::awaitable<std::optional<smtp::Reply>> command(std::string line,
                                                              net::Duration timeout);
+  // drain_ahead reads the replies to recipients sent ahead that nobody
+  // will ask for (the transaction ended first).
+  boost::asio::awaitable<bool> drain_ahead();
+  std::string xforward_line(const smtp::Session& session) const;
+  std::string rcpt_line(const smtp::Recipient& recipient) const;
   boost::asio::awaitable<bool> ehlo();
   boost::asio::awaitable<bool> authenticate();
   // fail records why the connection is unusable and drops it.
@@ -59,6 +67,7 @@ class SmtpUpstream final : public Upstream {
   std::unique_ptr<net::LineReader> reader_;
   smtp::UpstreamCapabilities caps_;
   bool in_transaction_ = false;
+  std::deque<std::string> ahead_;  // RCPT lines sent, replies not yet read
   std::string peer_;
   std::string server_host_;
   UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;

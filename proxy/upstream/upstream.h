@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,18 @@ class Upstream {
   // server could be used (then last_error() says why).
   virtual boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() = 0;
   // mail starts a transaction with the client's MAIL command (passing the
-  // original client on via XFORWARD where offered).
+  // original client on via XFORWARD where offered). ahead are recipients
+  // the client pipelined behind it (RFC 2920): a server that offers
+  // PIPELINING gets them in the same write; their replies are what the next
+  // rcpt() calls return, which must come for each of them, in order (or
+  // reset/close), before anything else.
   virtual boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
-                                                   const smtp::Command& mail) = 0;
-  virtual boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) = 0;
+                                                   const smtp::Command& mail,
+                                                   std::span<const smtp::Recipient> ahead) = 0;
+  // rcpt gives the verdict on recipient: read if it was sent ahead, else
+  // sent now, with ahead behind it as for mail.
+  virtual boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
+                                                   std::span<const smtp::Recipient> ahead) = 0;
   // data sends prepend_fields and then the spooled message; its reply is final.
   virtual boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                                    const Spool& spool) = 0;

@@ -286,6 +286,30 @@ class RelayTest(StampdTestCase):
         self.up.wait_for_messages(1)
         self.assertEqual(self.up.messages[0].content, msg)
 
+    def test_pipelined_envelope_goes_upstream_in_one_write(self):
+        # RFC 2920 on both sides: the recipients the client sent behind MAIL
+        # reach the upstream with MAIL, before MAIL's (slow) reply came, and
+        # each client command gets the upstream's own verdict, in order.
+        self.up.on("mail", delay=0.3)
+        self.up.on("rcpt", match="bad@", reply="550 5.1.1 <bad@example.net>: no such user")
+        c = self.connect(self.stampd)
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<s@example.com>\r\nRCPT TO:<r@example.net>\r\n"
+               b"RCPT TO:<bad@example.net>\r\nRCPT TO:<t@example.net>\r\nDATA\r\n")
+        replies = c.replies(5)
+        self.assertEqual([r.code for r in replies], [250, 250, 550, 250, 354])
+        self.assertIn("no such user", replies[2].text)
+        c.send(dot_stuff(make_message()) + b"QUIT\r\n")
+        self.assertEqual([r.code for r in c.replies(2)], [250, 221])
+        self.up.wait_for_messages(1)
+        self.assertEqual([a for a, _ in self.up.messages[0].rcpts], ["r@example.net", "t@example.net"])
+        conn = self.up.connections[-1]
+        first = conn.verbs().index("MAIL")
+        self.assertEqual(conn.verbs()[first:first + 4], ["MAIL", "RCPT", "RCPT", "RCPT"])
+        self.assertEqual(len(set(conn.arrivals[first:first + 4])), 1,
+                         "MAIL and the recipients came in separate writes: %s" % conn.arrivals)
+
     def test_rset_aborts_the_upstream_transaction(self):
         c = self.client()
         self.assertEqual(c.mail("sender@example.com").code, 250)

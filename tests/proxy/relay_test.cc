@@ -115,10 +115,10 @@ struct World {
 
 // Client is one client session's Relay in a World.
 struct Client {
-  explicit Client(World& w, std::string id = "t")
+  explicit Client(World& w, std::string id = "t", std::size_t max_recipients = 1000)
       : world(w),
         record(w.recorder, std::move(id)),
-        session(smtp::SessionLimits{1000, 4096, 10000, 20},
+        session(smtp::SessionLimits{max_recipients, 4096, 10000, 20},
                 smtp::ClientInfo{*net::parse_ip("127.0.0.1"), 2525, true}, "stampd.test"),
         relay(w.runtime, *w.pool, session, record) {}
 
@@ -146,6 +146,14 @@ struct Client {
   static asio::awaitable<smtp::Reply> do_rcpt(Client* c) {
     co_return co_await c->relay.rcpt(command("RCPT TO:<b@example.net>"));
   }
+  // The pipelined forms: the command lines the client sent behind it.
+  static asio::awaitable<smtp::Reply> do_mail_ahead(Client* c, std::vector<smtp::Command> ahead) {
+    co_return co_await c->relay.mail(command("MAIL FROM:<a@example.com>"), ahead);
+  }
+  static asio::awaitable<smtp::Reply> do_rcpt_to(Client* c, std::string line,
+                                                 std::vector<smtp::Command> ahead) {
+    co_return co_await c->relay.rcpt(command(line), ahead);
+  }
   static asio::awaitable<Outcome> do_finish(Client* c) { co_return co_await c->relay.finish(); }
   static asio::awaitable<bool> do_abort(Client* c) {
     co_await c->relay.abort("closed the connection");
@@ -162,6 +170,20 @@ struct Client {
   }
   smtp::Reply mail() { return run(do_mail(this)); }
   smtp::Reply rcpt() { return run(do_rcpt(this)); }
+  static std::vector<smtp::Command> commands(const std::vector<std::string>& lines) {
+    std::vector<smtp::Command> out;
+    for (const auto& l : lines) out.push_back(command(l));
+    return out;
+  }
+  // mail_ahead and rcpt_to serve MAIL or RCPT with lines pipelined behind
+  // it; the Connection checks each command with the session first.
+  smtp::Reply mail_ahead(const std::vector<std::string>& ahead) {
+    return run(do_mail_ahead(this, commands(ahead)));
+  }
+  smtp::Reply rcpt_to(const std::string& line, const std::vector<std::string>& ahead = {}) {
+    if (auto refused = session.check(command(line))) return *refused;
+    return run(do_rcpt_to(this, line, commands(ahead)));
+  }
   void close() { run(do_close(this)); }
   // send_data feeds DATA and the message, split in two at cut.
   void send_data(const std::string& message, std::size_t cut) {
@@ -542,6 +564,97 @@ TEST(RelayPool, AnIdleConnectionIsClosedAfterIdleTimeout) {
   const auto started = std::chrono::steady_clock::now();
   w.run([&] { return w.pool->idle() == 0 && w.script->calls.back() == "QUIT"; });
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
+}
+
+// Pipelining (RFC 2920): the recipients a client sent behind MAIL go to the
+// upstream in MAIL's write; each gets its own reply, in order.
+TEST(RelayPipelining, RecipientsSentAheadGoInMailsWriteAndAreAnsweredInOrder) {
+  Harness h;
+  h.upstream_->then(Step::Rcpt, smtp::make_reply(250, "2.1.5", "b ok"))
+      .then(Step::Rcpt, smtp::make_reply(550, "5.1.1", "c unknown"));
+  h.hello();
+  const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>",
+                                       "DATA"};
+  EXPECT_EQ(h.mail_ahead(ahead).code, 250);
+  EXPECT_EQ(h.upstream_->writes,
+            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net|RCPT c@example.net"}));
+  const smtp::Reply b = h.rcpt_to(ahead[0], {ahead[1], ahead[2]});
+  const smtp::Reply c = h.rcpt_to(ahead[1], {ahead[2]});
+  EXPECT_EQ(b.code, 250);
+  EXPECT_EQ(b.text, "b ok");
+  EXPECT_EQ(c.code, 550);
+  EXPECT_EQ(h.upstream_->writes.size(), 1u) << "no second write for recipients sent ahead";
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(h.session_.envelope().recipients.size(), 0u);
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
+TEST(RelayPipelining, RecipientsAheadOfARefusedMailLeaveTheConnectionClean) {
+  Harness h;
+  h.upstream_->then(Step::Mail, smtp::make_reply(550, "5.7.1", "sender refused"));
+  h.hello();
+  const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>"};
+  EXPECT_EQ(h.mail_ahead(ahead).code, 550);
+  // The session refuses them itself; the upstream never hears of them again.
+  EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 503);
+  EXPECT_EQ(h.rcpt_to(ahead[1]).code, 503);
+  // The same connection carries the next transaction.
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(h.upstream_->opens, 1);
+}
+
+TEST(RelayPipelining, ARecipientTheSessionWouldRefuseIsNeverSentAhead) {
+  // Two recipients at most: the third must not reach the upstream, whatever
+  // it answers the first two.
+  World w;
+  Client c(w, "t", 2);
+  c.hello();
+  const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>",
+                                       "RCPT TO:<d@example.net>", "RCPT TO:<e@example.net>"};
+  EXPECT_EQ(c.mail_ahead(ahead).code, 250);
+  EXPECT_EQ(w.script->writes,
+            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net|RCPT c@example.net"}));
+  EXPECT_EQ(c.rcpt_to(ahead[0], {ahead[1], ahead[2], ahead[3]}).code, 250);
+  EXPECT_EQ(c.rcpt_to(ahead[1], {ahead[2], ahead[3]}).code, 250);
+  EXPECT_EQ(c.rcpt_to(ahead[2], {ahead[3]}).code, 452);
+  EXPECT_EQ(w.script->writes.size(), 1u);
+}
+
+TEST(RelayPipelining, OnlyRecipientsUpToTheNextOtherCommandAreSentAhead) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "NOOP", "RCPT TO:<c@example.net>"}).code, 250);
+  EXPECT_EQ(h.upstream_->writes,
+            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net"}));
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"NOOP"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<c@example.net>").code, 250);
+  EXPECT_EQ(h.upstream_->writes.back(), "RCPT c@example.net");
+}
+
+TEST(RelayPipelining, WithoutPipeliningUpstreamEachCommandIsItsOwnWrite) {
+  Harness h;
+  h.upstream_->capabilities.pipelining = false;
+  h.hello();
+  const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>"};
+  EXPECT_EQ(h.mail_ahead(ahead).code, 250);
+  EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 250);
+  EXPECT_EQ(h.rcpt_to(ahead[1]).code, 250);
+  EXPECT_EQ(h.upstream_->writes,
+            (std::vector<std::string>{"MAIL a@example.com", "RCPT b@example.net",
+                                      "RCPT c@example.net"}));
+}
+
+TEST(RelayPipelining, ADropWhileRecipientsAreAheadEndsTheTransaction) {
+  Harness h;
+  h.upstream_->then(Step::Rcpt, Script::Failure{Kind::Dropped});
+  h.hello();
+  const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>"};
+  EXPECT_EQ(h.mail_ahead(ahead).code, 250);
+  EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 451);
+  EXPECT_EQ(h.rcpt_to(ahead[1]).code, 503);  // the transaction is gone
+  EXPECT_TRUE(h.upstream_->messages.empty());
 }
 
 }  // namespace

@@ -113,6 +113,8 @@ class Connection:
     def __init__(self, peer):
         self.peer = peer
         self.commands = []  # every command line, in order (AUTH data masked)
+        self.arrivals = []  # for each command, which read from the socket completed it
+        self.reads = 0
         self.transactions = []
         self.helo = None
         self.xforward = {}
@@ -367,6 +369,7 @@ class _Session:
             raise _Closed()
         if not chunk:
             raise _Closed()
+        self.conn.reads += 1
         return chunk
 
     def read_line(self):
@@ -466,6 +469,7 @@ class _Session:
                 logged = "AUTH " + arg.split(" ")[0]
             with self.server._cond:
                 self.conn.commands.append(logged)
+                self.conn.arrivals.append(self.conn.reads)
                 self.server._cond.notify_all()
             handler = getattr(self, "cmd_" + verb.lower(), None)
             if handler is None:

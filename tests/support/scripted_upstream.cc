@@ -1,5 +1,7 @@
 #include "tests/support/scripted_upstream.h"
 
+#include <stdexcept>
+
 #include "proxy/spool.h"
 
 namespace stampd::test {
@@ -18,6 +20,7 @@ smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
   if (auto* reply = std::get_if<smtp::Reply>(&*action)) {
     if (reply->code == 421) {
       connected_ = false;
+      ahead_.clear();
       kind_ = proxy::UpstreamErrorKind::Dropped;
       error_ = "closed by the upstream: " + reply->summary();
     }
@@ -27,11 +30,12 @@ smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
   error_ = std::string("scripted ") + obs::to_string(kind_);
   connected_ = false;
   in_transaction_ = false;
+  ahead_.clear();
   return smtp::make_reply(451, "4.4.2", "Upstream connection failed, try again later");
 }
 
 bool ScriptedUpstream::reusable() {
-  if (!connected_ || in_transaction_) return false;
+  if (!connected_ || in_transaction_ || !ahead_.empty()) return false;
   if (script_->closed_while_kept_ > 0) {
     --script_->closed_while_kept_;
     connected_ = false;
@@ -51,24 +55,51 @@ boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> ScriptedUpstre
   co_return script_->capabilities;
 }
 
+void ScriptedUpstream::send_ahead(std::span<const smtp::Recipient> ahead, std::string& write) {
+  if (!script_->capabilities.pipelining) return;
+  for (const auto& r : ahead) {
+    script_->calls.push_back("RCPT " + r.address);
+    write += "|RCPT " + r.address;
+    ahead_.push_back(r.address);
+  }
+}
+
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::mail(const smtp::Session&,
-                                                           const smtp::Command& mail) {
+                                                           const smtp::Command& mail,
+                                                           std::span<const smtp::Recipient> ahead) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
+  if (!ahead_.empty()) throw std::logic_error("MAIL with recipients sent ahead unanswered");
   script_->calls.push_back("MAIL " + mail.argument);
+  std::string write = "MAIL " + mail.argument;
+  send_ahead(ahead, write);
+  script_->writes.push_back(write);
   smtp::Reply r = answer(Script::Step::Mail, smtp::make_reply(250, "2.1.0", "Ok"));
   in_transaction_ = r.positive();
+  // A real server refuses the recipients of a MAIL it refused.
+  if (!in_transaction_) ahead_.clear();
   co_return r;
 }
 
-boost::asio::awaitable<smtp::Reply> ScriptedUpstream::rcpt(const smtp::Recipient& recipient) {
+boost::asio::awaitable<smtp::Reply> ScriptedUpstream::rcpt(const smtp::Recipient& recipient,
+                                                           std::span<const smtp::Recipient> ahead) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
-  script_->calls.push_back("RCPT " + recipient.address);
+  if (ahead_.empty()) {
+    script_->calls.push_back("RCPT " + recipient.address);
+    std::string write = "RCPT " + recipient.address;
+    send_ahead(ahead, write);
+    script_->writes.push_back(write);
+  } else if (ahead_.front() != recipient.address) {
+    throw std::logic_error("RCPT " + recipient.address + " asked, " + ahead_.front() + " sent ahead");
+  } else {
+    ahead_.pop_front();
+  }
   co_return answer(Script::Step::Rcpt, smtp::make_reply(250, "2.1.5", "Ok"));
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
     const std::vector<std::string>& prepend_fields, const proxy::Spool& spool) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
+  if (!ahead_.empty()) throw std::logic_error("DATA with recipients sent ahead unanswered");
   script_->calls.push_back("DATA");
   smtp::Reply r = answer(Script::Step::Data, smtp::make_reply(250, "2.0.0", "Ok: queued"));
   if (r.positive()) {
@@ -88,6 +119,7 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
 }
 
 boost::asio::awaitable<void> ScriptedUpstream::reset() {
+  ahead_.clear();
   if (!connected_ || !in_transaction_) co_return;
   script_->calls.push_back("RSET");
   in_transaction_ = false;

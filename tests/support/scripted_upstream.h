@@ -38,6 +38,9 @@ class Script {
 
   // What happened, in order: "open", "MAIL <from>", "RCPT <to>", "DATA", "RSET", "QUIT".
   std::vector<std::string> calls;
+  // The commands of each write that carried MAIL or RCPT, joined by "|":
+  // "MAIL a|RCPT b|RCPT c" when b and c were pipelined behind MAIL.
+  std::vector<std::string> writes;
   std::vector<std::string> messages;  // each message a DATA delivered: fields + spool
   int opens = 0;
   smtp::UpstreamCapabilities capabilities = [] {
@@ -59,9 +62,10 @@ class ScriptedUpstream : public proxy::Upstream {
   explicit ScriptedUpstream(std::shared_ptr<Script> script) : script_(std::move(script)) {}
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
-  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
-                                           const smtp::Command& mail) override;
-  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient) override;
+  boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
+                                           std::span<const smtp::Recipient> ahead) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
+                                           std::span<const smtp::Recipient> ahead) override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const proxy::Spool& spool) override;
   boost::asio::awaitable<void> reset() override;
@@ -78,7 +82,12 @@ class ScriptedUpstream : public proxy::Upstream {
   // failure drops the connection; a 421 does too, as a server closes after it).
   smtp::Reply answer(Script::Step step, smtp::Reply otherwise);
 
+  // send_ahead records the recipients written behind a command (when the
+  // script's capabilities offer PIPELINING) into write.
+  void send_ahead(std::span<const smtp::Recipient> ahead, std::string& write);
+
   std::shared_ptr<Script> script_;
+  std::deque<std::string> ahead_;  // recipients sent ahead, not yet asked for
   bool connected_ = false;
   bool in_transaction_ = false;
   proxy::UpstreamErrorKind kind_ = proxy::UpstreamErrorKind::None;

@@ -410,12 +410,73 @@ def check_signatures(keys, incumbent, incumbent_sink):
 
 # --- parts 1, 2, 5: rates, in one interleaved loop -------------------------------------
 
+def start_incumbent(keys, sink, check_sink, skipped):
+    """start_incumbent starts Postfix + OpenDKIM with the RSA-2048 key, or
+    returns None and notes in skipped why it cannot run here."""
+    try:
+        incumbent = Incumbent(keys["rsa"][0], RSA.domain, KEYS["rsa"][1], sink, check_sink)
+    except unittest.SkipTest as e:
+        skipped[INCUMBENT] = str(e)
+        return None
+    try:
+        return incumbent.start()
+    except BaseException:
+        incumbent.cleanup()
+        raise
+
+
+def plan_cells(profile, sink, stampds, incumbent, incumbent_sink):
+    """plan_cells returns [(size, [Cell])]: per body size direct and the
+    signing variants (on the default stampd, stampds[0]); at 4 KiB also
+    the other threads settings and the incumbent."""
+    main = stampds[0]
+    address = "%s:%d" % main.address
+    plans = []
+    for size, count in profile.sizes:
+        cells = [Cell(DIRECT, sink.address, sink, UNSIGNED.domain, count)]
+        cells += [Cell(v.name, address, sink, v.domain, count, main) for v in VARIANTS]
+        if size == 4 * KIB:
+            for threads in THREADS:
+                s = stampds[threads]
+                cells.append(Cell("threads=%d" % threads, "%s:%d" % s.address, sink, UNSIGNED.domain,
+                                  profile.threads_count, s))
+            if incumbent is not None:
+                cells.append(Cell(INCUMBENT, incumbent.address, incumbent_sink, RSA.domain,
+                                  profile.incumbent_count, queueing=True))
+        plans.append((size, cells))
+    return plans
+
+
+def warm_up(plans, count, expected):
+    """warm_up sends count untimed 4 KiB messages to each stampd and to the
+    incumbent: the stampds open their pooled upstream connections, Postfix
+    spawns its smtpd and smtp processes. expected counts what each stampd
+    relayed ((id(stampd), From domain) -> n)."""
+    warmed = set()
+    for cell in plans[0][1]:
+        if cell.name != DIRECT and cell.address not in warmed:
+            warmed.add(cell.address)
+            timed_send(cell.address, cell.sink, count, 4 * KIB, cell.domain, cell.queueing)
+            if cell.stampd is not None:
+                expected[(id(cell.stampd), cell.domain)] += count
+
+
+def check_logged(stampds, expected):
+    """check_logged waits until each stampd's log shows every message it got
+    relayed, and those of the signing variants signed with their keys."""
+    for s in stampds:
+        relayed = sum(n for (sid, _), n in expected.items() if sid == id(s))
+        signed = {logged_keys(v): expected[(id(s), v.domain)] for v in VARIANTS
+                  if v.keys and expected[(id(s), v.domain)]}
+        s.wait_for_counts(relayed, signed)
+
+
 def bench_rates(profile, keys, progress=None):
-    """bench_rates times every cell profile.rounds times (the order rotated
-    each round) and returns the samples, the signature check and what was
-    left out: {"rounds", "cells": {size: {name: [{"seconds",
-    "source_seconds", "count", "msg_per_s", "mib_per_s"}]}}, "signatures",
-    "skipped": {part: reason}, "incumbent_source_note"}."""
+    """bench_rates checks the signatures, then times every cell
+    profile.rounds times, the order rotated each round. Returns {"rounds",
+    "cells": {size: {name: [{"seconds", "source_seconds", "count",
+    "msg_per_s", "mib_per_s"}, one per round]}}, "signatures" (see
+    check_signatures), "skipped": {part: why}, "threads_auto"}."""
     progress = progress or (lambda text: None)
     skipped = {}
     sink = BenchSink().start()
@@ -424,50 +485,16 @@ def bench_rates(profile, keys, progress=None):
     stampds = {}
     incumbent = None
     try:
-        try:
-            incumbent = Incumbent(keys["rsa"][0], RSA.domain, KEYS["rsa"][1], incumbent_sink, check_sink)
-        except unittest.SkipTest as e:
-            skipped[INCUMBENT] = str(e)
-            progress("incumbent left out: %s" % e)
-        if incumbent is not None:
-            try:
-                incumbent.start()
-            except BaseException:
-                incumbent.cleanup()
-                incumbent = None
-                raise
-        progress("incumbent started" if incumbent else "no incumbent")
+        incumbent = start_incumbent(keys, incumbent_sink, check_sink, skipped)
+        progress("Postfix+OpenDKIM started" if incumbent else "Postfix+OpenDKIM left out: " + skipped[INCUMBENT])
         signatures = check_signatures(keys, incumbent, check_sink)
         progress("signatures checked")
         for threads in (0,) + THREADS:
             stampds[threads] = BenchStampd(sections=stampd_sections(sink.address, keys, threads)).start()
-        main = stampds[0]
-        address = "%s:%d" % main.address
-        plans = []
-        for size, count in profile.sizes:
-            cells = [Cell(DIRECT, sink.address, sink, UNSIGNED.domain, count)]
-            cells += [Cell(v.name, address, sink, v.domain, count, main) for v in VARIANTS]
-            if size == 4 * KIB:
-                for threads in THREADS:
-                    s = stampds[threads]
-                    cells.append(Cell("threads=%d" % threads, "%s:%d" % s.address, sink, UNSIGNED.domain,
-                                      profile.threads_count, s))
-                if incumbent is not None:
-                    cells.append(Cell(INCUMBENT, incumbent.address, incumbent_sink, RSA.domain,
-                                      profile.incumbent_count, queueing=True))
-            plans.append((size, cells))
-        samples = {size: collections.defaultdict(list) for size, _ in plans}
+        plans = plan_cells(profile, sink, stampds, incumbent, incumbent_sink)
         expected = collections.Counter()
-        # Warm-up, untimed: each stampd opens its pooled upstream connections,
-        # the private Postfix spawns its smtpd and smtp processes.
-        warmed = {sink.address}
-        for cell in plans[0][1]:
-            if cell.address not in warmed:
-                warmed.add(cell.address)
-                timed_send(cell.address, cell.sink, profile.warmup, 4 * KIB, cell.domain, cell.queueing)
-                if cell.stampd is not None:
-                    expected[(id(cell.stampd), cell.domain)] += profile.warmup
-        progress("warmed up")
+        warm_up(plans, profile.warmup, expected)
+        samples = {size: collections.defaultdict(list) for size, _ in plans}
         for rnd in range(profile.rounds):
             started = time.monotonic()
             for size, cells in plans:
@@ -481,14 +508,9 @@ def bench_rates(profile, keys, progress=None):
                     if cell.stampd is not None:
                         expected[(id(cell.stampd), cell.domain)] += cell.count
             progress("round %d/%d took %.0f s" % (rnd + 1, profile.rounds, time.monotonic() - started))
-        for s in stampds.values():  # every message relayed, and signed as its variant wants
-            relayed = sum(n for (sid, _), n in expected.items() if sid == id(s))
-            signed = {logged_keys(v): expected[(id(s), v.domain)] for v in VARIANTS
-                      if v.keys and expected[(id(s), v.domain)]}
-            s.wait_for_counts(relayed, signed)
+        check_logged(stampds.values(), expected)
         return {"rounds": profile.rounds, "cells": {size: dict(c) for size, c in samples.items()},
-                "signatures": signatures, "skipped": skipped,
-                "threads_auto": os.cpu_count()}
+                "signatures": signatures, "skipped": skipped, "threads_auto": os.cpu_count()}
     finally:
         for s in stampds.values():
             s.cleanup()
@@ -849,8 +871,14 @@ def main(argv=None):
     if a.big_mib is not None:
         profile = profile._replace(big_mib=a.big_mib)
     started = time.monotonic()
-    results = run(profile, progress=lambda text: print("relay_bench: %3.0f s: %s" % (time.monotonic() - started, text),
-                                                       file=sys.stderr, flush=True))
+
+    def progress(text):
+        print("relay_bench: %3.0f s: %s" % (time.monotonic() - started, text), file=sys.stderr, flush=True)
+    try:
+        results = run(profile, progress)
+    except unittest.SkipTest as e:  # smtp-source, smtp-sink or dkimpy is missing
+        print("relay_bench: cannot run: %s" % e, file=sys.stderr)
+        return 1
     report(results)
     print("\n(relay_bench took %.0f s)" % (time.monotonic() - started))
     if a.json:

@@ -40,7 +40,7 @@ How to run (as root: the private Postfix switches users; needs the test
 packages of deploy/install-deps.sh: postfix, opendkim, python3-dkim,
 python3-nacl) after building stampd (deploy/build.sh):
 
-    tests/bench/relay_bench.py                 # full run, about 6 minutes on 2 cores
+    tests/bench/relay_bench.py                 # full run, 3 to 4 minutes on 2 cores
     tests/bench/relay_bench.py --quick         # tiny sizes, well under 30 s (what CTest runs)
     tests/bench/relay_bench.py --rounds 7 --json results.json
 

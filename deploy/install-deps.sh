@@ -31,6 +31,7 @@ test_pkgs=(
   postfix
   prometheus
   unbound ldnsutils
+  haproxy                     # in front of three replicas (tests/integration/test_haproxy.py)
   openssl
   procps time
   systemd                     # systemd-analyze verify on the unit
@@ -68,8 +69,9 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian packages start daemons that the tests do not want on their ports.
-for svc in postfix opendkim unbound prometheus prometheus-node-exporter; do
+# The Debian packages start daemons that the tests do not want on their ports
+# (or at all: the stock haproxy listens nowhere, but the tests run their own).
+for svc in postfix opendkim unbound prometheus prometheus-node-exporter haproxy; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -18,6 +18,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/stampd.service DESTINATION /l
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION share/doc/stampd)
 install(FILES ${PROJECT_SOURCE_DIR}/etc/stampd.toml DESTINATION share/doc/stampd/examples)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/postfix DESTINATION share/doc/stampd/examples)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/haproxy DESTINATION share/doc/stampd/examples)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME stampd)

@@ -490,7 +490,8 @@ class ReadmeTest(unittest.TestCase):
         readme = read("README.md")
         headings = re.findall(r"(?m)^### (.+)$", readme)
         for want in ("Trial: into a Maildir", "Postfix: after-queue content filter", "Postfix: relayhost",
-                     "Debian package", "systemd", "Docker", "Kubernetes", "Prometheus and Grafana"):
+                     "Debian package", "systemd", "Docker", "Kubernetes", "Behind a load balancer",
+                     "Prometheus and Grafana"):
             self.assertIn(want, headings)
         self.assertIn("tests/deploy/test_container.py", readme)
         # Every deploy/ path the README names exists.

@@ -149,6 +149,11 @@ bool ByteStream::quiet() noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+void ByteStream::cancel() noexcept {
+  error_code ignored;
+  socket_.cancel(ignored);
+}
+
 void ByteStream::close() noexcept {
   disarm();
   error_code ignored;

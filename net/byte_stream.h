@@ -48,6 +48,8 @@ class ByteStream {
   boost::asio::awaitable<void> shutdown(Duration timeout);
   // close drops the connection at once, cancelling pending operations.
   void close() noexcept;
+  // cancel ends a pending read or write (it fails); the connection stays.
+  void cancel() noexcept;
   // quiet says that the connection is still open and nothing arrived that
   // was not asked for (a server's 421, its close, a TLS alert): what a kept
   // connection must be before it is used again. Never blocks.

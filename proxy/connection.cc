@@ -53,6 +53,17 @@ class Connection {
   std::vector<smtp::Command> pipelined_recipients() const;
   asio::awaitable<const char*> data(smtp::Command cmd);
 
+  // on_drain ends the wait for a command of a session between transactions.
+  void on_drain() {
+    drain_requested_ = true;
+    if (idle_) stream_->cancel();
+  }
+  // between_transactions tells whether the session may end for a drain now.
+  bool between_transactions() const {
+    const auto state = session_.state();
+    return state == smtp::Session::State::Connected || state == smtp::Session::State::Greeted;
+  }
+
   ConnectionContext context_;
   const Config& config_;
   std::unique_ptr<net::ByteStream> stream_;
@@ -61,6 +72,9 @@ class Connection {
   obs::SessionRecord record_;
   Relay relay_;
   std::string out_;
+  std::shared_ptr<DrainNotice::Watch> drain_watch_;
+  bool drain_requested_ = false;
+  bool idle_ = false;  // waiting for a command between transactions
 };
 
 asio::awaitable<bool> Connection::flush() {
@@ -211,8 +225,18 @@ asio::awaitable<void> Connection::run() {
   record_.connected(net::endpoint_text(context_.client.address, context_.client.port),
                     context_.local_endpoint, context_.client.trusted);
   reply(make_reply(220, "", s.hostname + " ESMTP stampd"));
+  if (context_.drain != nullptr) {
+    drain_watch_ = context_.drain->watch(stream_->executor(), [this] { on_drain(); });
+  }
   const char* end_reason = nullptr;
   while (end_reason == nullptr) {
+    // A drain ends a session between transactions at once (RFC 5321 §3.8);
+    // what the client already pipelined is answered first.
+    if (drain_requested_ && between_transactions() && reader_.complete_lines(1).empty()) {
+      reply(make_reply(421, "4.3.2", s.hostname + " Service shutting down, closing connection"));
+      end_reason = "drain";
+      break;
+    }
     // Pipelined commands are answered together (RFC 2920).
     const bool write_now = !reader_.buffered() || out_.size() > 64 * 1024;
     if (write_now) {
@@ -222,7 +246,10 @@ asio::awaitable<void> Connection::run() {
         break;
       }
     }
+    idle_ = between_transactions();
     auto line = co_await reader_.read_line(s.max_command_line_length, s.command_timeout);
+    idle_ = false;
+    if (!line && drain_requested_ && between_transactions()) continue;  // the 421 above
     if (line) {
       end_reason = co_await serve(*line);
       if (end_reason == nullptr && session_.state() == smtp::Session::State::Closed) {

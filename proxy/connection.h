@@ -11,6 +11,7 @@
 
 #include "net/byte_stream.h"
 #include "obs/record.h"
+#include "proxy/drain_notice.h"
 #include "proxy/runtime.h"
 #include "smtp/session.h"
 
@@ -24,6 +25,7 @@ struct ConnectionContext {
   smtp::ClientInfo client;
   std::string local_endpoint;   // "127.0.0.1:10027", for logs
   bool proxy_protocol = false;  // a PROXY header comes first and names the real client
+  DrainNotice* drain = nullptr;  // the server's; outlives every connection
 };
 
 // serve_connection runs one SMTP session to its end; it never throws.

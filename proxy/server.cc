@@ -101,7 +101,10 @@ void Server::start() {
   }
 }
 
-void Server::drain() { draining_ = true; }
+void Server::drain() {
+  draining_ = true;
+  drain_notice_.start();
+}
 
 void Server::stop() {
   stopped_ = true;
@@ -165,6 +168,7 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
   context.recorder = &recorder_;
   context.thread = thread;
   context.proxy_protocol = s.proxy_protocol;
+  context.drain = &drain_notice_;
   context.session_id = id_prefix_ + std::to_string(++session_counter_);
   context.client = {ip, remote.port(), s.trusts(ip)};
   context.local_endpoint = local;

@@ -31,7 +31,9 @@ class Server {
   void listen();
   // start begins accepting.
   void start();
-  // drain answers new connections 421 while sessions in flight go on.
+  // drain answers new connections 421, ends the sessions idle between
+  // transactions with 421, and lets transactions in flight finish (their
+  // sessions then get the 421).
   void drain();
   // stop closes the listeners.
   void stop();
@@ -62,6 +64,7 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   ConnectionLimiter limiter_;
   std::atomic<bool> draining_{false};
+  DrainNotice drain_notice_;
   std::atomic<bool> stopped_{false};
   std::atomic<unsigned long> session_counter_{0};
   std::string id_prefix_;

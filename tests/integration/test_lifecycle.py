@@ -100,8 +100,12 @@ class LifecycleTestCase(StampdTestCase):
         ev = stampd.wait_for_event(expect, count=before + 1)[-1]
         return ev, digest
 
-    def send_one(self, stampd, subject, author="author@example.com"):
+    def send_one(self, stampd, subject, author="author@example.com", greeted=None):
+        """send_one relays one message on a new session; greeted (a list)
+        gets the time the greeting arrived: the session was accepted by then."""
         c = SmtpClient(*stampd.address)
+        if greeted is not None:
+            greeted.append(time.monotonic())
         try:
             c.ehlo()
             r = c.send_mail("sender@example.com", ["rcpt@example.net"], make_message(subject=subject, sender=author))
@@ -130,7 +134,7 @@ class ReloadTest(LifecycleTestCase):
             self.assertEqual(first_hash, hashlib.sha256(f.read()).hexdigest())
 
         stop = threading.Event()
-        sent = []  # (subject, connect time, reply code)
+        sent = []  # (subject, time before connecting, time greeted, reply code)
         lock = threading.Lock()
 
         def client(n):
@@ -139,12 +143,13 @@ class ReloadTest(LifecycleTestCase):
                 subject = "load-%d-%d" % (n, i)
                 i += 1
                 t = time.monotonic()
+                greeted = []
                 try:
-                    code = self.send_one(stampd, subject).code
+                    code = self.send_one(stampd, subject, greeted=greeted).code
                 except Exception as e:  # counted as a failure below
                     code = repr(e)
                 with lock:
-                    sent.append((subject, t, code))
+                    sent.append((subject, t, greeted[0] if greeted else time.monotonic(), code))
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
         for t in threads:
@@ -166,20 +171,21 @@ class ReloadTest(LifecycleTestCase):
                 t.join(30)
 
         self.assertGreater(len(sent), 20)
-        failed = [s for s in sent if s[2] != 250]
+        failed = [s for s in sent if s[3] != 250]
         self.assertEqual(failed, [], "messages failed during reloads")
         up.wait_for_messages(len(sent))
         self.assertEqual(scrape(maddr).value("stampd_config_reloads_total", result="failed"), 0)
         counts = {"old": 0, "new": 0}
-        for subject, t_connect, _ in sent:
+        for subject, t_connect, t_greeted, _ in sent:
             sels = self.selector_of(up, subject)
             self.assertIsNotNone(sels, subject)
             self.assertEqual(len(sels), 1, (subject, sels))  # signed exactly once
             counts[sels[0]] += 1
             # A session that connected after a reload was seen runs on it (or
-            # on a later one whose SIGHUP was already sent).
+            # on a later one whose SIGHUP was sent before the session was
+            # accepted, which it was by the time it was greeted).
             last = max(i for i, (_, t_seen, _) in enumerate(reloads) if t_seen < t_connect)
-            allowed = {reloads[last][2]} | {sel for t_sent, _, sel in reloads[last + 1:] if t_sent < t_connect}
+            allowed = {reloads[last][2]} | {sel for t_sent, _, sel in reloads[last + 1:] if t_sent < t_greeted}
             self.assertIn(sels[0], allowed, subject)
         self.assertGreater(counts["old"], 0)
         self.assertGreater(counts["new"], 0)
@@ -237,9 +243,10 @@ class ReloadTest(LifecycleTestCase):
 
 
 class DrainTest(LifecycleTestCase):
-    def start_plain(self, up, drain_timeout="10s"):
+    def start_plain(self, up, drain_timeout="10s", **server):
         sections = merge_sections(default_sections([up.address]),
-                                  {"server": {"drain_timeout": drain_timeout}, "metrics": {"listen": "127.0.0.1:0"},
+                                  {"server": dict(drain_timeout=drain_timeout, **server),
+                                   "metrics": {"listen": "127.0.0.1:0"},
                                    "upstream": {"health_check_interval": "1s"}})
         return self.start_stampd(config_text=render_toml(sections), sections=sections)
 
@@ -336,16 +343,64 @@ class DrainTest(LifecycleTestCase):
         self.assertEqual(up.messages[0].content, msg)
 
     def test_drain_timeout_cuts_a_session_that_never_ends(self):
+        # A transaction that is opened and never finished holds the drain
+        # only for drain_timeout.
         up = self.start_upstream()
         stampd = self.start_plain(up, drain_timeout="1s")
-        idle = self.connect(stampd)
-        idle.ehlo()
+        stuck = self.connect(stampd)
+        stuck.ehlo()
+        self.assertEqual(stuck.mail("sender@example.com").code, 250)
         start = time.monotonic()
         stampd.proc.send_signal(signal.SIGTERM)
         self.assertEqual(stampd.proc.wait(10), 0)
         self.assertLess(time.monotonic() - start, 5)
         stampd.stop()
         self.assertEqual(stampd.events("stopped")[0]["unfinished_sessions"], "1")
+
+    def test_drain_ends_idle_sessions_at_once_and_waits_only_for_transactions(self):
+        # 100 sessions idle between transactions (as pooled app clients and
+        # Postfix's connection cache leave them) and 5 in the middle of DATA:
+        # the idle ones get 421 4.3.2 at once, the 5 messages are relayed,
+        # and the process exits then, not at drain_timeout (30 s here).
+        up = self.start_upstream()
+        stampd = self.start_plain(up, drain_timeout="30s", max_connections_per_ip=200)
+        idle = []
+        for _ in range(100):
+            c = self.connect(stampd)
+            c.ehlo()
+            idle.append(c)
+        busy = []
+        for i in range(5):
+            c = self.connect(stampd)
+            c.ehlo()
+            c.mail("sender@example.com")
+            c.rcpt("rcpt@example.net")
+            self.assertEqual(c.cmd("DATA").code, 354)
+            msg = make_message(subject="in flight %d" % i)
+            c.send(msg[:len(msg) // 2])
+            busy.append((c, msg))
+        start = time.monotonic()
+        stampd.proc.send_signal(signal.SIGTERM)
+        stampd.wait_for_event("draining")
+        for c in idle:
+            r = c.reply(timeout=5)
+            self.assertEqual((r.code, r.enhanced), (421, "4.3.2"), r)
+        time.sleep(0.3)
+        for c, msg in busy:
+            c.send(msg[len(msg) // 2:] + b".\r\n")
+        for c, _ in busy:
+            self.assertEqual(c.reply(timeout=10).code, 250)
+        # Between transactions now: they get the 421 too.
+        for c, _ in busy:
+            self.assertEqual(c.reply(timeout=5).code, 421)
+        self.assertEqual(stampd.proc.wait(10), 0)
+        elapsed = time.monotonic() - start
+        stampd.stop()
+        self.assertLess(elapsed, 8, "the drain waited for idle sessions")
+        self.assertEqual(len(up.accepted_messages), 5)
+        self.assertEqual(stampd.events("stopped")[0]["unfinished_sessions"], "0")
+        self.assertEqual(len(stampd.events("disconnect", reason="drain")), 105)
+        print("drain with 100 idle and 5 mid-DATA sessions: exited %.2f s after SIGTERM" % elapsed)
 
 
 class HealthTest(LifecycleTestCase):

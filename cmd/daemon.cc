@@ -232,8 +232,7 @@ asio::awaitable<void> Daemon::drain() {
   upstreams->retire();
   // (Sessions cut at the deadline still hold theirs: no wait for those.)
   const auto quit_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (left == 0 && upstreams->alive() > 0 &&
-         std::chrono::steady_clock::now() < quit_deadline) {
+  while (left == 0 && upstreams->alive() > 0 && std::chrono::steady_clock::now() < quit_deadline) {
     tick.expires_after(std::chrono::milliseconds(10));
     boost::system::error_code ec;
     co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -296,8 +295,12 @@ int Daemon::serve() {
   SignalWatcher signals(control_, [this](int sig) { on_signal(sig); });
   server_->start();
   health_.set_listening(true);
-  for (const auto& endpoint : server_->local_endpoints()) {
-    obs::log_info("listening", {{"address", endpoint}, {"version", STAMPD_VERSION}});
+  const auto endpoints = server_->local_endpoints();
+  const bool certificates = server_->runtime()->server_tls != nullptr;
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    const char* tls = server_->implicit_tls(i) ? "implicit" : certificates ? "starttls" : "none";
+    obs::log_info("listening",
+                  {{"address", endpoints[i]}, {"tls", tls}, {"version", STAMPD_VERSION}});
   }
   if (metrics_server_) {
     metrics_server_->start();

@@ -119,6 +119,7 @@ asio::awaitable<Status> ByteStream::start_tls_client(asio::ssl::context& context
 asio::awaitable<Status> ByteStream::start_tls_server(asio::ssl::context& context,
                                                      Duration timeout) {
   tls_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, context);
+  tls_server_ = true;
   error_code ec;
   arm(timeout);
   co_await tls_->async_handshake(asio::ssl::stream_base::server,
@@ -134,6 +135,10 @@ asio::awaitable<Status> ByteStream::start_tls_server(asio::ssl::context& context
 
 asio::awaitable<void> ByteStream::shutdown(Duration timeout) {
   if (tls_ && socket_.is_open()) {
+    // A server sends its close_notify and goes (RFC 8446 §6.1 lets the
+    // closing side skip waiting for the peer's): a client that keeps the
+    // connection open after QUIT must not hold the session for timeout.
+    if (tls_server_) SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
     error_code ec;
     arm(timeout);
     co_await tls_->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
@@ -165,6 +170,23 @@ std::string ByteStream::tls_description() const {
   if (!tls_) return "none";
   SSL* ssl = const_cast<asio::ssl::stream<Socket&>&>(*tls_).native_handle();
   return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+}
+
+std::string ByteStream::tls_protocol() const {
+  if (!tls_) return {};
+  return SSL_get_version(const_cast<asio::ssl::stream<Socket&>&>(*tls_).native_handle());
+}
+
+std::string ByteStream::tls_cipher() const {
+  if (!tls_) return {};
+  return SSL_get_cipher_name(const_cast<asio::ssl::stream<Socket&>&>(*tls_).native_handle());
+}
+
+std::string ByteStream::tls_server_name() const {
+  if (!tls_) return {};
+  const char* name = SSL_get_servername(
+      const_cast<asio::ssl::stream<Socket&>&>(*tls_).native_handle(), TLSEXT_NAMETYPE_host_name);
+  return name != nullptr ? name : "";
 }
 
 asio::awaitable<Result<std::unique_ptr<ByteStream>>> connect_tcp(asio::any_io_executor executor,

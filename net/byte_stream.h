@@ -58,6 +58,12 @@ class ByteStream {
   bool tls_active() const noexcept { return tls_ != nullptr; }
   // tls_description names the protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
   std::string tls_description() const;
+  // tls_protocol ("TLSv1.3"), tls_cipher ("TLS_AES_256_GCM_SHA384") and
+  // tls_server_name (the SNI name a client sent us; "" for none) describe
+  // the TLS session; all "" in clear.
+  std::string tls_protocol() const;
+  std::string tls_cipher() const;
+  std::string tls_server_name() const;
   Socket& socket() noexcept { return socket_; }
   const boost::asio::any_io_executor& executor() noexcept { return executor_; }
 
@@ -74,6 +80,7 @@ class ByteStream {
   // operation was already armed) not to cancel that operation.
   std::shared_ptr<unsigned> generation_ = std::make_shared<unsigned>(0);
   bool timed_out_ = false;
+  bool tls_server_ = false;  // the TLS session is ours to serve (not a client's)
 };
 
 // connect_tcp resolves host and connects to the first address that answers

@@ -54,6 +54,8 @@ class LineReader {
 
   // buffered tells whether input is already waiting (a pipelining client).
   bool buffered() const noexcept { return end_ > begin_; }
+  // buffered_bytes is how much input is waiting.
+  std::size_t buffered_bytes() const noexcept { return end_ - begin_; }
   // discard drops buffered input (after STARTTLS, RFC 3207 §4.2).
   void discard() noexcept { begin_ = end_ = 0; }
 

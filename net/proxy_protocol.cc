@@ -101,4 +101,19 @@ ProxyParse parse_proxy_header(std::string_view data) {
   return invalid("connection does not start with a PROXY protocol header");
 }
 
+std::size_t proxy_header_wanted(std::string_view data) {
+  // The shortest header is v1's "PROXY UNKNOWN\r\n" (15 bytes); v2's is 16.
+  constexpr std::size_t kShortest = 15;
+  if (data.size() < kShortest) return kShortest - data.size();
+  if (data.front() == kV2Signature.front()) {
+    if (data.size() < 16) return 16 - data.size();
+    const std::size_t length =
+        (static_cast<std::size_t>(static_cast<unsigned char>(data[14])) << 8) |
+        static_cast<unsigned char>(data[15]);
+    return 16 + length > data.size() ? 16 + length - data.size() : 1;
+  }
+  // v1 ends at CRLF: two more bytes at least, or one after a CR.
+  return data.back() == '\r' ? 1 : 2;
+}
+
 }  // namespace stampd::net

@@ -29,6 +29,12 @@ struct ProxyParse {
 // parse_proxy_header looks at data (the connection's first bytes so far).
 ProxyParse parse_proxy_header(std::string_view data);
 
+// proxy_header_wanted is how many more bytes may be read after data (the
+// first bytes so far, parse_proxy_header saying NeedMore) without reading
+// past the header's end: the bytes after it may be a TLS handshake, which
+// must reach the TLS engine untouched. At least 1.
+std::size_t proxy_header_wanted(std::string_view data);
+
 // kMaxProxyHeader bounds what we read before giving up (v2: 16 + 216 for IPv6 + TLVs).
 inline constexpr std::size_t kMaxProxyHeader = 536;
 

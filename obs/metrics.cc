@@ -26,7 +26,6 @@ Histogram::BucketBoundaries size_buckets() {
   return {1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 52428800, 104857600};
 }
 
-
 }  // namespace
 
 Metrics::Metrics()
@@ -62,6 +61,16 @@ Metrics::Metrics()
                               .Help("Message bytes sent to the upstream, signatures included.")
                               .Register(*registry_)
                               .Add({})),
+      tls_sessions(BuildCounter()
+                       .Name("stampd_tls_sessions_total")
+                       .Help("Client TLS handshakes completed, by mode (starttls, implicit) and "
+                             "protocol version.")
+                       .Register(*registry_)),
+      tls_handshake_failures(BuildCounter()
+                                 .Name("stampd_tls_handshake_failures_total")
+                                 .Help("Client TLS handshakes that failed, by mode and reason "
+                                       "(timeout, closed, error).")
+                                 .Register(*registry_)),
       messages(BuildCounter()
                    .Name("stampd_messages_total")
                    .Help("Messages by outcome: relayed, rejected, tempfailed, aborted.")

@@ -36,6 +36,10 @@ class Metrics {
   prometheus::Counter& bytes_received;                           // from clients
   prometheus::Counter& bytes_sent_upstream;
 
+  // TLS from clients (STARTTLS and implicit-TLS listeners).
+  prometheus::Family<prometheus::Counter>& tls_sessions;            // mode, version
+  prometheus::Family<prometheus::Counter>& tls_handshake_failures;  // mode, reason
+
   // Messages.
   prometheus::Family<prometheus::Counter>& messages;  // outcome
   prometheus::Histogram& message_size;
@@ -71,12 +75,12 @@ class Metrics {
   void set_before_scrape(std::function<void()> hook);
   // set_config_hash makes config_info{sha256=hash} the only series at 1.
   void set_config_hash(const std::string& hash);
+
  private:
   mutable std::mutex hook_mutex_;
   std::function<void()> before_scrape_;
   std::mutex config_mutex_;
   std::string config_hash_;
 };
-
 
 }  // namespace stampd::obs

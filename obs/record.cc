@@ -15,7 +15,25 @@ constexpr std::array<std::pair<const char*, const char*>, 4> kRefusals{{
     {"not_in_proxy_networks", "not-in-proxy-networks"},
 }};
 
+constexpr std::array<const char*, 3> kTlsVersions{"TLSv1.2", "TLSv1.3", "other"};
+
 }  // namespace
+
+const char* to_string(TlsStart start) {
+  return start == TlsStart::Starttls ? "starttls" : "implicit";
+}
+
+const char* to_string(TlsFailure failure) {
+  switch (failure) {
+    case TlsFailure::Timeout:
+      return "timeout";
+    case TlsFailure::Closed:
+      return "closed";
+    case TlsFailure::Error:
+      return "error";
+  }
+  return "?";
+}
 
 const char* to_string(MessageOutcome outcome) {
   switch (outcome) {
@@ -69,6 +87,17 @@ Recorder::Recorder(Metrics& metrics, Health& health, const std::vector<std::stri
   for (std::size_t i = 0; i < refused_.size(); ++i) {
     refused_[i] = &metrics_.connections_refused.Add({{"reason", kRefusals[i].first}});
   }
+  for (auto start : {TlsStart::Starttls, TlsStart::Implicit}) {
+    const auto s = static_cast<std::size_t>(start);
+    for (std::size_t v = 0; v < kTlsVersions.size(); ++v) {
+      tls_sessions_[s][v] =
+          &metrics_.tls_sessions.Add({{"mode", to_string(start)}, {"version", kTlsVersions[v]}});
+    }
+    for (auto failure : {TlsFailure::Timeout, TlsFailure::Closed, TlsFailure::Error}) {
+      tls_failures_[s][static_cast<std::size_t>(failure)] = &metrics_.tls_handshake_failures.Add(
+          {{"mode", to_string(start)}, {"reason", to_string(failure)}});
+    }
+  }
   for (std::size_t k = 1; k < upstream_errors_.size(); ++k) {
     upstream_errors_[k] =
         &metrics_.upstream_errors.Add({{"kind", to_string(static_cast<UpstreamError>(k))}});
@@ -95,6 +124,16 @@ void Recorder::accept_failed(std::string_view listen, std::string_view error) {
 
 void Recorder::session_crashed(std::string_view session, std::string_view error) {
   Logger::write(LogLevel::Error, "session-crashed", {{"session", session}, {"error", error}});
+}
+
+prometheus::Counter& Recorder::tls_started(TlsStart start, std::string_view version) {
+  std::size_t v = 0;
+  while (v + 1 < kTlsVersions.size() && version != kTlsVersions[v]) ++v;
+  return *tls_sessions_[static_cast<std::size_t>(start)][v];
+}
+
+prometheus::Counter& Recorder::tls_failed(TlsStart start, TlsFailure failure) {
+  return *tls_failures_[static_cast<std::size_t>(start)][static_cast<std::size_t>(failure)];
 }
 
 prometheus::Counter& Recorder::reply(int code) {
@@ -153,6 +192,26 @@ void SessionRecord::disconnected(std::string_view reason, unsigned transactions)
   const std::string n = std::to_string(transactions);
   Logger::write(LogLevel::Info, "disconnect",
                 {{"session", session_}, {"reason", reason}, {"transactions", n}});
+}
+
+void SessionRecord::tls_started(TlsStart start, std::string_view protocol, std::string_view cipher,
+                                std::string_view server_name) {
+  recorder_.tls_started(start, protocol).Increment();
+  Logger::write(LogLevel::Info, "tls",
+                {{"session", session_},
+                 {"mode", to_string(start)},
+                 {"protocol", protocol},
+                 {"cipher", cipher},
+                 {"sni", server_name}});
+}
+
+void SessionRecord::tls_failed(TlsStart start, TlsFailure failure, std::string_view detail) {
+  recorder_.tls_failed(start, failure).Increment();
+  Logger::write(LogLevel::Info, "tls-failed",
+                {{"session", session_},
+                 {"mode", to_string(start)},
+                 {"reason", to_string(failure)},
+                 {"error", detail}});
 }
 
 void SessionRecord::note(LogLevel level, std::string_view event, std::vector<LogField> fields) {

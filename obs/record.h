@@ -30,6 +30,14 @@ const char* to_string(UpstreamError kind);
 // ConnectionRefusal is why a client was turned away at accept.
 enum class ConnectionRefusal { Draining, MaxConnections, MaxConnectionsPerIp, NotInProxyNetworks };
 
+// TlsStart is how a client's TLS session began.
+enum class TlsStart { Starttls, Implicit };
+const char* to_string(TlsStart start);
+
+// TlsFailure is why a client's TLS handshake failed.
+enum class TlsFailure { Timeout, Closed, Error };
+const char* to_string(TlsFailure failure);
+
 // MessageSummary is the message's one summary line (event=message).
 struct MessageSummary {
   std::string_view msg_id;
@@ -70,6 +78,11 @@ class Recorder {
   void accept_failed(std::string_view listen, std::string_view error);
   void session_crashed(std::string_view session, std::string_view error);
 
+  // tls_started counts a completed client handshake; version is OpenSSL's
+  // name ("TLSv1.3"); any other than TLSv1.2 and TLSv1.3 counts as "other".
+  prometheus::Counter& tls_started(TlsStart start, std::string_view version);
+  prometheus::Counter& tls_failed(TlsStart start, TlsFailure failure);
+
   prometheus::Counter& command(std::size_t verb) { return *commands_.at(verb); }
   prometheus::Counter& reply(int code);
   // message counts the message, then writes its summary line (so a reader
@@ -83,7 +96,9 @@ class Recorder {
   std::array<prometheus::Counter*, 4> replies_{};   // 2xx..5xx
   std::array<prometheus::Counter*, 4> messages_{};  // by MessageOutcome
   std::array<prometheus::Counter*, 8> upstream_errors_{};
-  std::array<prometheus::Counter*, 4> refused_{};  // by ConnectionRefusal
+  std::array<prometheus::Counter*, 4> refused_{};                      // by ConnectionRefusal
+  std::array<std::array<prometheus::Counter*, 3>, 2> tls_sessions_{};  // TlsStart x version
+  std::array<std::array<prometheus::Counter*, 3>, 2> tls_failures_{};  // TlsStart x TlsFailure
 };
 
 // SessionRecord is one client session's view of the Recorder: every line it
@@ -99,6 +114,12 @@ class SessionRecord {
   void connected(std::string_view client, std::string_view local, bool trusted);
   void disconnected(std::string_view reason, unsigned transactions);
   void command(std::size_t verb) { recorder_.command(verb).Increment(); }
+  // tls_started logs (event=tls) and counts a completed handshake.
+  void tls_started(TlsStart start, std::string_view protocol, std::string_view cipher,
+                   std::string_view server_name);
+  // tls_failed logs (event=tls-failed) and counts a failed handshake; the
+  // session ends after it.
+  void tls_failed(TlsStart start, TlsFailure failure, std::string_view detail);
   void reply(int code) { recorder_.reply(code).Increment(); }
   // note writes one more line of this session (refusals, debug traces, proxy headers...).
   void note(LogLevel level, std::string_view event, std::vector<LogField> fields);

@@ -405,6 +405,21 @@ void check_server(const Reader& r, ServerConfig& s) {
     r.fail(*r.table.get("proxy_protocol"), "proxy_protocol",
            "needs proxy_networks, the addresses of your load balancers");
   }
+  if (s.certificates.empty() && !s.listen_tls.empty())
+    r.fail(*r.table.get("listen_tls"), "listen_tls", "needs a [[server.certificate]]");
+  if (s.certificates.empty() && s.require_tls)
+    r.fail(*r.table.get("require_tls"), "require_tls", "needs a [[server.certificate]]");
+}
+
+// check_certificate makes sure both files can be read now; whether they hold
+// a usable certificate and key is build_runtime's check (OpenSSL's).
+void check_certificate(const Reader& r, CertificateConfig& c) {
+  for (const auto& [key, path] :
+       {std::pair<const char*, const std::string*>{"chain_file", &c.chain_file},
+        {"key_file", &c.key_file}}) {
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) r.fail(*r.table.get(key), key, "cannot read '" + *path + "'");
+  }
 }
 
 // check_upstream reads the password (never printed). An empty string means
@@ -489,6 +504,16 @@ using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
 
+const Keys<CertificateConfig>& certificate_keys() {
+  using C = CertificateConfig;
+  static const Keys<C> keys{
+      required(field("chain_file", &C::chain_file, file_name(),
+                     "PEM: the certificate, then its intermediates")),
+      required(field("key_file", &C::key_file, file_name(), "PEM: its private key")),
+  };
+  return keys;
+}
+
 const Keys<ServerConfig>& server_keys() {
   using S = ServerConfig;
   static const Keys<S> keys{
@@ -526,6 +551,14 @@ const Keys<ServerConfig>& server_keys() {
       field("proxy_protocol", &S::proxy_protocol, boolean(), "expect a PROXY protocol header"),
       field("proxy_networks", &S::proxy_networks_text, strings(true, check_cidr),
             "load balancers that may send it"),
+      field("listen_tls", &S::listen_tls, strings(true, check_listen),
+            "addresses that speak TLS from the first byte (port 465)"),
+      field("require_tls", &S::require_tls, boolean(), "refuse MAIL before STARTTLS"),
+      field("tls_handshake_timeout", &S::tls_handshake_timeout, duration(seconds(1), minutes(10)),
+            "time a client has for its TLS handshake"),
+      // Last: a [[server.certificate]] table ends the [server] keys when printed.
+      tables("server", "certificate", &S::certificates, certificate_keys(), check_certificate,
+             "a certificate for STARTTLS and listen_tls; the first is the default"),
   };
   return keys;
 }

@@ -34,6 +34,13 @@ enum class TlsMode { None, Starttls, Required, Implicit };
 using obs::LogFormat;
 using obs::LogLevel;
 
+// CertificateConfig is one [[server.certificate]]: a chain and its key (PEM).
+struct CertificateConfig {
+  std::string origin;  // "file:line" of its table, for errors
+  std::string chain_file;
+  std::string key_file;
+};
+
 struct ServerConfig {
   std::vector<std::string> listen{"127.0.0.1:10027"};
   std::string hostname;  // default: the machine's host name
@@ -63,6 +70,14 @@ struct ServerConfig {
   bool proxy_protocol = false;
   std::vector<net::Cidr> proxy_networks;
   std::vector<std::string> proxy_networks_text;
+  // TLS in: STARTTLS (RFC 3207) is offered on every listen address when a
+  // certificate is configured; listen_tls addresses speak TLS from the first
+  // byte (RFC 8314). The first certificate is the default; the others are
+  // chosen by the name the client asks for (SNI).
+  std::vector<std::string> listen_tls;
+  bool require_tls = false;  // MAIL refused with 530 5.7.0 until STARTTLS
+  Duration tls_handshake_timeout = std::chrono::seconds(30);
+  std::vector<CertificateConfig> certificates;
 };
 
 struct UpstreamConfig {

@@ -1,11 +1,14 @@
 #include "proxy/connection.h"
 
+#include <array>
+#include <boost/asio/ssl/error.hpp>
 #include <chrono>
 #include <vector>
 
 #include "net/host_port.h"
 #include "net/line_reader.h"
 #include "net/proxy_protocol.h"
+#include "net/tls_server.h"
 #include "proxy/relay.h"
 #include "smtp/command.h"
 
@@ -32,13 +35,24 @@ class Connection {
                  context_.client, config_.server.hostname),
         record_(*context_.recorder, context_.session_id),
         relay_(context_.runtime, context_.runtime->upstreams->pool(context_.thread), session_,
-               record_) {}
+               record_) {
+    // STARTTLS where a certificate is and TLS is not already on (RFC 8314 listeners).
+    session_.set_tls_policy({.starttls = tls() != nullptr && !context_.implicit_tls,
+                             .required = config_.server.require_tls});
+  }
 
   asio::awaitable<void> run();
 
  private:
   // read_proxy_header takes the PROXY protocol header off the connection.
   asio::awaitable<bool> read_proxy_header();
+  // tls is the session's certificates (those of the runtime it started with).
+  const net::ServerTls* tls() const { return context_.runtime->server_tls.get(); }
+  // starttls answers STARTTLS and runs the handshake (RFC 3207).
+  asio::awaitable<const char*> starttls(smtp::Command cmd);
+  // handshake runs the server side of a TLS handshake and starts the
+  // session over on success; on failure the connection must end.
+  asio::awaitable<bool> handshake(obs::TlsStart start);
   asio::awaitable<bool> flush();
   void reply(const smtp::Reply& r) {
     record_.reply(r.code);
@@ -151,6 +165,8 @@ asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
     }
     case smtp::Verb::Data:
       co_return co_await data(std::move(cmd));
+    case smtp::Verb::Starttls:
+      co_return co_await starttls(std::move(cmd));
     case smtp::Verb::Rset:
       co_await relay_.reset();
       break;
@@ -179,18 +195,62 @@ asio::awaitable<const char*> Connection::serve(std::string_view line) {
   co_return co_await dispatch(std::move(cmd));
 }
 
+asio::awaitable<const char*> Connection::starttls(smtp::Command cmd) {
+  session_.apply(cmd);
+  reply(session_.local_reply(cmd));
+  if (!co_await flush()) co_return "write-failed";
+  // RFC 3207 §4.2 (CVE-2011-0411): what the client sent behind STARTTLS came
+  // in clear, where anyone on the path could have put it; it must not be
+  // read as if it had come over TLS.
+  if (const std::size_t dropped = reader_.buffered_bytes(); dropped > 0) {
+    reader_.discard();
+    const std::string bytes = std::to_string(dropped);
+    record_.note(obs::LogLevel::Warning, "starttls-input-discarded", {{"bytes", bytes}});
+  }
+  if (!co_await handshake(obs::TlsStart::Starttls)) co_return "tls-failed";
+  co_return nullptr;
+}
+
+asio::awaitable<bool> Connection::handshake(obs::TlsStart start) {
+  if (tls() == nullptr) {
+    // A listen_tls listener after a reload that took every certificate away.
+    record_.tls_failed(start, obs::TlsFailure::Error, "no certificate configured");
+    co_return false;
+  }
+  auto done =
+      co_await stream_->start_tls_server(tls()->context(), config_.server.tls_handshake_timeout);
+  if (!done) {
+    const auto& code = done.error().code;
+    const auto is = [&](boost::system::error_code want) { return code == std::error_code(want); };
+    auto failure = obs::TlsFailure::Error;
+    if (code == net::Errc::Timeout) {
+      failure = obs::TlsFailure::Timeout;
+    } else if (is(asio::error::eof) || is(asio::error::connection_reset) ||
+               is(asio::ssl::error::stream_truncated)) {
+      failure = obs::TlsFailure::Closed;  // the client went away mid-handshake
+    }
+    const std::string detail = done.error().message();
+    record_.tls_failed(start, failure, detail);
+    co_return false;
+  }
+  smtp::TlsInfo info{stream_->tls_protocol(), stream_->tls_cipher(), stream_->tls_server_name()};
+  record_.tls_started(start, info.protocol, info.cipher, info.server_name);
+  session_.tls_started(std::move(info));
+  co_return true;
+}
+
 asio::awaitable<bool> Connection::read_proxy_header() {
   const std::string balancer = net::endpoint_text(context_.client.address, context_.client.port);
+  // Read from the stream, not the line reader, and never past the header:
+  // on a listen_tls listener the TLS handshake follows it at once.
+  std::array<char, net::kMaxProxyHeader> header{};
+  std::size_t have = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
-    auto chunk = co_await reader_.read_chunk(std::chrono::seconds(10));
-    if (!chunk) {
-      const std::string error = chunk.error().message();
-      record_.note(obs::LogLevel::Info, "proxy-header-missing", {{"error", error}});
-      co_return false;
-    }
-    const auto parsed = net::parse_proxy_header(std::string_view(chunk->data(), chunk->size()));
-    const bool too_long =
-        parsed.status == net::ProxyParse::Status::NeedMore && chunk->size() >= net::kMaxProxyHeader;
+    const std::string_view seen(header.data(), have);
+    const auto parsed = net::parse_proxy_header(seen);
+    const bool too_long = parsed.status == net::ProxyParse::Status::NeedMore &&
+                          have + net::proxy_header_wanted(seen) > header.size();
     if (parsed.status == net::ProxyParse::Status::Invalid || too_long) {
       const std::string error = parsed.error.empty() ? "too long" : parsed.error;
       record_.note(obs::LogLevel::Warning, "proxy-header-invalid",
@@ -198,7 +258,6 @@ asio::awaitable<bool> Connection::read_proxy_header() {
       co_return false;
     }
     if (parsed.status == net::ProxyParse::Status::Done) {
-      reader_.consume(parsed.header.length);
       if (parsed.header.source) {
         const net::IpAddress address = net::unmap(*parsed.header.source);
         context_.client = {address, parsed.header.source_port, config_.server.trusts(address)};
@@ -210,9 +269,16 @@ asio::awaitable<bool> Connection::read_proxy_header() {
       }
       co_return true;
     }
-    // NeedMore: a v2 header can arrive in pieces; read_chunk returns what is
-    // buffered, so wait for more by reading again after consuming nothing.
-    if (!co_await reader_.fill_more(std::chrono::seconds(10))) co_return false;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    auto n = co_await stream_->read_some(
+        asio::buffer(header.data() + have, net::proxy_header_wanted(seen)),
+        std::max<net::Duration>(left, std::chrono::milliseconds(1)));
+    if (!n) {
+      const std::string error = n.error().message();
+      record_.note(obs::LogLevel::Info, "proxy-header-missing", {{"error", error}});
+      co_return false;
+    }
+    have += *n;
   }
 }
 
@@ -224,6 +290,12 @@ asio::awaitable<void> Connection::run() {
   }
   record_.connected(net::endpoint_text(context_.client.address, context_.client.port),
                     context_.local_endpoint, context_.client.trusted);
+  // RFC 8314 §3.3: on an implicit-TLS listener the handshake comes first.
+  if (context_.implicit_tls && !co_await handshake(obs::TlsStart::Implicit)) {
+    co_await stream_->shutdown(std::chrono::seconds(1));
+    record_.disconnected("tls-failed", 0);
+    co_return;
+  }
   reply(make_reply(220, "", s.hostname + " ESMTP stampd"));
   if (context_.drain != nullptr) {
     drain_watch_ = context_.drain->watch(stream_->executor(), [this] { on_drain(); });

@@ -23,8 +23,9 @@ struct ConnectionContext {
   std::size_t thread = 0;             // the I/O thread it runs on: whose upstream pool
   std::string session_id;
   smtp::ClientInfo client;
-  std::string local_endpoint;   // "127.0.0.1:10027", for logs
-  bool proxy_protocol = false;  // a PROXY header comes first and names the real client
+  std::string local_endpoint;    // "127.0.0.1:10027", for logs
+  bool proxy_protocol = false;   // a PROXY header comes first and names the real client
+  bool implicit_tls = false;     // a listen_tls listener: TLS before the greeting (RFC 8314)
   DrainNotice* drain = nullptr;  // the server's; outlives every connection
 };
 

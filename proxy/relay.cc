@@ -293,6 +293,10 @@ void Relay::summarize(const Outcome& outcome, std::string_view reply_summary) {
   const auto& xforward = session_.xforward();
   if (const auto* addr = xforward.find("ADDR")) m.extra.emplace_back("xforward_addr", *addr);
   if (const auto* helo = xforward.find("HELO")) m.extra.emplace_back("xforward_helo", *helo);
+  if (const auto& tls = session_.tls()) {
+    m.extra.emplace_back("tls", tls->protocol);
+    m.extra.emplace_back("tls_cipher", tls->cipher);
+  }
   for (const auto& [k, v] : tx_.log_fields) m.extra.emplace_back(k, v);
   record_.message(m);
 }

@@ -32,6 +32,16 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
   runtime->metrics = metrics ? std::move(metrics) : std::make_shared<obs::Metrics>();
   runtime->upstreams = std::make_shared<UpstreamFactory>(config, runtime->metrics, io);
 
+  if (!config->server.certificates.empty()) {
+    std::vector<net::CertificateFiles> files;
+    for (const auto& c : config->server.certificates) {
+      files.push_back({c.chain_file, c.key_file, c.origin + ": [server.certificate]"});
+    }
+    auto tls = net::ServerTls::load(files);
+    if (!tls) throw ConfigError(tls.error().detail);
+    runtime->server_tls = std::move(*tls);
+  }
+
   auth::KeyringOptions options;
   options.allow_group_readable_keys = config->dkim.allow_group_readable_keys;
   options.keep_broken_keys = key_policy == KeyPolicy::Lenient;

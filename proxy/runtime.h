@@ -10,6 +10,7 @@
 
 #include "auth/dkim/keyring.h"
 #include "net/resolver.h"
+#include "net/tls_server.h"
 #include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
@@ -24,6 +25,9 @@ struct Runtime {
   std::shared_ptr<const auth::SigningKeys> signing_keys;  // never null; maybe empty
   std::shared_ptr<net::Resolver> resolver;                // null when built without an executor
   std::vector<std::shared_ptr<const StageFactory>> stage_factories;  // in pipeline order
+  // The [[server.certificate]]s for STARTTLS and listen_tls; null: none. A
+  // session keeps the one it started with across a reload.
+  std::shared_ptr<const net::ServerTls> server_tls;
 };
 
 // KeyPolicy says what a key that cannot be loaded means.

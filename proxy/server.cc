@@ -66,23 +66,29 @@ void Server::swap_runtime(std::shared_ptr<const Runtime> runtime) {
 
 void Server::listen() {
   const auto config = runtime()->config;
-  for (const auto& text : config->server.listen) {
-    auto hp = net::split_host_port(text);
-    auto ip = hp ? net::parse_ip(hp->host) : std::nullopt;
-    if (!ip) throw ConfigError(config->path + ": [server] listen: bad address '" + text + "'");
-    tcp::endpoint endpoint(*ip, static_cast<unsigned short>(std::stoul(hp->port)));
-    auto acceptor = std::make_unique<tcp::acceptor>(io_);
-    boost::system::error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      throw ConfigError(config->path + ": [server] listen: cannot listen on " + text + ": " +
-                        ec.message());
-    acceptors_.push_back(std::move(acceptor));
+  for (const auto& text : config->server.listen) bind(text, "listen", false);
+  for (const auto& text : config->server.listen_tls) bind(text, "listen_tls", true);
+}
+
+void Server::bind(const std::string& text, const char* key, bool implicit_tls) {
+  const auto& path = runtime()->config->path;
+  auto hp = net::split_host_port(text);
+  auto ip = hp ? net::parse_ip(hp->host) : std::nullopt;
+  if (!ip) throw ConfigError(path + ": [server] " + key + ": bad address '" + text + "'");
+  tcp::endpoint endpoint(*ip, static_cast<unsigned short>(std::stoul(hp->port)));
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  boost::system::error_code ec;
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw ConfigError(path + ": [server] " + key + ": cannot listen on " + text + ": " +
+                      ec.message());
   }
+  acceptors_.push_back(std::move(acceptor));
+  implicit_tls_.push_back(implicit_tls);
 }
 
 std::vector<std::string> Server::local_endpoints() const {
@@ -125,7 +131,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     tcp::socket socket = co_await acceptor.async_accept(
         threads_[thread], asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
-      admit(std::move(socket), thread, local);
+      admit(std::move(socket), thread, local, implicit_tls_[index]);
       continue;
     }
     if (stopped_ || ec == asio::error::operation_aborted) break;
@@ -136,7 +142,8 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
   }
 }
 
-void Server::admit(tcp::socket socket, std::size_t thread, const std::string& local) {
+void Server::admit(tcp::socket socket, std::size_t thread, const std::string& local,
+                   bool implicit_tls) {
   boost::system::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   if (ec) return;
@@ -168,6 +175,7 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
   context.recorder = &recorder_;
   context.thread = thread;
   context.proxy_protocol = s.proxy_protocol;
+  context.implicit_tls = implicit_tls;
   context.drain = &drain_notice_;
   context.session_id = id_prefix_ + std::to_string(++session_counter_);
   context.client = {ip, remote.port(), s.trusts(ip)};

@@ -43,14 +43,20 @@ class Server {
 
   std::size_t active_connections() const { return limiter_.active(); }
   bool draining() const { return draining_; }
-  // local_endpoints are the bound addresses ("127.0.0.1:10027"), port 0 resolved.
+  // local_endpoints are the bound addresses ("127.0.0.1:10027"), port 0
+  // resolved: listen's, then listen_tls's.
   std::vector<std::string> local_endpoints() const;
+  // implicit_tls tells whether listener i (as in local_endpoints) is a listen_tls one.
+  bool implicit_tls(std::size_t i) const { return implicit_tls_.at(i); }
 
  private:
   boost::asio::awaitable<void> accept_loop(std::size_t index);
   // admit starts a session for socket, or refuses it (draining, over a cap,
   // not from a balancer when the PROXY protocol is on).
-  void admit(boost::asio::ip::tcp::socket socket, std::size_t thread, const std::string& local);
+  void admit(boost::asio::ip::tcp::socket socket, std::size_t thread, const std::string& local,
+             bool implicit_tls);
+  // bind opens one listener; key names its config key for errors.
+  void bind(const std::string& text, const char* key, bool implicit_tls);
   // refuse counts and logs the refusal, then answers reply (none: just close).
   void refuse(boost::asio::ip::tcp::socket socket, obs::ConnectionRefusal why, std::string reply);
   void start_session(boost::asio::ip::tcp::socket socket, ConnectionContext context);
@@ -62,6 +68,7 @@ class Server {
   mutable std::mutex runtime_mutex_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<bool> implicit_tls_;  // per acceptor: TLS before the greeting
   ConnectionLimiter limiter_;
   std::atomic<bool> draining_{false};
   DrainNotice drain_notice_;

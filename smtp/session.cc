@@ -114,6 +114,8 @@ std::optional<Reply> Session::check(const Command& cmd) const {
       return make_reply(503, "5.5.1", "Need MAIL and RCPT before DATA");
     case Verb::Xforward:
       return check_xforward(cmd);
+    case Verb::Starttls:
+      return check_starttls();
     default:
       return make_reply(502, "5.5.1", "Command not implemented");
   }
@@ -122,6 +124,10 @@ std::optional<Reply> Session::check(const Command& cmd) const {
 std::optional<Reply> Session::check_mail(const Command& cmd) const {
   if (state_ == State::Connected) return make_reply(503, "5.5.1", "Send EHLO or HELO first");
   if (state_ != State::Greeted) return make_reply(503, "5.5.1", "Nested MAIL command");
+  // RFC 3207 §4: the reply to a command refused until STARTTLS.
+  if (tls_policy_.required && !tls_) {
+    return make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
+  }
   // RFC 5321 §3.6.2 / DESIGN: no open relay.
   if (!client_.trusted) return make_reply(554, "5.7.1", "Relay access denied");
   if (!cmd.params.empty() && !esmtp_) {
@@ -183,6 +189,34 @@ std::optional<Reply> Session::check_xforward(const Command& cmd) const {
   std::string problem;
   if (!parse_xforward(cmd.argument, problem)) return make_reply(501, "5.5.4", problem);
   return std::nullopt;
+}
+
+std::optional<Reply> Session::check_starttls() const {
+  if (tls_) return make_reply(503, "5.5.1", "TLS already active");
+  // Not offered (no certificate, or an implicit-TLS listener): as before.
+  if (!tls_policy_.starttls) return make_reply(502, "5.5.1", "Command not implemented");
+  // RFC 3207 §4: STARTTLS is an EHLO extension; and a transaction begun in
+  // clear must not go on encrypted (everything before TLS is dropped).
+  if (state_ == State::Connected) return make_reply(503, "5.5.1", "Send EHLO first");
+  if (state_ != State::Greeted) {
+    return make_reply(503, "5.5.1", "STARTTLS not allowed during a mail transaction");
+  }
+  return std::nullopt;
+}
+
+void Session::tls_started(TlsInfo info) {
+  tls_ = std::move(info);
+  helo_.clear();
+  esmtp_ = false;
+  envelope_ = {};
+  smtputf8_transaction_ = false;
+  xforward_ = {};
+  if (state_ != State::Closed) state_ = State::Connected;
+}
+
+std::string Session::protocol() const {
+  if (!esmtp_) return "SMTP";
+  return tls_ ? "ESMTPS" : "ESMTP";
 }
 
 void Session::apply(const Command& cmd) {
@@ -258,6 +292,8 @@ Reply Session::local_reply(const Command& cmd) const {
                         "stampd relays mail with DKIM signing and SPF checks; see RFC 5321");
     case Verb::Data:
       return make_reply(354, "", "End data with <CR><LF>.<CR><LF>");
+    case Verb::Starttls:
+      return make_reply(220, "2.0.0", "Ready to start TLS");
     default:  // NOOP, RSET, XFORWARD and the rest
       return make_reply(250, "2.0.0", "Ok");
   }
@@ -273,6 +309,8 @@ Reply Session::ehlo_reply() const {
   if (caps_.smtputf8) text += "\nSMTPUTF8";
   if (caps_.dsn) text += "\nDSN";
   text += "\nENHANCEDSTATUSCODES";
+  // RFC 3207 §4: offered only in clear, and only where a certificate is.
+  if (tls_policy_.starttls && !tls_) text += "\nSTARTTLS";
   if (client_.trusted) text += "\nXFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";
   return make_reply(250, "", text);
 }

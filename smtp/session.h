@@ -55,6 +55,19 @@ struct Xforward {
   const std::string* find(std::string_view name) const;
 };
 
+// TlsPolicy is how the connection's listener does TLS (RFC 3207, RFC 8314).
+struct TlsPolicy {
+  bool starttls = false;  // a certificate is configured: STARTTLS is offered until TLS is on
+  bool required = false;  // require_tls: MAIL needs TLS first (530 5.7.0)
+};
+
+// TlsInfo describes the connection's TLS session once the handshake is done.
+struct TlsInfo {
+  std::string protocol;     // "TLSv1.3"
+  std::string cipher;       // "TLS_AES_256_GCM_SHA384"
+  std::string server_name;  // the SNI name the client asked for; empty: none
+};
+
 struct SessionLimits {
   std::size_t max_recipients = 1000;
   std::uint64_t max_message_size = 50ULL << 20;
@@ -86,6 +99,21 @@ class Session {
   // set_client replaces the peer with the client a PROXY header named.
   void set_client(ClientInfo client) { client_ = std::move(client); }
 
+  // set_tls_policy says whether STARTTLS is offered and TLS required here.
+  void set_tls_policy(TlsPolicy policy) { tls_policy_ = policy; }
+  // tls_started records a finished TLS handshake (after STARTTLS, or before
+  // the greeting on an implicit-TLS listener). Nothing the client said in
+  // clear survives it (RFC 3207 §4.2, the CVE-2011-0411 class): the session
+  // starts over at Connected and needs EHLO again.
+  void tls_started(TlsInfo info);
+  // tls_active tells whether the connection is encrypted (AUTH may need it).
+  bool tls_active() const { return tls_.has_value(); }
+  // tls describes the TLS session; nullopt in clear.
+  const std::optional<TlsInfo>& tls() const { return tls_; }
+  // protocol is the client's protocol as RFC 3848 names it for Received and
+  // XFORWARD PROTO: SMTP, ESMTP, or ESMTPS over TLS.
+  std::string protocol() const;
+
   // ehlo_reply lists our name and the extensions we offer this client.
   Reply ehlo_reply() const;
   void set_upstream_capabilities(UpstreamCapabilities caps) { caps_ = std::move(caps); }
@@ -104,6 +132,7 @@ class Session {
   std::optional<Reply> check_mail(const Command& cmd) const;
   std::optional<Reply> check_rcpt(const Command& cmd) const;
   std::optional<Reply> check_xforward(const Command& cmd) const;
+  std::optional<Reply> check_starttls() const;
 
   SessionLimits limits_;
   ClientInfo client_;
@@ -115,6 +144,8 @@ class Session {
   Envelope envelope_;
   Xforward xforward_;
   UpstreamCapabilities caps_;
+  TlsPolicy tls_policy_;
+  std::optional<TlsInfo> tls_;
   std::size_t commands_ = 0;
   std::size_t errors_ = 0;
 };

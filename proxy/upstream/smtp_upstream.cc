@@ -321,7 +321,7 @@ std::string SmtpUpstream::xforward_line(const smtp::Session& session) const {
     values.emplace_back("ADDR", ip.is_v6() ? "IPV6:" + ip.to_string() : ip.to_string());
     values.emplace_back("PORT", std::to_string(session.client().port));
     values.emplace_back("HELO", session.helo());
-    values.emplace_back("PROTO", session.esmtp() ? "ESMTP" : "SMTP");
+    values.emplace_back("PROTO", session.protocol());
   }
   std::string line = "XFORWARD";
   for (const auto& [n, v] : values) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace stampd::net {
 namespace {
 
@@ -73,6 +75,32 @@ TEST(ProxyProtocol, V2LocalAndBad) {
   EXPECT_EQ(parse_proxy_header(v2(1, 0x11, "ab")).status, Status::Invalid);
   EXPECT_EQ(parse_proxy_header(v2(5, 0x11, std::string(12, '\0'))).status, Status::Invalid);
   EXPECT_EQ(parse_proxy_header(v2(1, 0x31, std::string(216, '\0'))).status, Status::Invalid);
+}
+
+// Reading what proxy_header_wanted allows, in any split, stops exactly at the
+// header's end: the byte after it (a TLS ClientHello) is never taken.
+TEST(ProxyProtocol, WantedNeverReadsPastTheHeader) {
+  const std::string inet(
+      "\xc0\x00\x02\x01"
+      "\x7f\x00\x00\x01"
+      "\x30\x39\x00\x19",
+      12);
+  for (const std::string& header : {std::string("PROXY TCP4 192.0.2.1 127.0.0.1 12345 25\r\n"),
+                                    std::string("PROXY UNKNOWN\r\n"), v2(1, 0x11, inet)}) {
+    const std::string wire = header + "\x16\x03\x01";  // a TLS record follows
+    for (std::size_t chunk = 1; chunk <= 8; ++chunk) {
+      std::string got;
+      for (int guard = 0; guard < 1000; ++guard) {
+        const auto parsed = parse_proxy_header(got);
+        if (parsed.status != ProxyParse::Status::NeedMore) break;
+        const std::size_t n = std::min({proxy_header_wanted(got), chunk, wire.size() - got.size()});
+        ASSERT_GE(proxy_header_wanted(got), 1u);
+        got += wire.substr(got.size(), n);
+      }
+      EXPECT_EQ(got, header) << "chunk " << chunk;
+      EXPECT_EQ(parse_proxy_header(got).status, ProxyParse::Status::Done);
+    }
+  }
 }
 
 }  // namespace

@@ -167,10 +167,100 @@ TEST(Session, ErrorLimit) {
 
 TEST(Session, NotImplemented) {
   Session s({}, trusted_client(), "h");
-  for (const char* line :
-       {"STARTTLS", "AUTH PLAIN", "BDAT 10 LAST", "EXPN list", "ETRN x", "TURN"}) {
+  for (const char* line : {"STARTTLS", "AUTH PLAIN", "BDAT 10 LAST", "EXPN list", "ETRN x",
+                           "TURN"}) {  // no TLS set up
     EXPECT_EQ(code(run(s, line)), 502) << line;
   }
+}
+
+bool offers(const Session& s, const std::string& extension) {
+  const std::string text = s.ehlo_reply().text;
+  return ("\n" + text + "\n").find("\n" + extension + "\n") != std::string::npos;
+}
+
+TEST(Session, StarttlsOfferedOnlyWithACertificateAndOnlyInClear) {
+  Session plain({}, trusted_client(), "h");
+  run(plain, "EHLO client");
+  EXPECT_FALSE(offers(plain, "STARTTLS"));
+  EXPECT_EQ(code(run(plain, "STARTTLS")), 502);
+  EXPECT_FALSE(plain.tls_active());
+
+  Session s({}, trusted_client(), "h");
+  s.set_tls_policy({.starttls = true, .required = false});
+  run(s, "EHLO client");
+  EXPECT_TRUE(offers(s, "STARTTLS"));
+  EXPECT_EQ(code(run(s, "STARTTLS")), 0);
+  EXPECT_EQ(s.local_reply(parse_command("STARTTLS")).code, 220);
+  s.tls_started({"TLSv1.3", "TLS_AES_128_GCM_SHA256", "mail.example.com"});
+  EXPECT_TRUE(s.tls_active());
+  EXPECT_EQ(s.tls()->protocol, "TLSv1.3");
+  run(s, "EHLO client");
+  EXPECT_FALSE(offers(s, "STARTTLS"));
+  EXPECT_TRUE(offers(s, "PIPELINING"));
+}
+
+// RFC 3207 §4.2: after the handshake the client starts over; nothing it said
+// in clear (EHLO, XFORWARD, a transaction) survives.
+TEST(Session, TlsStartedForgetsEverythingSaidInClear) {
+  Session s({}, trusted_client(), "h");
+  s.set_tls_policy({.starttls = true, .required = false});
+  run(s, "EHLO before.tls");
+  run(s, "XFORWARD ADDR=192.0.2.7 HELO=injected");
+  ASSERT_EQ(code(run(s, "STARTTLS")), 0);
+  EXPECT_EQ(s.protocol(), "ESMTP");
+  s.tls_started({"TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", ""});
+  EXPECT_EQ(s.state(), Session::State::Connected);
+  EXPECT_EQ(s.helo(), "");
+  EXPECT_FALSE(s.esmtp());
+  EXPECT_TRUE(s.xforward().attributes.empty());
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 503);  // EHLO again first
+  EXPECT_EQ(code(run(s, "EHLO after.tls")), 0);
+  EXPECT_EQ(s.helo(), "after.tls");
+  EXPECT_EQ(s.protocol(), "ESMTPS");
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 0);
+}
+
+TEST(Session, StarttlsRefusals) {
+  Session s({}, trusted_client(), "h");
+  s.set_tls_policy({.starttls = true, .required = false});
+  EXPECT_EQ(code(run(s, "STARTTLS")), 503);  // before EHLO
+  run(s, "EHLO client");
+  EXPECT_EQ(code(run(s, "STARTTLS now")), 501);
+  run(s, "MAIL FROM:<a@example.com>");
+  EXPECT_EQ(code(run(s, "STARTTLS")), 503);  // in a transaction
+  run(s, "RSET");
+  ASSERT_EQ(code(run(s, "STARTTLS")), 0);
+  s.tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", ""});
+  run(s, "EHLO client");
+  const auto twice = run(s, "STARTTLS");
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->code, 503);
+  EXPECT_EQ(twice->text, "TLS already active");
+}
+
+TEST(Session, RequireTlsRefusesMailInClear) {
+  Session s({}, trusted_client(), "h");
+  s.set_tls_policy({.starttls = true, .required = true});
+  run(s, "EHLO client");
+  const auto refused = run(s, "MAIL FROM:<a@example.com>");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, 530);
+  EXPECT_EQ(refused->enhanced, "5.7.0");
+  EXPECT_EQ(code(run(s, "RCPT TO:<b@example.com>")), 503);
+  ASSERT_EQ(code(run(s, "STARTTLS")), 0);
+  s.tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", ""});
+  run(s, "EHLO client");
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 0);
+}
+
+TEST(Session, ImplicitTlsIsActiveFromTheStart) {
+  Session s({}, trusted_client(), "h");
+  s.set_tls_policy({.starttls = false, .required = true});
+  s.tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", ""});
+  run(s, "EHLO client");
+  EXPECT_FALSE(offers(s, "STARTTLS"));
+  EXPECT_EQ(code(run(s, "STARTTLS")), 503);
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 0);
 }
 
 TEST(Session, LocalReplies) {

@@ -259,7 +259,7 @@ class Stampd:
         self.args = list(args)
         self.proc = None
         self.lines = []
-        self.addresses = []  # [(host, port)] from event=listening, in config order
+        self.addresses = []  # [(host, port)] from event=listening, in config order (listen, then listen_tls)
         self._cond = threading.Condition()
         self._reader = None
         self.returncode = None
@@ -273,7 +273,9 @@ class Stampd:
                                      stderr=subprocess.PIPE, env=self.env, cwd=self.workdir)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
-        expected = len(self.sections["server"]["listen"]) if self.sections and "listen" in self.sections.get("server", {}) else 1
+        server = (self.sections or {}).get("server", {})
+        expected = len(server["listen"]) if "listen" in server else 1
+        expected += len(server.get("listen_tls", []))
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.addresses) < expected:

@@ -3,7 +3,9 @@ implicit TLS (RFC 8314) on listen_tls, with certificates made at test time.
 
 * Real clients: swaks --tls and --tlsc, openssl s_client -starttls smtp; the
   relayed message is DKIM-signed and verifies (dkimpy); the message log line
-  names the protocol and cipher; the upstream gets XFORWARD PROTO=ESMTPS.
+  names the protocol and cipher; the upstream gets XFORWARD PROTO=ESMTPS,
+  and a real Postfix after stampd accepts it (smtplib's starttls() in front).
+* A TLS QUIT ends the session at once (close_notify sent, not awaited).
 * The CVE-2011-0411 class: a client that sends "STARTTLS\\r\\nRSET\\r\\n" (or an
   EHLO and MAIL) in one write gets no reply to what followed STARTTLS, and
   starts over after the handshake (EHLO again, no transaction).
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import ssl
 import struct
@@ -138,7 +141,7 @@ class InboundTlsTestCase(StampdTestCase):
         self.certs = make_certs(MAIL)
         self.up = self.start_upstream(capabilities=FakeUpstream.BASIC + [FakeUpstream.XFORWARD])
 
-    def tls_stampd(self, server=None, certificates=(MAIL,), extra=None, **kwargs):
+    def tls_stampd(self, server=None, certificates=(MAIL,), extra=None, upstream=None, **kwargs):
         """tls_stampd runs stampd with the given certificate sets as
         [[server.certificate]] tables (files copied next to the config)."""
         files, tables = {}, []
@@ -151,7 +154,7 @@ class InboundTlsTestCase(StampdTestCase):
         section.update(server or {})
         sections = {"server": section}
         sections.update(extra or {})
-        return self.start_stampd([self.up.address], sections, files=files, **kwargs)
+        return self.start_stampd([upstream or self.up.address], sections, files=files, **kwargs)
 
     def relay_one(self, client, subject="over tls"):
         msg = make_message(subject=subject)
@@ -375,6 +378,32 @@ class SwaksDkimTest(InboundTlsTestCase):
         self.assertEqual([x.status for x in results], ["pass"], results)
         ev = stampd.wait_for_event("message")[0]
         self.assertEqual(ev["dkim"], "signed")
+        self.assertIn(ev["tls"], ("TLSv1.2", "TLSv1.3"))
+
+
+class PostfixUpstreamTest(InboundTlsTestCase):
+    """An app submits with smtplib's starttls(); a real Postfix after stampd
+    takes the XFORWARD command that carries PROTO=ESMTPS (Postfix refuses
+    the whole command, 501, for one bad attribute; it logs orig_client=
+    only for an accepted one)."""
+
+    def test_postfix_takes_xforward_with_esmtps(self):
+        from postfix_instance import PostfixInstance, require_postfix
+        require_postfix()
+        pf = PostfixInstance(main_cf_extra="smtpd_authorized_xforward_hosts = 127.0.0.0/8")
+        self.addCleanup(pf.cleanup)
+        pf.start()
+        stampd = self.tls_stampd({"require_tls": True}, upstream="127.0.0.1:%d" % pf.port)
+        with smtplib.SMTP(stampd.host, stampd.port, timeout=30) as s:
+            s.ehlo("app.example.org")
+            s.starttls(context=client_context(self.certs))  # verifies 127.0.0.1 (in the SAN)
+            s.ehlo("app.example.org")
+            s.sendmail("sender@example.com", ["rcpt@example.net"], make_message(subject="from an app"))
+        self.assertIn(b"Subject: from an app", pf.wait_for_delivery("rcpt")[0])
+        pf.wait_for_log(r"smtpd\[\d+\]: \w+: client=localhost\[127\.0\.0\.1\], "
+                        r"orig_client=unknown\[127\.0\.0\.1\]")
+        ev = stampd.wait_for_event("message")[0]
+        self.assertEqual(ev["outcome"], "relayed")
         self.assertIn(ev["tls"], ("TLSv1.2", "TLSv1.3"))
 
 

@@ -1,6 +1,7 @@
 #include "net/line_reader.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace stampd::net {
@@ -51,6 +52,9 @@ asio::awaitable<Result<std::string_view>> LineReader::read_line(std::size_t max_
                                                                 Duration timeout) {
   // A line of max_length octets and its CRLF must fit, whatever the bound.
   const std::size_t line_room = std::max(max_size_, max_length + 2);
+  // The timeout bounds the whole line, not each read: a peer trickling a
+  // byte now and then (slowloris) is cut like a silent one.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::size_t scanned = 0;  // bytes after begin_ known to hold no LF
   bool too_long = false;
   for (;;) {
@@ -81,7 +85,9 @@ asio::awaitable<Result<std::string_view>> LineReader::read_line(std::size_t max_
         scanned = 0;
       }
     }
-    auto filled = co_await fill(timeout);
+    const Duration left = deadline - std::chrono::steady_clock::now();
+    if (left <= Duration::zero()) co_return make_error(Errc::Timeout, "read timed out");
+    auto filled = co_await fill(left);
     if (!filled) co_return std::move(filled).error();
   }
 }

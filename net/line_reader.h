@@ -28,8 +28,9 @@ class LineReader {
 
   // read_line returns the next line without its LF or CRLF. A line longer than
   // max_length fails with Errc::LimitExceeded after the rest of that line has
-  // been read and dropped, so the caller can answer and carry on. The view is
-  // valid until the next call.
+  // been read and dropped, so the caller can answer and carry on. timeout
+  // bounds the whole line (Errc::Timeout), however its bytes trickle in. The
+  // view is valid until the next call.
   boost::asio::awaitable<Result<std::string_view>> read_line(std::size_t max_length,
                                                              Duration timeout);
   // read_chunk returns the buffered bytes, reading from the stream only when

@@ -147,11 +147,11 @@ void Recorder::upstream_ok(double connect_seconds) {
 }
 
 void Recorder::upstream_failed(std::string_view session, std::string_view step, UpstreamError kind,
-                               std::string_view upstream, std::string_view detail) {
+                               std::string_view upstream, std::string_view detail, bool others_up) {
   const auto k = static_cast<std::size_t>(kind);
   if (k > 0 && k < upstream_errors_.size()) upstream_errors_[k]->Increment();
-  health_.upstream_result(false);
-  metrics_.upstream_up.Set(0);
+  health_.upstream_result(others_up);
+  metrics_.upstream_up.Set(others_up ? 1 : 0);
   if (session.empty()) {
     Logger::write(LogLevel::Warning, "upstream-check-failed",
                   {{"upstream", upstream}, {"error", detail}});

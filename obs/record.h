@@ -66,9 +66,10 @@ class Recorder {
   // the probe's); connect_seconds > 0 also observes the set-up time.
   void upstream_ok(double connect_seconds = 0);
   // upstream_failed records a failure: counted by kind, health says
-  // unreachable, one warning line (the session id is empty for the probe).
+  // unreachable unless others_up (another server still works), one warning
+  // line (the session id is empty for the probe).
   void upstream_failed(std::string_view session, std::string_view step, UpstreamError kind,
-                       std::string_view upstream, std::string_view detail);
+                       std::string_view upstream, std::string_view detail, bool others_up = false);
   void upstream_reply_time(double seconds) { metrics_.upstream_reply_duration.Observe(seconds); }
 
   // Connections at the listener.
@@ -127,8 +128,8 @@ class SessionRecord {
 
   void upstream_ok(double connect_seconds) { recorder_.upstream_ok(connect_seconds); }
   void upstream_failed(std::string_view step, UpstreamError kind, std::string_view upstream,
-                       std::string_view detail) {
-    recorder_.upstream_failed(session_, step, kind, upstream, detail);
+                       std::string_view detail, bool others_up = false) {
+    recorder_.upstream_failed(session_, step, kind, upstream, detail, others_up);
   }
   void upstream_reply_time(double seconds) { recorder_.upstream_reply_time(seconds); }
   void message(const MessageSummary& summary) { recorder_.message(session_, summary); }

@@ -1,5 +1,6 @@
 #include "proxy/relay.h"
 
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,12 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// RFC 5321 §4.5.3.2: how long a client waits at least for the reply to
+// MAIL and RCPT (5 min) and to the end of data (10 min). A move to another
+// server starts only while it can still answer in time.
+constexpr auto kMailPatience = std::chrono::minutes(5);
+constexpr auto kDotPatience = std::chrono::minutes(10);
 
 obs::MessageOutcome outcome_of(const Reply& r) {
   if (r.positive()) return obs::MessageOutcome::Relayed;
@@ -55,9 +62,60 @@ asio::awaitable<std::optional<Reply>> Relay::take() {
 
 void Relay::give_back() { pool_.release(std::move(upstream_)); }
 
-void Relay::upstream_trouble(std::string_view step) {
+void Relay::upstream_trouble(std::string_view step, bool server_failed) {
+  if (!upstream_) return;
+  // The server is failing; others may still be fine (and /readyz with them).
+  // A failed connect was recorded there by the connection itself.
+  ServerHealth* servers = pool_.servers();
+  if (servers != nullptr && server_failed && step != "connect") servers->failed(upstream_->peer());
+  const bool others_up = servers != nullptr && !servers->all_failing();
   record_.upstream_failed(step, upstream_->last_error_kind(), upstream_->peer(),
-                          upstream_->last_error());
+                          upstream_->last_error(), others_up);
+}
+
+bool Relay::can_move(Clock::time_point step_started, Clock::duration patience) const {
+  const ServerHealth* servers = pool_.servers();
+  if (servers == nullptr || moves_ + 1 >= servers->size()) return false;
+  if (!upstream_ || upstream_->connected()) return false;
+  const auto kind = upstream_->last_error_kind();
+  if (kind == UpstreamErrorKind::Local || kind == UpstreamErrorKind::None) return false;
+  return Clock::now() - step_started + config_.upstream.connect_timeout < patience;
+}
+
+asio::awaitable<bool> Relay::move_transaction(const char* step, Reply& why) {
+  const std::string from = upstream_->peer();
+  upstream_trouble(step);
+  give_back();
+  ++moves_;
+  sent_ahead_ = 0;  // their replies died with the connection
+  const std::optional<Reply> failed = co_await take();
+  if (failed) {
+    why = *failed;
+    co_return false;
+  }
+  const std::string to = upstream_->peer();
+  record_.note(obs::LogLevel::Warning, "upstream-failover",
+               {{"msg", tx_.id}, {"step", step}, {"from", from}, {"to", to}});
+  // The client was told 250 for these; the new server must say so too.
+  Reply r = make_reply(250, "2.1.0", "Ok");
+  if (std::string_view(step) != "mail") r = co_await upstream_->mail(session_, *mail_cmd_, {});
+  for (std::size_t i = 0; i < accepted_.size() && r.positive(); ++i) {
+    r = co_await upstream_->rcpt(accepted_[i], {});
+  }
+  if (r.positive()) co_return true;
+  if (upstream_->connected()) {
+    // Not the transaction the client built: give it up, and let the client
+    // try again later (then each recipient gets this server's verdict).
+    record_.note(obs::LogLevel::Warning, "upstream-failover-refused",
+                 {{"msg", tx_.id}, {"to", to}, {"reply", r.summary()}});
+    co_await upstream_->reset();
+    give_back();
+  } else {
+    upstream_trouble(step);
+    give_back();
+  }
+  why = make_reply(451, "4.4.2", "Upstream connection failed, try again later");
+  co_return false;
 }
 
 asio::awaitable<void> Relay::hello() {
@@ -106,6 +164,9 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   tx_.session = &session_;
   tx_.mail_from = cmd.argument;
   started_ = Clock::now();
+  mail_cmd_ = cmd;
+  accepted_.clear();
+  moves_ = 0;
   pipeline_.start(runtime_->stage_factories);
   std::optional<Refusal> refusal = co_await pipeline_.mail_from(tx_);
   if (refusal) {
@@ -139,11 +200,17 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   const bool idle_drop = !fresh_ && !r.positive() && !upstream_->connected() &&
                          upstream_->last_error_kind() == UpstreamErrorKind::Dropped;
   if (idle_drop) {
-    upstream_trouble("mail");
+    upstream_trouble("mail", false);
     give_back();
     const std::optional<Reply> failed = co_await take();
     if (failed) co_return *failed;
     r = co_await upstream_mail(cmd, recipients);
+  }
+  // A server that failed while a kept one was replaced, or at MAIL: the
+  // next server.
+  while (!r.positive() && can_move(started_, kMailPatience)) {
+    if (!co_await move_transaction("mail", r)) break;
+    r = co_await upstream_mail(cmd, {});
   }
   co_return settle(cmd, std::move(r), "mail", "from");
 }
@@ -152,7 +219,8 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
   r = smtp::upstream_reply_for_client(std::move(r));
   if (r.positive()) {
     session_.apply(cmd);
-  } else if (!upstream_->connected()) {
+    if (cmd.verb == smtp::Verb::Rcpt) accepted_.push_back({cmd.argument, cmd.params});
+  } else if (!upstream_ || !upstream_->connected()) {
     upstream_trouble(step);
     end_transaction();
   } else if (cmd.verb == smtp::Verb::Mail) {
@@ -180,6 +248,10 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
   const auto asked = Clock::now();
   Reply r = co_await upstream_->rcpt(recipient, recipients);
   record_.upstream_reply_time(seconds_since(asked));
+  while (!r.positive() && can_move(asked, kMailPatience)) {
+    if (!co_await move_transaction("rcpt", r)) break;
+    r = co_await upstream_->rcpt(recipient, {});
+  }
   co_return settle(cmd, std::move(r), "rcpt", "to");
 }
 
@@ -237,8 +309,6 @@ asio::awaitable<Reply> Relay::upstream_data() {
   const auto asked = Clock::now();
   Reply r = co_await upstream_->data(tx_.prepend_fields, spool_);
   record_.upstream_reply_time(seconds_since(asked));
-  r = smtp::upstream_reply_for_client(std::move(r));
-  if (!upstream_->connected()) upstream_trouble("data");
   co_return r;
 }
 
@@ -259,7 +329,17 @@ asio::awaitable<Outcome> Relay::finish() {
   if (outcome) {
     co_await upstream_->reset();
   } else {
+    const auto asked = Clock::now();
     Reply r = co_await upstream_data();
+    // Before the final dot went out (or when the server said 421 to it),
+    // no server has the message: the next one may take it. After it went
+    // out unanswered, this one may have it; never risk a second copy.
+    while (!r.positive() && !upstream_->maybe_delivered() && can_move(asked, kDotPatience)) {
+      if (!co_await move_transaction("data", r)) break;
+      r = co_await upstream_data();
+    }
+    if (upstream_ && !upstream_->connected()) upstream_trouble("data");
+    r = smtp::upstream_reply_for_client(std::move(r));
     outcome = Outcome{outcome_of(r), std::move(r)};
   }
   summarize(*outcome, outcome->reply.summary());

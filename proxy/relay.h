@@ -103,9 +103,22 @@ class Relay {
   std::vector<smtp::Recipient> sendable_ahead(const smtp::Command& cmd,
                                               std::span<const smtp::Command> ahead) const;
   boost::asio::awaitable<smtp::Reply> upstream_data();
+  // can_move says whether the transaction may move to another server: the
+  // connection died (not a verdict, not our own error), another server is
+  // configured and not yet tried in this transaction, and there is time
+  // left inside patience, what the client waits for this step's reply.
+  bool can_move(Clock::time_point step_started, Clock::duration patience) const;
+  // move_transaction marks the server the connection died on as failing
+  // and takes a connection to another one, replaying MAIL (unless the step
+  // is MAIL itself) and the recipients accepted so far. True when the
+  // transaction now lives there, identical; false with the client's reply
+  // in why (4xx) when no connection came or the new server did not accept
+  // what the client was already told it had.
+  boost::asio::awaitable<bool> move_transaction(const char* step, smtp::Reply& why);
   // upstream_trouble records a failure; when the connection died, the
-  // upstream's transaction died with it, and so does ours.
-  void upstream_trouble(std::string_view step);
+  // upstream's transaction died with it, and so does ours. server_failed:
+  // count it against the server (not for a kept connection it closed idle).
+  void upstream_trouble(std::string_view step, bool server_failed = true);
   // settle turns the upstream's reply to MAIL or RCPT into the client's and
   // applies it: to the session when positive, ending the transaction when
   // the connection died.
@@ -127,6 +140,11 @@ class Relay {
   Transaction tx_;
   unsigned transactions_ = 0;
   std::size_t sent_ahead_ = 0;  // recipients sent ahead, not yet asked for
+  // What the upstream accepted in this transaction, for a move to another
+  // server: the MAIL command and the recipients, in order.
+  std::optional<smtp::Command> mail_cmd_;
+  std::vector<smtp::Recipient> accepted_;
+  std::size_t moves_ = 0;  // servers moved to in this transaction
   Clock::time_point started_;
   // The message being received.
   std::optional<smtp::DataDecoder> decoder_;

@@ -8,7 +8,9 @@ namespace stampd::proxy {
 UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
                                  std::shared_ptr<obs::Metrics> metrics,
                                  const std::vector<boost::asio::any_io_executor>& io)
-    : config_(std::move(config)), metrics_(std::move(metrics)) {
+    : config_(std::move(config)),
+      servers_(std::make_shared<ServerHealth>(config_->upstream.servers)),
+      metrics_(std::move(metrics)) {
   namespace ssl = boost::asio::ssl;
   const auto& u = config_->upstream;
   tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
@@ -31,7 +33,7 @@ UpstreamFactory::UpstreamFactory(std::shared_ptr<const Config> config,
   for (const auto& executor : io) {
     pools_.push_back(std::make_shared<UpstreamPool>(
         executor, [this, executor] { return make(executor); }, limits,
-        &metrics_->upstream_connections));
+        &metrics_->upstream_connections, servers_));
   }
 }
 
@@ -56,7 +58,7 @@ std::unique_ptr<Upstream> UpstreamFactory::make(boost::asio::any_io_executor exe
                                              metrics_->bytes_sent_upstream);
   }
   return std::make_unique<SmtpUpstream>(std::move(executor), config_, tls_,
-                                        metrics_->bytes_sent_upstream);
+                                        metrics_->bytes_sent_upstream, servers_);
 }
 
 }  // namespace stampd::proxy

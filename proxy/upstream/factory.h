@@ -34,10 +34,14 @@ class UpstreamFactory {
   void retire() const;
   // alive counts the pools' connections not yet closed (any thread).
   std::size_t alive() const;
+  // servers is which [upstream] servers are failing, shared by the pools,
+  // their connections and the probe's.
+  ServerHealth& servers() const { return *servers_; }
 
  private:
   std::shared_ptr<const Config> config_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::shared_ptr<ServerHealth> servers_;
   std::shared_ptr<obs::Metrics> metrics_;
   std::vector<std::shared_ptr<UpstreamPool>> pools_;
 };

@@ -12,12 +12,13 @@ namespace stampd::proxy {
 namespace asio = boost::asio;
 
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, Make make, PoolLimits limits,
-                           prometheus::Gauge* gauge)
+                           prometheus::Gauge* gauge, std::shared_ptr<ServerHealth> servers)
     : executor_(executor),
       make_(std::move(make)),
       limits_(limits),
       reaper_(executor),
-      gauge_(gauge) {}
+      gauge_(gauge),
+      servers_(std::move(servers)) {}
 
 void UpstreamPool::gone() {
   alive_.fetch_sub(1, std::memory_order_relaxed);
@@ -46,7 +47,10 @@ asio::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(Clock::time_point dea
     while (!idle_.empty()) {
       Lease lease{std::move(idle_.back().upstream), false};
       idle_.pop_back();
-      if (lease.upstream->reusable()) {
+      // A server that just failed (a 421 on another connection: it is
+      // going away) gets no more transactions until its backoff ends.
+      const bool skipped = servers_ && servers_->skipped(lease.upstream->peer());
+      if (!skipped && lease.upstream->reusable()) {
         ++in_use_;
         co_return lease;
       }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 
+#include "proxy/upstream/server_health.h"
 #include "proxy/upstream/upstream.h"
 #include "smtp/session.h"
 
@@ -35,9 +36,11 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   using Make = std::function<std::unique_ptr<Upstream>()>;
 
   // make creates a new, unopened connection; everything runs on executor.
-  // gauge (optional) follows the connections this pool has open.
+  // gauge (optional) follows the connections this pool has open. servers
+  // (optional, shared by the pools) is which servers are failing: a kept
+  // connection to one in its backoff is not reused.
   UpstreamPool(boost::asio::any_io_executor executor, Make make, PoolLimits limits,
-               prometheus::Gauge* gauge = nullptr);
+               prometheus::Gauge* gauge = nullptr, std::shared_ptr<ServerHealth> servers = nullptr);
 
   // Lease is what acquire gives: the connection (nullptr when none came
   // before the deadline), and whether it was opened for this lease.
@@ -55,6 +58,8 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   void release(std::unique_ptr<Upstream> upstream);
   // capabilities is what the upstream offered when we last connected.
   const std::optional<smtp::UpstreamCapabilities>& capabilities() const { return capabilities_; }
+  // servers is the shared record of failing servers (null: none kept).
+  ServerHealth* servers() const { return servers_.get(); }
   // retire closes the kept connections and the others as they come back
   // (the configuration they were made for is gone). Any thread may call it.
   void retire();
@@ -97,6 +102,7 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   bool retired_ = false;
   std::atomic<std::size_t> alive_{0};
   prometheus::Gauge* gauge_;
+  std::shared_ptr<ServerHealth> servers_;
 };
 
 }  // namespace stampd::proxy

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "proxy/spool.h"
 #include "smtp/dot_stuffer.h"
@@ -91,11 +92,13 @@ bool is_loopback(const std::string& host) {
 }  // namespace
 
 SmtpUpstream::SmtpUpstream(asio::any_io_executor executor, std::shared_ptr<const Config> config,
-                           std::shared_ptr<asio::ssl::context> tls, prometheus::Counter& sent)
+                           std::shared_ptr<asio::ssl::context> tls, prometheus::Counter& sent,
+                           std::shared_ptr<ServerHealth> servers)
     : executor_(std::move(executor)),
       config_(std::move(config)),
       tls_(std::move(tls)),
-      sent_(sent) {}
+      sent_(sent),
+      servers_(std::move(servers)) {}
 
 SmtpUpstream::~SmtpUpstream() = default;
 
@@ -136,10 +139,15 @@ asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration ti
 }
 
 asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::read_reply(net::Duration timeout) {
+  // The timeout bounds the whole reply: a server that trickles its lines
+  // (or their bytes) is cut like a silent one.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   smtp::Reply reply;
   for (std::size_t count = 0; count < kMaxReplyLines; ++count) {
     if (!reader_) co_return std::nullopt;
-    auto line = co_await reader_->read_line(kMaxReplyLine, timeout);
+    const net::Duration left =
+        std::max(net::Duration::zero(), deadline - std::chrono::steady_clock::now());
+    auto line = co_await reader_->read_line(kMaxReplyLine, left);
     if (!line) {
       const auto& e = line.error();
       if (e.code == net::Errc::Timeout) {
@@ -296,13 +304,16 @@ asio::awaitable<bool> SmtpUpstream::connect_one(const std::string& server) {
 
 asio::awaitable<std::optional<smtp::UpstreamCapabilities>> SmtpUpstream::open() {
   if (stream_) co_return caps_;
-  for (const auto& server : config_->upstream.servers) {
+  const std::vector<std::string> order = servers_ ? servers_->order() : config_->upstream.servers;
+  for (const auto& server : order) {
     if (server.starts_with("maildir:")) continue;
     if (co_await connect_one(server)) {
+      if (servers_) servers_->succeeded(server);
       error_kind_ = UpstreamErrorKind::None;
       error_.clear();
       co_return caps_;
     }
+    if (servers_) servers_->failed(server);
   }
   co_return std::nullopt;
 }
@@ -436,6 +447,7 @@ asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient
 asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& prepend_fields,
                                                 const Spool& spool) {
   const auto& u = config_->upstream;
+  dot_unanswered_ = false;
   if (!stream_) co_return failure_reply();
   if (!ahead_.empty()) {
     // A recipient the client never heard about may be in this transaction:
@@ -471,9 +483,14 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   }
   stuffer.finish(out);
   if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+  dot_unanswered_ = true;
   auto final_reply = co_await read_reply(u.data_timeout);
   in_transaction_ = false;
   if (!final_reply) co_return failure_reply();
+  dot_unanswered_ = false;
+  // RFC 5321 §3.8: the server closes after 421; it did not take the message.
+  if (final_reply->code == 421)
+    fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + final_reply->summary());
   co_return *final_reply;
 }
 

@@ -12,6 +12,7 @@
 
 #include "net/byte_stream.h"
 #include "net/line_reader.h"
+#include "proxy/upstream/server_health.h"
 #include "proxy/upstream/upstream.h"
 
 namespace stampd::proxy {
@@ -19,8 +20,11 @@ namespace stampd::proxy {
 class SmtpUpstream final : public Upstream {
  public:
   // sent counts the bytes written (stampd_upstream_sent_bytes_total).
+  // servers (may be null: the config's order, no memory of failures) says
+  // which servers to try first and learns which fail.
   SmtpUpstream(boost::asio::any_io_executor executor, std::shared_ptr<const Config> config,
-               std::shared_ptr<boost::asio::ssl::context> tls, prometheus::Counter& sent);
+               std::shared_ptr<boost::asio::ssl::context> tls, prometheus::Counter& sent,
+               std::shared_ptr<ServerHealth> servers = nullptr);
   ~SmtpUpstream() override;
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
@@ -41,6 +45,7 @@ class SmtpUpstream final : public Upstream {
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return peer_; }
+  bool maybe_delivered() const override { return dot_unanswered_; }
 
  private:
   boost::asio::awaitable<bool> connect_one(const std::string& server);
@@ -63,6 +68,8 @@ class SmtpUpstream final : public Upstream {
   std::shared_ptr<const Config> config_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   prometheus::Counter& sent_;
+  std::shared_ptr<ServerHealth> servers_;
+  bool dot_unanswered_ = false;  // the end of data went out, no reply came
   std::unique_ptr<net::ByteStream> stream_;
   std::unique_ptr<net::LineReader> reader_;
   smtp::UpstreamCapabilities caps_;

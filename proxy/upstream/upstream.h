@@ -60,6 +60,10 @@ class Upstream {
   virtual const std::string& last_error() const = 0;
   // peer names the server in use, for logs ("127.0.0.1:10026", "maildir:...").
   virtual std::string peer() const = 0;
+  // maybe_delivered tells whether the last data() that failed may have left
+  // the message with the server anyway: its end went out and no reply came
+  // back (the duplicate window). Then it must not be sent anywhere else.
+  virtual bool maybe_delivered() const { return true; }
 };
 
 }  // namespace stampd::proxy

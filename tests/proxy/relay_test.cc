@@ -78,7 +78,9 @@ smtp::Command command(const std::string& line) { return smtp::parse_command(line
 // World is the server side of the tests: one I/O thread (an io_context),
 // the metrics, the scripted upstream server and the pool of connections to it.
 struct World {
-  explicit World(const std::string& config = "") {
+  // With server names, the upstream is several scripted servers behind a
+  // ServerHealth (servers->scripts[name]); else the one script.
+  explicit World(const std::string& config = "", const std::vector<std::string>& names = {}) {
     runtime = std::make_shared<Runtime>();
     runtime->config =
         parse_config("[server]\nmax_message_size = \"4KiB\"\nmax_header_size = \"1KiB\"\n" + config,
@@ -88,9 +90,18 @@ struct World {
     PoolLimits limits;
     limits.max_connections = runtime->config->upstream.max_connections;
     limits.idle_timeout = runtime->config->upstream.idle_timeout;
+    if (names.empty()) {
+      pool = std::make_shared<UpstreamPool>(
+          io.get_executor(), [s = script] { return std::make_unique<test::ScriptedUpstream>(s); },
+          limits);
+      return;
+    }
+    servers = std::make_shared<test::ScriptedServers>();
+    servers->health = std::make_shared<ServerHealth>(names);
+    for (const auto& n : names) servers->scripts[n] = std::make_shared<test::Script>();
     pool = std::make_shared<UpstreamPool>(
-        io.get_executor(), [s = script] { return std::make_unique<test::ScriptedUpstream>(s); },
-        limits);
+        io.get_executor(), [s = servers] { return std::make_unique<test::ScriptedUpstream>(s); },
+        limits, nullptr, servers->health);
   }
 
   // run runs the io_context until done says so (background work such as a
@@ -108,6 +119,7 @@ struct World {
   obs::Health health;
   obs::Recorder recorder{metrics, health, smtp::verb_names()};
   std::shared_ptr<test::Script> script = std::make_shared<test::Script>();
+  std::shared_ptr<test::ScriptedServers> servers;
   StageLog stages;
   std::shared_ptr<Runtime> runtime;
   std::shared_ptr<UpstreamPool> pool;
@@ -208,7 +220,8 @@ struct Client {
 
 // Harness is a World with one Client, for the tests of one session.
 struct Harness : World, Client {
-  explicit Harness(const std::string& config = "") : World(config), Client(static_cast<World&>(*this)) {}
+  explicit Harness(const std::string& config = "")
+      : World(config), Client(static_cast<World&>(*this)) {}
 
   double counted(const char* outcome) {
     return metrics.messages.Add({{"outcome", outcome}}).Value();
@@ -641,9 +654,9 @@ TEST(RelayPipelining, WithoutPipeliningUpstreamEachCommandIsItsOwnWrite) {
   EXPECT_EQ(h.mail_ahead(ahead).code, 250);
   EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 250);
   EXPECT_EQ(h.rcpt_to(ahead[1]).code, 250);
-  EXPECT_EQ(h.upstream_->writes,
-            (std::vector<std::string>{"MAIL a@example.com", "RCPT b@example.net",
-                                      "RCPT c@example.net"}));
+  EXPECT_EQ(
+      h.upstream_->writes,
+      (std::vector<std::string>{"MAIL a@example.com", "RCPT b@example.net", "RCPT c@example.net"}));
 }
 
 TEST(RelayPipelining, ADropWhileRecipientsAreAheadEndsTheTransaction) {
@@ -655,6 +668,150 @@ TEST(RelayPipelining, ADropWhileRecipientsAreAheadEndsTheTransaction) {
   EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 451);
   EXPECT_EQ(h.rcpt_to(ahead[1]).code, 503);  // the transaction is gone
   EXPECT_TRUE(h.upstream_->messages.empty());
+}
+
+// Failover: two servers, a and b, tried in that order.
+struct Failover : World, Client {
+  Failover() : World("", {"a", "b"}), Client(static_cast<World&>(*this)) {}
+  test::Script& a() { return *servers->scripts["a"]; }
+  test::Script& b() { return *servers->scripts["b"]; }
+  ServerHealth& health_of() { return *servers->health; }
+  bool ready() { return health.not_ready_reason().empty(); }
+  smtp::Reply to(const std::string& address) { return rcpt_to("RCPT TO:<" + address + ">"); }
+};
+
+const std::vector<std::string> kToB{"open", "MAIL a@example.com", "RCPT b@example.net",
+                                    "RCPT c@example.net", "DATA"};
+
+TEST(RelayFailover, ARefusedConnectionGoesToTheNextServerWhichIsThenUsedFirst) {
+  Failover f;
+  f.a().then(Step::Open, Script::Failure{Kind::Connect});
+  f.hello();
+  EXPECT_EQ(f.mail().code, 250);
+  EXPECT_EQ(f.to("b@example.net").code, 250);
+  EXPECT_EQ(f.to("c@example.net").code, 250);
+  EXPECT_EQ(f.data().reply.code, 250);
+  EXPECT_EQ(f.b().messages.size(), 1u);
+  EXPECT_TRUE(f.health_of().skipped("a"));
+  EXPECT_EQ(f.health_of().order(), (std::vector<std::string>{"b"}));
+  EXPECT_TRUE(f.ready());  // b works
+}
+
+// A 421 or a drop at each step before the final dot: the transaction moves
+// to b with MAIL and the recipients accepted so far replayed, in lockstep;
+// the client sees nothing but 250s, and b delivers the message once.
+TEST(RelayFailover, A421OrADropBeforeTheDotMovesTheTransactionToTheNextServer) {
+  for (Step step : {Step::Mail, Step::Rcpt, Step::Data}) {
+    for (bool drop : {false, true}) {
+      SCOPED_TRACE(std::to_string(static_cast<int>(step)) + (drop ? " drop" : " 421"));
+      Failover f;
+      f.hello();  // the connection to a is made and kept
+      if (step == Step::Rcpt) f.a().then(Step::Rcpt, smtp::make_reply(250, "2.1.5", "Ok"));
+      const Script::Action fault = drop ? Script::Action{Script::Failure{Kind::Dropped}}
+                                        : Script::Action{smtp::make_reply(421, "4.3.2", "bye")};
+      f.a().then(step, fault);
+      // A drop at MAIL on a kept connection is first retried on a new one
+      // (an idle timeout looks like that): a is asked again and fails again.
+      if (step == Step::Mail) f.a().then(Step::Mail, fault);
+      EXPECT_EQ(f.mail().code, 250);
+      EXPECT_EQ(f.to("b@example.net").code, 250);
+      EXPECT_EQ(f.to("c@example.net").code, 250);
+      const Outcome out = f.data();
+      EXPECT_EQ(out.reply.code, 250);
+      EXPECT_TRUE(f.a().messages.empty());
+      ASSERT_EQ(f.b().messages.size(), 1u);
+      EXPECT_EQ(f.b().messages[0], std::string("X-Counted: yes\r\n") + kRelayed);
+      EXPECT_EQ(f.b().calls, kToB);
+      EXPECT_TRUE(f.health_of().skipped("a"));
+      EXPECT_TRUE(f.ready());
+    }
+  }
+}
+
+TEST(RelayFailover, ADropAfterTheDotIsNeverSentElsewhere) {
+  Failover f;
+  f.a().then(Step::Data, Script::Failure{Kind::Dropped, true});
+  f.hello();
+  f.mail();
+  f.to("b@example.net");
+  const Outcome out = f.data();
+  EXPECT_EQ(out.reply.code, 451);
+  EXPECT_EQ(f.a().messages.size(), 1u);  // a may have it: the duplicate window
+  EXPECT_EQ(f.b().opens, 0);
+}
+
+TEST(RelayFailover, TheNewServersVerdictOnTheCurrentRecipientIsTheAnswer) {
+  Failover f;
+  f.a().then(Step::Rcpt, Script::Failure{Kind::Dropped});
+  f.b().then(Step::Rcpt, smtp::make_reply(550, "5.1.1", "no such user"));
+  f.hello();
+  EXPECT_EQ(f.mail().code, 250);
+  EXPECT_EQ(f.to("b@example.net").code, 550);
+  EXPECT_EQ(f.to("c@example.net").code, 250);
+  EXPECT_EQ(f.data().reply.code, 250);
+  EXPECT_EQ(f.b().calls,
+            (std::vector<std::string>{"open", "MAIL a@example.com", "RCPT b@example.net",
+                                      "RCPT c@example.net", "DATA"}));
+}
+
+// The client was told 250 for b@; the new server refuses it at the replay:
+// the transaction cannot be moved as it is, so it ends with a 4xx (the
+// client tries again later, and each recipient then gets b's verdict).
+TEST(RelayFailover, ARecipientTheNewServerRefusesAtTheReplayFailsTheTransactionWith4xx) {
+  Failover f;
+  f.a()
+      .then(Step::Rcpt, smtp::make_reply(250, "2.1.5", "Ok"))
+      .then(Step::Rcpt, smtp::make_reply(421, "4.3.2", "bye"));
+  f.b().then(Step::Rcpt, smtp::make_reply(550, "5.1.1", "no such user"));
+  f.hello();
+  EXPECT_EQ(f.mail().code, 250);
+  EXPECT_EQ(f.to("b@example.net").code, 250);
+  const smtp::Reply r = f.to("c@example.net");
+  EXPECT_EQ(r.code, 451);
+  EXPECT_EQ(f.b().calls,
+            (std::vector<std::string>{"open", "MAIL a@example.com", "RCPT b@example.net", "RSET"}));
+  EXPECT_EQ(f.session.state(), smtp::Session::State::Greeted);  // over: DATA is refused
+  EXPECT_TRUE(f.a().messages.empty());
+  EXPECT_TRUE(f.b().messages.empty());
+}
+
+TEST(RelayFailover, OnlyWhenEveryServerFailsIsTheAnswer451AndNotReady) {
+  Failover f;
+  f.hello();
+  f.a()
+      .then(Step::Mail, Script::Failure{Kind::Dropped})
+      .then(Step::Mail, Script::Failure{Kind::Dropped});
+  f.b().then(Step::Mail, Script::Failure{Kind::Dropped});
+  EXPECT_EQ(f.mail().code, 451);
+  EXPECT_TRUE(f.health_of().all_failing());
+  EXPECT_FALSE(f.ready());
+  // Both in their backoff: the next transaction still tries (every server
+  // is down, so all of them are, the soonest back first), and a answers.
+  EXPECT_EQ(f.mail().code, 250);
+  EXPECT_EQ(f.to("b@example.net").code, 250);
+  EXPECT_EQ(f.data().reply.code, 250);
+  EXPECT_FALSE(f.health_of().all_failing());
+  EXPECT_TRUE(f.ready());
+}
+
+TEST(ServerHealth, FailingServersAreSkippedWithBackoffUnlessAllAre) {
+  ServerHealth h({"a", "b", "c"});
+  EXPECT_EQ(h.order(), (std::vector<std::string>{"a", "b", "c"}));
+  h.failed("b");
+  EXPECT_TRUE(h.skipped("b"));
+  EXPECT_EQ(h.order(), (std::vector<std::string>{"a", "c"}));
+  EXPECT_FALSE(h.all_failing());
+  h.failed("a");
+  h.failed("a");  // a second failure: a longer backoff than c's
+  h.failed("c");
+  EXPECT_TRUE(h.all_failing());
+  // Every one down: all are tried, the soonest back first.
+  EXPECT_EQ(h.order(), (std::vector<std::string>{"b", "c", "a"}));
+  h.succeeded("a");
+  EXPECT_FALSE(h.all_failing());
+  EXPECT_EQ(h.order(), (std::vector<std::string>{"a"}));
+  h.failed("unknown");  // not configured: ignored
+  EXPECT_EQ(h.size(), 3u);
 }
 
 }  // namespace

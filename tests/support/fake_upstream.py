@@ -10,8 +10,14 @@ message streams in; `after_bytes` says when), "dot" (the end of data),
 Actions: reply="550 5.1.1 No such user" (code, optional enhanced code, text;
 "\\n" makes a multi-line reply), hang=True (never answer; the connection is
 held until stop()), drop=True (close without a word; reset=True sends a RST),
-delay=seconds before acting. `match` limits a rule to commands whose argument
-contains it (for example one recipient), `times` to its first N uses.
+close=True (close right after the reply: "421 then close"), slow=True (the
+reply goes out one byte a second; at "body", the rest of the message is read
+one byte a second), delay=seconds before acting. commit=True on "dot" with
+hang, drop, reset or slow: the message counts as accepted (queued) before
+the fault, the duplicate window of RFC 1047 (the server took the message,
+its 250 never arrived). `match` limits a rule to commands whose argument
+contains it (for example one recipient), `sender` to transactions whose
+MAIL FROM contains it, `times` to its first N uses.
 
     up = FakeUpstream(capabilities=FakeUpstream.BASIC + ["8BITMIME"])
     up.on("rcpt", match="bad@", reply="550 5.1.1 <bad@example.com>: no such user")
@@ -32,8 +38,13 @@ import time
 
 class Rule:
     def __init__(self, step, reply=None, hang=False, drop=False, reset=False, delay=0.0,
-                 match=None, times=None, after_bytes=0):
+                 match=None, times=None, after_bytes=0, sender=None, close=False, slow=False,
+                 commit=False):
         self.step = step
+        self.sender = sender
+        self.close = close
+        self.slow = slow
+        self.commit = commit
         self.reply = reply
         self.hang = hang
         self.drop = drop or reset
@@ -44,10 +55,12 @@ class Rule:
         self.after_bytes = after_bytes
         self.used = 0
 
-    def matches(self, step, argument):
+    def matches(self, step, argument, tx=None):
         if step != self.step:
             return False
         if self.times is not None and self.used >= self.times:
+            return False
+        if self.sender is not None and (tx is None or self.sender.lower() not in tx.mail_from.lower()):
             return False
         if self.match is None:
             return True
@@ -338,10 +351,10 @@ class FakeUpstream:
             except OSError:
                 pass
 
-    def _rule(self, step, argument=""):
+    def _rule(self, step, argument="", tx=None):
         with self._cond:
             for rule in self.rules:
-                if rule.matches(step, argument):
+                if rule.matches(step, argument, tx):
                     rule.used += 1
                     return rule
         return None
@@ -358,13 +371,16 @@ class _Session:
         self.conn = conn
         self.buffer = b""
         self.tx = None
+        self.slow_read = False  # a "body" rule with slow=True fired
 
     # I/O
 
     def _recv(self):
         self.sock.settimeout(self.server.command_timeout)
+        if self.slow_read and self.server._stop.wait(1.0):
+            raise _Closed()
         try:
-            chunk = self.sock.recv(262144)
+            chunk = self.sock.recv(1 if self.slow_read else 262144)
         except socket.timeout:
             raise _Closed()
         if not chunk:
@@ -381,7 +397,8 @@ class _Session:
     def send(self, text):
         self.sock.sendall(text.encode("utf-8", "surrogateescape"))
 
-    def reply(self, text):
+    @staticmethod
+    def format_reply(text):
         lines = text.split("\n")
         code = lines[0][:3]
         out = []
@@ -389,17 +406,32 @@ class _Session:
             body = line[4:] if line[:3] == code and len(line) >= 3 else line
             sep = " " if i == len(lines) - 1 else "-"
             out.append(code + sep + body + "\r\n")
-        self.send("".join(out))
-        return code
+        return "".join(out)
 
-    def act(self, step, argument, default, record=None):
+    def reply(self, text):
+        self.send(self.format_reply(text))
+        return text[:3]
+
+    def send_slowly(self, text):
+        for byte in text.encode("utf-8", "surrogateescape"):
+            self.sock.sendall(bytes([byte]))
+            if self.server._stop.wait(1.0):
+                raise _Closed()
+
+    def act(self, step, argument, default, record=None, tx=None):
         """act applies the first matching rule for step, else replies default.
         record(text) runs just before the reply is sent, so that a test that
-        saw the reply also sees what it recorded. Returns the reply text."""
-        rule = self.server._rule(step, argument)
+        saw the reply also sees what it recorded. Returns the reply text.
+        tx is the transaction a sender= rule looks at (default: the current one)."""
+        rule = self.server._rule(step, argument, tx if tx is not None else self.tx)
         if rule is not None and rule.delay:
             if self.server._stop.wait(rule.delay):
                 raise _Closed()
+        if rule is not None and rule.commit and record is not None:
+            with self.server._cond:
+                record(default)  # taken: whatever happens to the reply now
+                self.server._cond.notify_all()
+            record = None
         if rule is not None and rule.hang:
             self.conn.hung_at = step
             self.server._changed()
@@ -412,7 +444,12 @@ class _Session:
             with self.server._cond:
                 record(text)
                 self.server._cond.notify_all()
-        self.reply(text)
+        if rule is not None and rule.slow:
+            self.send_slowly(self.format_reply(text))
+        else:
+            self.reply(text)
+        if rule is not None and rule.close:
+            self.drop()
         return text
 
     def drop(self, reset=False):
@@ -561,7 +598,7 @@ class _Session:
                 self.conn.in_transaction = True
                 self.conn.transactions.append(tx)
                 self.conn.xforward = {}  # Postfix: XFORWARD applies to one transaction
-        self.act("mail", arg, "250 2.1.0 Ok", record)
+        self.act("mail", arg, "250 2.1.0 Ok", record, tx=tx)
 
     def cmd_rcpt(self, arg):
         m = re.match(r"(?i)TO:\s*<([^>]*)>\s*(.*)$", arg)
@@ -596,7 +633,7 @@ class _Session:
         tx = self.tx
         tx.data_started = True
         self.server._changed()
-        body_rule = self.server._rule("body", "")
+        body_rule = self.server._rule("body", "", tx)
         received = 0
         # The terminator is <CRLF>.<CRLF>, or ".<CRLF>" as the very first line.
         window = b"\r\n"  # the CRLF that "ends the DATA line"
@@ -629,6 +666,9 @@ class _Session:
                     self.drop(rule.reset)
                 if rule.reply:
                     self.reply(rule.reply)  # an early reply; we keep reading
+                if rule.close:
+                    self.drop()
+                self.slow_read = rule.slow
             if end >= 0:
                 self.buffer = rest
                 break

@@ -26,7 +26,9 @@ smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
     }
     return *reply;
   }
-  kind_ = std::get<Script::Failure>(*action).kind;
+  const auto& failure = std::get<Script::Failure>(*action);
+  kind_ = failure.kind;
+  maybe_delivered_ = failure.after_dot;
   error_ = std::string("scripted ") + obs::to_string(kind_);
   connected_ = false;
   in_transaction_ = false;
@@ -44,15 +46,33 @@ bool ScriptedUpstream::reusable() {
   return true;
 }
 
-boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> ScriptedUpstream::open() {
-  if (connected_) co_return script_->capabilities;
+void ScriptedUpstream::open_one() {
   script_->calls.push_back("open");
   ++script_->opens;
   connected_ = true;
   (void)answer(Script::Step::Open, smtp::make_reply(220, "", "ready"));
-  if (!connected_) co_return std::nullopt;
-  kind_ = proxy::UpstreamErrorKind::None;
-  co_return script_->capabilities;
+}
+
+boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> ScriptedUpstream::open() {
+  if (connected_) co_return script_->capabilities;
+  if (!servers_) {
+    open_one();
+    if (!connected_) co_return std::nullopt;
+    kind_ = proxy::UpstreamErrorKind::None;
+    co_return script_->capabilities;
+  }
+  for (const auto& name : servers_->health->order()) {
+    script_ = servers_->scripts.at(name);
+    name_ = name;
+    open_one();
+    if (connected_) {
+      servers_->health->succeeded(name);
+      kind_ = proxy::UpstreamErrorKind::None;
+      co_return script_->capabilities;
+    }
+    servers_->health->failed(name);
+  }
+  co_return std::nullopt;
 }
 
 void ScriptedUpstream::send_ahead(std::span<const smtp::Recipient> ahead, std::string& write) {
@@ -89,7 +109,8 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::rcpt(const smtp::Recipient
     send_ahead(ahead, write);
     script_->writes.push_back(write);
   } else if (ahead_.front() != recipient.address) {
-    throw std::logic_error("RCPT " + recipient.address + " asked, " + ahead_.front() + " sent ahead");
+    throw std::logic_error("RCPT " + recipient.address + " asked, " + ahead_.front() +
+                           " sent ahead");
   } else {
     ahead_.pop_front();
   }
@@ -101,8 +122,9 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
   if (!ahead_.empty()) throw std::logic_error("DATA with recipients sent ahead unanswered");
   script_->calls.push_back("DATA");
+  maybe_delivered_ = false;
   smtp::Reply r = answer(Script::Step::Data, smtp::make_reply(250, "2.0.0", "Ok: queued"));
-  if (r.positive()) {
+  if (r.positive() || maybe_delivered_) {
     std::string message;
     for (const auto& f : prepend_fields) message += f;
     std::string buffer;

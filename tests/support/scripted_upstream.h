@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "proxy/upstream/server_health.h"
 #include "proxy/upstream/upstream.h"
 
 namespace stampd::test {
@@ -22,8 +23,11 @@ class Script {
  public:
   enum class Step { Open, Mail, Rcpt, Data };
   // Failure: the connection dies at this step (drop, timeout, ...).
+  // after_dot (at Data): the server took the message, then the connection
+  // died before its reply (the duplicate window).
   struct Failure {
     proxy::UpstreamErrorKind kind;
+    bool after_dot = false;
   };
   using Action = std::variant<smtp::Reply, Failure>;
 
@@ -57,9 +61,18 @@ class Script {
   int closed_while_kept_ = 0;
 };
 
+// ScriptedServers is several scripted servers, by name, tried in the order
+// a ServerHealth gives (the failover tests).
+struct ScriptedServers {
+  std::map<std::string, std::shared_ptr<Script>> scripts;
+  std::shared_ptr<proxy::ServerHealth> health;
+};
+
 class ScriptedUpstream : public proxy::Upstream {
  public:
   explicit ScriptedUpstream(std::shared_ptr<Script> script) : script_(std::move(script)) {}
+  explicit ScriptedUpstream(std::shared_ptr<ScriptedServers> servers)
+      : servers_(std::move(servers)) {}
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
@@ -75,7 +88,8 @@ class ScriptedUpstream : public proxy::Upstream {
   bool reusable() override;
   proxy::UpstreamErrorKind last_error_kind() const override { return kind_; }
   const std::string& last_error() const override { return error_; }
-  std::string peer() const override { return "scripted"; }
+  std::string peer() const override { return servers_ ? name_ : "scripted"; }
+  bool maybe_delivered() const override { return maybe_delivered_; }
 
  private:
   // answer runs the step's next scripted action: the reply to give (a
@@ -86,7 +100,13 @@ class ScriptedUpstream : public proxy::Upstream {
   // script's capabilities offer PIPELINING) into write.
   void send_ahead(std::span<const smtp::Recipient> ahead, std::string& write);
 
+  // open_one opens this connection on script_.
+  void open_one();
+
   std::shared_ptr<Script> script_;
+  std::shared_ptr<ScriptedServers> servers_;
+  std::string name_;  // the server of servers_ connected to
+  bool maybe_delivered_ = false;
   std::deque<std::string> ahead_;  // recipients sent ahead, not yet asked for
   bool connected_ = false;
   bool in_transaction_ = false;

@@ -1,0 +1,397 @@
+"""The fault matrix with exact accounting (issue 15): every step of the
+dialogue, upstream side and client side, under every fault, checked against
+the one promise. For every message a client sent:
+
+  - a 250 from stampd means exactly one upstream took it, whole, for exactly
+    the recipients the client got 250 for;
+  - no 250 means no upstream took it, except in the duplicate window: the
+    upstream took the final dot (queued it) and its reply never reached
+    stampd (dropped, reset, hung or trickled past the deadline). The client
+    got a 4xx and will send it again; those are counted and reported.
+
+Upstream faults (fake_upstream rules): 4xx, 5xx, 421 then close, drop,
+hang past the deadline, a reply trickled one byte a second, reset; at the
+greeting, EHLO, MAIL, each RCPT, DATA, the body, the final dot and QUIT, and
+at MAIL to the final dot of a session's next transaction (which runs on a
+pooled, kept upstream connection). Client faults: drop mid-command, drop
+mid-DATA, one byte short of the final dot (then gone, or then silent), idle
+past the deadline at each step, pipelined garbage. Transaction cases run at
+once against one stampd, each recognised upstream by its sender and
+recipients; the greeting, EHLO and QUIT cases each get a stampd and an
+upstream of their own (they hit whichever connection is opened or closed
+next). STARTTLS and AUTH steps (upstream and client) are not in the matrix
+yet. Timeouts are short (1 s to 2 s) so that a hang costs seconds.
+"""
+import concurrent.futures
+import re
+import socket
+import sys
+import threading
+import time
+import unittest
+
+from fake_upstream import FakeUpstream
+from smtp_client import ConnectionClosed, SmtpClient, dot_stuff
+from stampd_harness import Stampd, StampdTestCase, closed_port, default_sections, merge_sections
+import test_main
+
+FAULTS = {
+    "4xx": {"reply": "451 4.3.0 Fault: try again later"},
+    "5xx": {"reply": "554 5.3.0 Fault: refused"},
+    "421+close": {"reply": "421 4.3.2 Fault: closing", "close": True},
+    "drop": {"drop": True},
+    "hang": {"hang": True},
+    "slow": {"slow": True},
+    "reset": {"reset": True},
+}
+# Where the upstream fails (the fake's step names; "rcpt1"/"rcpt2" pick a
+# recipient) and whether it needs an upstream of its own.
+TX_STEPS = ["mail", "rcpt1", "rcpt2", "data", "body", "dot"]
+CONN_STEPS = ["greeting", "ehlo", "quit"]
+CLIENT_FAULTS = [
+    ("drop-mid-command", "ehlo"), ("drop-mid-command", "mail"), ("drop-mid-command", "rcpt"),
+    ("drop-mid-command", "data"), ("drop-mid-command", "quit"),
+    ("drop-mid-data", "body"), ("short-of-dot", "gone"), ("short-of-dot", "silent"),
+    ("idle", "greeting"), ("idle", "ehlo"), ("idle", "mail"), ("idle", "rcpt"), ("idle", "body"),
+    ("pipelined-garbage", "envelope"), ("pipelined-garbage", "after-dot"),
+    ("pipelined-garbage", "overlong"),
+]
+
+TIMEOUTS = {
+    "server": {"command_timeout": "2s", "data_timeout": "2s", "max_connections_per_ip": 1000,
+               "max_errors": 3},
+    "upstream": {"connect_timeout": "1s", "command_timeout": "1s", "data_timeout": "2s",
+                 "idle_timeout": "1s"},
+    "log": {"level": "info"},
+}
+CLIENT_TIMEOUT = 20.0
+BODY_LINE = b"x" * 70 + b"\r\n"
+
+
+class Message:
+    """Message is one message a client tried to send, and what it heard."""
+
+    def __init__(self, case, tag):
+        self.case = case
+        self.tag = tag
+        self.sender = "%s@src.test" % tag
+        self.recipients = ["r1-%s@dst.test" % tag, "r2-%s@dst.test" % tag]
+        self.accepted_rcpts = set()
+        self.final = None  # the code stampd gave to the final dot, if any
+        self.content = ("From: <%s>\r\nTo: <%s>\r\nSubject: fault case %s\r\n"
+                        "Message-ID: <%s@fault.test>\r\n\r\n" % (
+                            self.sender, self.recipients[0], case.name, tag)).encode() + \
+            BODY_LINE * 150  # about 11 KiB: several body chunks both ways
+
+    @property
+    def got_250(self):
+        return self.final == 250
+
+
+class Case:
+    def __init__(self, name, row, column, window=False):
+        self.name = name
+        self.row = row
+        self.column = column
+        self.window = window  # a duplicate may follow (the upstream queued it, its reply got lost)
+        self.messages = []
+        self.error = None
+        self.verdict = None
+        self.rule = None  # the upstream fault: it must have fired
+
+    def message(self):
+        m = Message(self, "m%d-%s" % (len(self.messages), re.sub(r"[^a-z0-9]+", "-", self.name)))
+        self.messages.append(m)
+        return m
+
+
+def send_message(c, m, chunk=4096, pause=0.0):
+    """send_message runs one transaction in lockstep, noting what stampd said."""
+    r = c.mail(m.sender)
+    if r.code != 250:
+        return
+    for rcpt in m.recipients:
+        if c.rcpt(rcpt).code == 250:
+            m.accepted_rcpts.add(rcpt)
+    r = c.cmd("DATA")
+    if r.code != 354:
+        m.accepted_rcpts.clear()
+        return
+    wire = dot_stuff(m.content)
+    for i in range(0, len(wire), chunk):
+        c.send(wire[i:i + chunk])
+        if pause:
+            time.sleep(pause)
+    m.final = c.reply(CLIENT_TIMEOUT).code
+
+
+def quietly(fn, *args):
+    """quietly runs fn; a connection stampd (rightly) closed ends the case."""
+    try:
+        fn(*args)
+    except (ConnectionClosed, ConnectionResetError, BrokenPipeError, socket.timeout):
+        pass
+
+
+class FaultMatrixTest(StampdTestCase):
+    def setUp(self):
+        self.cases = []
+        self.peers = []  # (stampd, upstream) of every case
+        self.lock = threading.Lock()
+
+    def start_pair(self, servers=None, upstream=None, extra=None):
+        up = upstream
+        if up is None:
+            up = FakeUpstream(capabilities=FakeUpstream.BASIC, command_timeout=10.0)
+            up.start()
+            self.addCleanup(up.stop)
+        stampd = self.start_stampd(servers or [up.address], merge_sections(TIMEOUTS, extra or {}))
+        with self.lock:
+            self.peers.append((stampd, up))
+        return stampd, up
+
+    def client(self, stampd):
+        c = SmtpClient(*stampd.address, timeout=CLIENT_TIMEOUT)
+        self.addCleanup(c.close)
+        return c
+
+    # upstream faults in a transaction, on the shared pair
+
+    def tx_case(self, stampd, up, step, fault, next_tx):
+        case = Case("%s%s/%s" % ("next-" if next_tx else "", step, fault),
+                    ("next " if next_tx else "") + step, fault,
+                    window=step == "dot" and fault in ("drop", "hang", "slow", "reset"))
+        c = self.client(stampd)
+        c.ehlo()
+        if next_tx:
+            send_message(c, case.message())  # takes and gives back a connection
+        m = case.message()
+        rule = dict(FAULTS[fault], times=1)
+        if step in ("rcpt1", "rcpt2"):
+            rule["match"] = m.recipients[int(step[-1]) - 1]
+        else:
+            rule["sender"] = m.sender
+        if step == "body":
+            rule["after_bytes"] = 2048
+            if "reply" in rule:
+                rule["close"] = True  # a reply in the middle of DATA, then gone
+        if step == "dot" and case.window:
+            rule["commit"] = True
+        case.rule = up.on("rcpt" if step.startswith("rcpt") else step, **rule)
+        quietly(send_message, c, m)
+        quietly(c.quit)
+        return case
+
+    # upstream faults where connections open and close: a pair of their own
+
+    def conn_case(self, step, fault):
+        case = Case("%s/%s" % (step, fault), step, fault)
+        stampd, up = self.start_pair()
+        case.rule = up.on("connect" if step == "greeting" else step, times=1, **FAULTS[fault])
+        for _ in range(2):
+            c = self.client(stampd)
+            quietly(c.ehlo)
+            quietly(send_message, c, case.message())
+            quietly(c.quit)
+            if step == "quit":
+                time.sleep(2.5)  # the pool's idle_timeout (1 s): it sends QUIT
+        return case
+
+    def refused_case(self):
+        case = Case("connect/refused", "connect", "refused")
+        stampd, _ = self.start_pair(servers=["127.0.0.1:%d" % closed_port()], upstream=FakeUpstream())
+        c = self.client(stampd)
+        c.ehlo()
+        quietly(send_message, c, case.message())
+        quietly(c.quit)
+        return case
+
+    # client faults, on the shared pair
+
+    def client_case(self, stampd, fault, where):
+        case = Case("client %s/%s" % (fault, where), "client " + fault, where)
+        m = case.message()
+        c = self.client(stampd)
+        try:
+            if fault == "idle" and where == "greeting":
+                c.wait_closed(10)
+                return case
+            if fault == "drop-mid-command" and where == "ehlo":
+                c.send("EHLO clie")
+                c.close()
+                return case
+            c.ehlo()
+            if fault == "idle" and where == "ehlo":
+                c.wait_closed(10)
+                return case
+            if fault == "pipelined-garbage":
+                return self.garbage_case(case, c, m, where)
+            if fault == "drop-mid-command" and where == "mail":
+                c.send("MAIL FROM:<%s" % m.sender)
+                c.close()
+                return case
+            c.mail(m.sender)
+            if fault == "idle" and where == "mail":
+                c.wait_closed(10)
+                return case
+            if fault == "drop-mid-command" and where == "rcpt":
+                c.send("RCPT TO:<%s" % m.recipients[0])
+                c.close()
+                return case
+            c.rcpt(m.recipients[0])
+            if fault == "idle" and where == "rcpt":
+                c.wait_closed(10)
+                return case
+            if fault == "drop-mid-command" and where == "data":
+                c.send("DAT")
+                c.close()
+                return case
+            if fault == "drop-mid-command" and where == "quit":
+                c.send("QUI")
+                c.close()
+                return case
+            r = c.cmd("DATA")
+            if r.code != 354:
+                return case
+            wire = dot_stuff(m.content)
+            if fault == "drop-mid-data":
+                c.send(wire[:len(wire) // 2])
+                c.close()
+            elif fault == "short-of-dot":
+                c.send(wire[:-1])
+                if where == "gone":
+                    c.close()
+                else:
+                    c.wait_closed(10)
+            elif fault == "idle":
+                c.send(wire[:len(wire) // 2])
+                c.wait_closed(10)
+        except (ConnectionClosed, ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+        return case
+
+    def garbage_case(self, case, c, m, where):
+        if where == "after-dot":
+            # A whole transaction and garbage behind the dot, in one write.
+            c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (m.sender, m.recipients[0]))
+            codes = [r.code for r in c.replies(3, CLIENT_TIMEOUT)]
+            if codes[0] == 250 and codes[1] == 250:
+                m.accepted_rcpts.add(m.recipients[0])
+            if codes[2] != 354:
+                return case
+            c.send(dot_stuff(m.content) + b"\x00\xffGARBAGE\r\n.\r\nQUIT\r\n")
+            m.final = c.reply(CLIENT_TIMEOUT).code
+            c.reply(CLIENT_TIMEOUT)  # the garbage line's refusal
+            return case
+        garbage = "GARBAGE \x01\x7f" if where == "envelope" else "X" * 70000
+        commands = ["MAIL FROM:<%s>" % m.sender, "RCPT TO:<%s>" % m.recipients[0], garbage,
+                    "RCPT TO:<%s>" % m.recipients[1], "DATA"]
+        c.send("".join(x + "\r\n" for x in commands))
+        codes = [c.reply(CLIENT_TIMEOUT).code for _ in commands]
+        if codes[0] == 250:
+            for rcpt, code in ((m.recipients[0], codes[1]), (m.recipients[1], codes[3])):
+                if code == 250:
+                    m.accepted_rcpts.add(rcpt)
+        if codes[4] == 354:
+            c.send(dot_stuff(m.content))
+            m.final = c.reply(CLIENT_TIMEOUT).code
+        return case
+
+    # the accounting
+
+    def check(self, case):
+        """check holds each message of case to the promise; sets case.verdict."""
+        problems = []
+        window = 0
+        for m in case.messages:
+            up = [u for s, u in self.peers]
+            taken = [t for u in set(up) for t in u.accepted_messages
+                     if b"<%s@fault.test>" % m.tag.encode() in t.content]
+            whole = [t for t in taken if t.content == m.content]
+            if m.got_250:
+                if len(taken) != 1 or len(whole) != 1:
+                    problems.append("%s: 250 but taken %d time(s), %d whole" % (m.tag, len(taken), len(whole)))
+                elif {a for a, _ in whole[0].rcpts} != m.accepted_rcpts:
+                    problems.append("%s: delivered to %s, client told %s" % (
+                        m.tag, sorted(a for a, _ in whole[0].rcpts), sorted(m.accepted_rcpts)))
+            elif taken:
+                if case.window and len(taken) == 1 and (m.final is None or m.final // 100 == 4):
+                    window += 1
+                else:
+                    problems.append("%s: no 250 (got %s) but taken %d time(s)" % (m.tag, m.final, len(taken)))
+        if case.error:
+            problems.append("the case failed: %r" % case.error)
+        if case.rule is not None and case.rule.used == 0:
+            problems.append("the fault never fired: the case tested nothing")
+        case.verdict = "MISS" if problems else ("dup" if window else "ok")
+        return problems, window
+
+    def test_fault_matrix(self):
+        started = time.monotonic()
+        stampd, up = self.start_pair()
+        jobs = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=48) as pool:
+            for next_tx in (False, True):
+                for step in TX_STEPS:
+                    for fault in FAULTS:
+                        jobs.append(pool.submit(self.tx_case, stampd, up, step, fault, next_tx))
+            for fault, where in CLIENT_FAULTS:
+                jobs.append(pool.submit(self.client_case, stampd, fault, where))
+            for step in CONN_STEPS:
+                for fault in FAULTS:
+                    jobs.append(pool.submit(self.conn_case, step, fault))
+            jobs.append(pool.submit(self.refused_case))
+            cases = [j.result() for j in jobs]
+        # Let every relay still running end (a hung upstream is cut after
+        # 2 s at most): count once nothing has changed upstream for 3 s.
+        def taken():
+            return sum(len(u.transactions) + len(u.accepted_messages) for _, u in self.peers)
+        last, since, deadline = taken(), time.monotonic(), time.monotonic() + 20
+        while time.monotonic() - since < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = taken()
+            if now != last:
+                last, since = now, time.monotonic()
+        misses = []
+        windows = 0
+        for case in cases:
+            problems, window = self.check(case)
+            windows += window
+            misses += ["%s: %s" % (case.name, p) for p in problems]
+        self.report(cases, windows, time.monotonic() - started)
+        self.assertEqual(misses, [], "the promise was broken:\n" + "\n".join(misses))
+
+    def report(self, cases, windows, seconds):
+        rows = []
+        for c in cases:
+            if c.row not in rows:
+                rows.append(c.row)
+        columns = []
+        for c in cases:
+            if c.column not in columns:
+                columns.append(c.column)
+        out = ["fault matrix: ok = the promise held, dup = held, and the message was taken "
+               "upstream in the duplicate window, MISS = broken"]
+        cell = {(c.row, c.column): c.verdict for c in cases}
+        upstream_cols = list(FAULTS) + ["refused"]
+        width = max(len(r) for r in rows) + 2
+        out.append(" " * width + "".join("%-10s" % col for col in upstream_cols))
+        for r in rows:
+            if r.startswith("client"):
+                continue
+            out.append("%-*s" % (width, r) + "".join("%-10s" % cell.get((r, col), "-") for col in upstream_cols))
+        out.append("client faults:")
+        for c in cases:
+            if c.row.startswith("client"):
+                out.append("  %-40s %s" % (c.row[7:] + " / " + c.column, c.verdict))
+        messages = [m for c in cases for m in c.messages]
+        out.append("cases %d, invariant held in %d, missed in %d; messages %d, 250 %d, "
+                   "duplicate window %d; %.1f s" % (
+                       len(cases), sum(c.verdict != "MISS" for c in cases),
+                       sum(c.verdict == "MISS" for c in cases), len(messages),
+                       sum(m.got_250 for m in messages), windows, seconds))
+        sys.stderr.write("\n" + "\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    test_main.main()

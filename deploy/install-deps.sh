@@ -38,6 +38,7 @@ test_pkgs=(
   dpkg-dev file               # cpack: dpkg-shlibdeps (the .deb's Depends:), file (finds the ELF files)
   podman buildah runc fuse-overlayfs uidmap slirp4netns  # builds and runs the image (tests/deploy/test_container.py)
   clang-tidy                  # tests/lint/clang_tidy.sh
+  clang libclang-rt-14-dev    # libFuzzer (only recommended by clang): tests/fuzz/run_fuzzers.sh
 )
 
 want=("${build_pkgs[@]}")

@@ -2,9 +2,10 @@
 # run.sh: installs what is missing (Debian 12), builds stampd in the Release
 # and the sanitizer (ASan+UBSan) configurations, and runs the whole test suite:
 # unit, integration, interop and benchmark tests on the Release build,
-# clang-tidy on our sources, unit and integration tests again on the
-# sanitizer build. Each phase prints how long it took; the end says how many
-# tests ran and skipped per label. With CI=true (as .ci/run sets it) a test
+# clang-tidy on our sources, the libFuzzer targets for a bounded time
+# (STAMPD_SKIP_FUZZ=1 leaves them out), unit and integration tests again on
+# the sanitizer build. Each phase prints how long it took; the end says how
+# many tests ran and skipped per label. With CI=true (as .ci/run sets it) a test
 # that skips for a missing tool or privilege fails.
 #
 #   tests/run.sh            everything
@@ -42,6 +43,14 @@ phase_done "Release tests"
 # Static analysis of our own code (the root .clang-tidy; warnings are errors).
 tests/lint/clang_tidy.sh build
 phase_done "clang-tidy"
+
+# The libFuzzer targets (clang build of their own), each for 25 s on its seed
+# corpus in tests/fuzz/corpus, two at a time: a crash, an assertion, a leak
+# or a slow input fails the run.
+if [ "${STAMPD_SKIP_FUZZ:-}" != "1" ]; then
+  tests/fuzz/run_fuzzers.sh --seconds 25 --parallel 2 build-fuzz
+  phase_done "fuzzing"
+fi
 
 if [ "${STAMPD_SKIP_ASAN:-}" != "1" ]; then
   bash deploy/build.sh --with-tests build-asan Asan

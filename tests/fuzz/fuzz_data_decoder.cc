@@ -23,11 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t chunk = 1 + data[0] % 64;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
 
-  stampd::proxy::DataDecoder whole({});
+  stampd::smtp::DataDecoder whole({});
   std::string whole_out;
   const std::size_t whole_used = whole.feed(input, whole_out);
 
-  stampd::proxy::DataDecoder split({});
+  stampd::smtp::DataDecoder split({});
   std::string split_out;
   std::size_t split_used = 0;
   for (std::size_t pos = 0; pos < input.size() && !split.done(); pos += chunk) {

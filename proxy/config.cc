@@ -581,6 +581,8 @@ const Keys<UpstreamConfig>& upstream_keys() {
       field("auth_username", &U::auth_username, text(), "AUTH PLAIN or LOGIN user name"),
       field("auth_password_file", &U::auth_password_file, file_name(), "the AUTH password"),
       field("xforward", &U::xforward, boolean(), "pass the original client on with XFORWARD"),
+      field("xclient", &U::xclient, boolean(),
+            "name the original client with XCLIENT where offered, instead of XFORWARD"),
       field("connect_timeout", &U::connect_timeout, duration(seconds(1), minutes(10)),
             "each step of setting a connection up"),
       field("command_timeout", &U::command_timeout, duration(seconds(1), hours(1)),

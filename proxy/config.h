@@ -91,6 +91,7 @@ struct UpstreamConfig {
   std::string auth_password_file;
   std::string password;  // read from auth_password_file; never printed
   bool xforward = true;  // pass the original client on when the upstream offers XFORWARD
+  bool xclient = false;  // name it with XCLIENT instead where offered (Postfix submission)
   Duration connect_timeout = std::chrono::seconds(30);
   Duration command_timeout = std::chrono::minutes(5);
   Duration data_timeout = std::chrono::minutes(10);           // RFC 5321 §4.5.3.2.6

@@ -1,5 +1,6 @@
 #include "proxy/connection.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/ssl/error.hpp>
 #include <chrono>
@@ -66,6 +67,14 @@ class Connection {
   // behind the current one (they stay buffered, and are served in turn).
   std::vector<smtp::Command> pipelined_recipients() const;
   asio::awaitable<const char*> data(smtp::Command cmd);
+  // bdat reads one BDAT chunk into the message (RFC 3030); skip_chunk reads
+  // and drops the chunk of a refused BDAT, so the next command is a command.
+  asio::awaitable<const char*> bdat(smtp::Command cmd);
+  asio::awaitable<const char*> skip_chunk(std::uint64_t size);
+  // refuse_bdat answers a BDAT the session refused, keeping the stream in step.
+  asio::awaitable<const char*> refuse_bdat(const smtp::Command& cmd, const smtp::Reply& refusal);
+  // message_read_failed ends a message whose client went away or stalled.
+  asio::awaitable<const char*> message_read_failed(const net::Error& error);
 
   // on_drain ends the wait for a command of a session between transactions.
   void on_drain() {
@@ -103,6 +112,17 @@ asio::awaitable<bool> Connection::flush() {
   co_return true;
 }
 
+asio::awaitable<const char*> Connection::message_read_failed(const net::Error& error) {
+  // RFC 5321 §3.8 / DESIGN: a client that goes away mid-message never
+  // causes a partial message upstream.
+  co_await relay_.abort(error.message());
+  if (error.code != net::Errc::Timeout) co_return "client-closed";
+  reply(
+      make_reply(421, "4.4.2", config_.server.hostname + " Timeout exceeded, closing connection"));
+  co_await flush();
+  co_return "timeout";
+}
+
 asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   session_.apply(cmd);
   reply(session_.local_reply(cmd));
@@ -115,22 +135,73 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   reader_.reserve(kDataBuffer);
   while (!relay_.data_complete()) {
     auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
-    if (!chunk) {
-      // RFC 5321 §3.8 / DESIGN: a client that goes away mid-DATA never
-      // causes a partial message upstream.
-      co_await relay_.abort(chunk.error().message());
-      if (chunk.error().code != net::Errc::Timeout) co_return "client-closed";
-      reply(make_reply(421, "4.4.2",
-                       config_.server.hostname + " Timeout exceeded, closing connection"));
-      co_await flush();
-      co_return "timeout";
-    }
+    if (!chunk) co_return co_await message_read_failed(chunk.error());
     reader_.consume(relay_.add(std::string_view(chunk->data(), chunk->size())));
   }
   reader_.release();
   const Outcome outcome = co_await relay_.finish();
   reply(outcome.reply);
   co_return nullptr;
+}
+
+asio::awaitable<const char*> Connection::bdat(smtp::Command cmd) {
+  if (session_.state() == smtp::Session::State::HaveRcpt) relay_.begin_chunks();
+  session_.apply(cmd);
+  if (cmd.chunk_size > 0) reader_.reserve(kDataBuffer);
+  // Exactly chunk_size octets, whatever they hold; the bytes after them are
+  // the next command, pipelined or not (RFC 3030 §2).
+  for (std::uint64_t left = cmd.chunk_size; left > 0;) {
+    auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
+    if (!chunk) co_return co_await message_read_failed(chunk.error());
+    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk->size()));
+    relay_.add_chunk(std::string_view(chunk->data(), take));
+    reader_.consume(take);
+    left -= take;
+  }
+  if (!cmd.last_chunk) {
+    reply(session_.local_reply(cmd));
+    co_return nullptr;
+  }
+  reader_.release();
+  relay_.end_chunks();
+  const Outcome outcome = co_await relay_.finish();
+  reply(outcome.reply);
+  co_return nullptr;
+}
+
+asio::awaitable<const char*> Connection::skip_chunk(std::uint64_t size) {
+  for (std::uint64_t left = size; left > 0;) {
+    auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
+    if (!chunk) {
+      if (chunk.error().code != net::Errc::Timeout) co_return "client-closed";
+      reply(make_reply(421, "4.4.2",
+                       config_.server.hostname + " Timeout exceeded, closing connection"));
+      co_return "timeout";
+    }
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk->size()));
+    reader_.consume(take);
+    left -= take;
+  }
+  co_return nullptr;
+}
+
+asio::awaitable<const char*> Connection::refuse_bdat(const smtp::Command& cmd,
+                                                     const smtp::Reply& refusal) {
+  if (cmd.syntax_error) {
+    // The chunk's size is unknown, so where the next command starts is too:
+    // hanging up is the only way not to run chunk octets as commands.
+    reply(refusal);
+    co_return "bdat-syntax";
+  }
+  // RFC 3030 §2: a refused chunk's octets are still read and dropped. A
+  // refusal inside a transaction (too big) fails the whole message; the
+  // chunks the client pipelined behind it then find no transaction and are
+  // read and refused in turn.
+  const bool in_transaction = session_.state() == smtp::Session::State::HaveRcpt ||
+                              session_.state() == smtp::Session::State::InChunks;
+  if (in_transaction) co_await relay_.refuse_chunks(refusal);
+  reply(refusal);
+  co_return co_await skip_chunk(cmd.chunk_size);
 }
 
 std::vector<smtp::Command> Connection::pipelined_recipients() const {
@@ -167,6 +238,8 @@ asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
       co_return co_await data(std::move(cmd));
     case smtp::Verb::Starttls:
       co_return co_await starttls(std::move(cmd));
+    case smtp::Verb::Bdat:
+      co_return co_await bdat(std::move(cmd));
     case smtp::Verb::Rset:
       co_await relay_.reset();
       break;
@@ -189,8 +262,13 @@ asio::awaitable<const char*> Connection::serve(std::string_view line) {
       record_.note(obs::LogLevel::Debug, "refused",
                    {{"command", smtp::verb_name(cmd.verb)}, {"reply", summary}});
     }
+    if (refusal->code == 421) {
+      reply(*refusal);
+      co_return "limit";
+    }
+    if (cmd.verb == smtp::Verb::Bdat) co_return co_await refuse_bdat(cmd, *refusal);
     reply(*refusal);
-    co_return refusal->code == 421 ? "limit" : nullptr;
+    co_return nullptr;
   }
   co_return co_await dispatch(std::move(cmd));
 }

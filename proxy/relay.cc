@@ -1,5 +1,6 @@
 #include "proxy/relay.h"
 
+#include <cassert>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -255,18 +256,23 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
   co_return settle(cmd, std::move(r), "rcpt", "to");
 }
 
-void Relay::begin_data() {
+void Relay::start_message(bool chunked) {
   const auto& s = config_.server;
+  chunked_ = chunked;
   decoder_.emplace(smtp::DataDecoder::Options{s.bare_line_endings == BareLineEndings::Normalize,
-                                              s.max_data_line_length,
-                                              session_.message_size_limit()});
+                                              s.max_data_line_length, session_.message_size_limit(),
+                                              chunked});
   spool_.clear();
   assembler_.emplace(tx_, pipeline_, spool_, s.max_header_size);
   local_error_.reset();
   decoded_.clear();
 }
 
-std::size_t Relay::add(std::string_view received) {
+void Relay::begin_data() { start_message(false); }
+
+void Relay::begin_chunks() { start_message(true); }
+
+std::size_t Relay::feed(std::string_view received) {
   const std::size_t used = decoder_->feed(received, decoded_);
   if (!decoded_.empty()) {
     if (!local_error_) {
@@ -275,6 +281,25 @@ std::size_t Relay::add(std::string_view received) {
     decoded_.clear();
   }
   return used;
+}
+
+std::size_t Relay::add(std::string_view received) { return feed(received); }
+
+void Relay::add_chunk(std::string_view octets) {
+  // Chunked content has no end-of-data in it: every octet is used.
+  [[maybe_unused]] const std::size_t used = feed(octets);
+  assert(used == octets.size());
+}
+
+void Relay::end_chunks() {
+  decoder_->end(decoded_);
+  feed({});
+}
+
+asio::awaitable<void> Relay::refuse_chunks(Reply reply) {
+  if (upstream_) co_await upstream_->reset();
+  summarize(Outcome{obs::MessageOutcome::Rejected, reply}, reply.summary());
+  end_transaction();
 }
 
 std::optional<Outcome> Relay::refusal() {
@@ -393,6 +418,15 @@ void Relay::end_transaction() {
 }
 
 asio::awaitable<void> Relay::reset() {
+  if (decoder_) {
+    // RSET, EHLO or the client's QUIT between BDAT chunks (RFC 3030 §2:
+    // RSET clears the chunks received): the message is dropped.
+    summarize(Outcome{obs::MessageOutcome::Aborted, {}},
+              make_reply(0, "", "client ended the transaction between BDAT chunks").summary());
+    decoder_.reset();
+    assembler_.reset();
+    spool_.clear();
+  }
   pipeline_.clear();
   sent_ahead_ = 0;
   if (!upstream_) co_return;

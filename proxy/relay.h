@@ -70,6 +70,17 @@ class Relay {
   void begin_data();
   std::size_t add(std::string_view received);
   bool data_complete() const { return decoder_ && decoder_->done(); }
+  // begin_chunks and add_chunk take a message that comes in BDAT chunks
+  // (RFC 3030): the bytes as they are, no dot-stuffing and no end-of-data;
+  // they stream into the same spool and stages as DATA's. end_chunks marks
+  // the end (BDAT LAST); finish follows as for DATA.
+  void begin_chunks();
+  void add_chunk(std::string_view octets);
+  void end_chunks();
+  bool in_chunks() const { return decoder_.has_value() && chunked_; }
+  // refuse_chunks ends a transaction whose BDAT was refused (the message
+  // too big): the upstream is reset and the message logged as rejected.
+  boost::asio::awaitable<void> refuse_chunks(smtp::Reply reply);
   // finish decides and relays the message once the end of data came, and
   // ends the transaction.
   boost::asio::awaitable<Outcome> finish();
@@ -126,6 +137,9 @@ class Relay {
   // refusal is the reply for a message the decoder or the spool could not take.
   std::optional<Outcome> refusal();
   void summarize(const Outcome& outcome, std::string_view reply_summary);
+  void start_message(bool chunked);
+  // feed passes client bytes through the decoder into the assembler.
+  std::size_t feed(std::string_view received);
   void end_transaction();
 
   std::shared_ptr<const Runtime> runtime_;
@@ -151,6 +165,7 @@ class Relay {
   std::optional<MessageAssembler> assembler_;
   std::optional<net::Error> local_error_;
   std::string decoded_;
+  bool chunked_ = false;  // the message comes in BDAT chunks
 };
 
 }  // namespace stampd::proxy

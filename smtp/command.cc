@@ -1,5 +1,6 @@
 #include "smtp/command.h"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -206,6 +207,27 @@ void parse_path(Command& cmd, std::string_view rest, std::string_view keyword) {
   }
 }
 
+// parse_bdat handles "chunk-size [LAST]" (RFC 3030 §3: bdat-cmd).
+void parse_bdat(Command& cmd, std::string_view rest) {
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  const auto space = rest.find(' ');
+  const std::string_view size = rest.substr(0, space);
+  std::string_view last =
+      space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+  while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
+  // 19 digits always fit in 64 bits; a longer size is no chunk anyone sends.
+  const bool digits =
+      !size.empty() && size.size() <= 19 &&
+      std::all_of(size.begin(), size.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || (!last.empty() && !iequals(last, "LAST"))) {
+    cmd.syntax_error = syntax("Syntax: BDAT chunk-size [LAST]");
+    return;
+  }
+  for (char c : size) cmd.chunk_size = cmd.chunk_size * 10 + static_cast<std::uint64_t>(c - '0');
+  cmd.last_chunk = !last.empty();
+  cmd.argument = std::string(rest);
+}
+
 }  // namespace
 
 const EsmtpParam* Command::param(std::string_view keyword) const {
@@ -268,6 +290,9 @@ Command parse_command(std::string_view line) {
     case Verb::Starttls:
       if (!rest.empty())
         cmd.syntax_error = syntax("Syntax: " + std::string(word) + " takes no arguments");
+      break;
+    case Verb::Bdat:
+      parse_bdat(cmd, rest);
       break;
     case Verb::Unknown:
       cmd.syntax_error = make_reply(500, "5.5.2", "Command unrecognized");

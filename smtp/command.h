@@ -2,6 +2,7 @@
 // Pure string work; whether the command is allowed now is the session's call.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,8 @@ struct Command {
   std::vector<EsmtpParam> params;
   bool null_path = false;             // MAIL FROM:<>
   bool non_ascii = false;             // the path holds UTF-8 (needs SMTPUTF8, RFC 6531)
+  std::uint64_t chunk_size = 0;       // BDAT: the octets that follow the command line
+  bool last_chunk = false;            // BDAT ... LAST: the chunk ends the message
   std::optional<Reply> syntax_error;  // set when the line does not parse
 
   // param finds a parameter by upper-case keyword.
@@ -59,7 +62,8 @@ const char* verb_name(Verb verb);
 // verb_names lists every verb_name in the order of Verb, for metric series.
 std::vector<std::string_view> verb_names();
 
-// parse_command parses a line without its CRLF.
+// parse_command parses a line without its CRLF. A BDAT line that does not
+// parse leaves the size of its chunk unknown: the caller cannot skip it.
 Command parse_command(std::string_view line);
 
 // Limits from RFC 5321 §4.5.3.1.

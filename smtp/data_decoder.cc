@@ -37,13 +37,25 @@ void DataDecoder::line_end(std::string& out, bool bare) {
   state_ = bare ? State::Text : State::LineStart;
 }
 
+void DataDecoder::end(std::string& out) {
+  if (state_ == State::Cr) line_end(out, true);
+  if (line_length_ > 0) {
+    // RFC 5322 §2.1: lines end with CRLF; DATA would add it on the way out.
+    line_length_ = 0;
+    size_ += 2;
+    if (size_ > options_.max_size) fail(Problem::TooBig);
+    if (problem_ == Problem::None) out.append("\r\n", 2);
+  }
+  state_ = State::Done;
+}
+
 std::size_t DataDecoder::feed(std::string_view input, std::string& out) {
   const char* p = input.data();
   const char* const end = p + input.size();
   while (p < end && state_ != State::Done) {
     switch (state_) {
       case State::LineStart:
-        if (*p == '.') {
+        if (*p == '.' && !options_.chunked) {
           state_ = State::Dot;
           ++p;
         } else {

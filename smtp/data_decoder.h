@@ -5,6 +5,12 @@
 // Only the exact sequence <CRLF>.<CRLF> ends the data (the start of DATA counts
 // as a CRLF). A bare CR or LF never starts a line for this purpose, so no
 // byte sequence can end a message early (SMTP smuggling, CVE-2023-51764).
+//
+// Chunked (BDAT, RFC 3030): the bytes are the message as they are, with no
+// dot-stuffing and no end-of-data in them; end() marks the end. The bare CR
+// / bare LF policy and the line limit are the same as for DATA: the message
+// leaves as canonical CRLF text, so no chunk content can end or split it at
+// an upstream that reads DATA loosely.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +26,7 @@ class DataDecoder {
     bool normalize_bare_line_endings = true;  // false: reject the message
     std::size_t max_line_length = 998;        // octets, without CRLF
     std::uint64_t max_size = 50ULL << 20;     // octets of message
+    bool chunked = false;                     // BDAT content: no dots, no end-of-data
   };
 
   explicit DataDecoder(Options options) : options_(options) {}
@@ -29,6 +36,10 @@ class DataDecoder {
   // the end-of-data came first (the rest is the client's next command). After
   // a problem it goes on looking for the end but appends nothing more.
   std::size_t feed(std::string_view input, std::string& out);
+
+  // end marks the end of chunked content (BDAT LAST): a CR held back to see
+  // whether an LF follows is bare, and a last line without CRLF gets one.
+  void end(std::string& out);
 
   bool done() const noexcept { return state_ == State::Done; }
   Problem problem() const noexcept { return problem_; }

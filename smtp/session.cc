@@ -63,6 +63,8 @@ const char* to_string(Session::State state) {
       return "have-mail";
     case Session::State::HaveRcpt:
       return "have-rcpt";
+    case Session::State::InChunks:
+      return "in-chunks";
     case Session::State::InData:
       return "in-data";
     case Session::State::Closed:
@@ -111,7 +113,11 @@ std::optional<Reply> Session::check(const Command& cmd) const {
     case Verb::Data:
       if (state_ == State::HaveRcpt) return std::nullopt;
       if (state_ == State::HaveMail) return make_reply(554, "5.5.1", "No valid recipients");
+      // RFC 3030 §3: DATA and BDAT cannot be mixed in one transaction.
+      if (state_ == State::InChunks) return make_reply(503, "5.5.1", "DATA cannot follow BDAT");
       return make_reply(503, "5.5.1", "Need MAIL and RCPT before DATA");
+    case Verb::Bdat:
+      return check_bdat(cmd);
     case Verb::Xforward:
       return check_xforward(cmd);
     case Verb::Starttls:
@@ -163,7 +169,22 @@ std::optional<Reply> Session::check_mail(const Command& cmd) const {
   return std::nullopt;
 }
 
+std::optional<Reply> Session::check_bdat(const Command& cmd) const {
+  if (state_ == State::HaveMail) return make_reply(554, "5.5.1", "No valid recipients");
+  if (state_ != State::HaveRcpt && state_ != State::InChunks) {
+    return make_reply(503, "5.5.1", "Need MAIL and RCPT before BDAT");
+  }
+  // RFC 3030 §2 (and RFC 1870): the size is known before the octets are
+  // read, so an oversized message is refused before it costs anything.
+  const std::uint64_t limit = message_size_limit();
+  if (cmd.chunk_size > limit || chunked_octets_ > limit - cmd.chunk_size) {
+    return make_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+  }
+  return std::nullopt;
+}
+
 std::optional<Reply> Session::check_rcpt(const Command& cmd) const {
+  if (state_ == State::InChunks) return make_reply(503, "5.5.1", "RCPT cannot follow BDAT");
   if (state_ != State::HaveMail && state_ != State::HaveRcpt) {
     return make_reply(503, "5.5.1", "Need MAIL before RCPT");
   }
@@ -244,6 +265,10 @@ void Session::apply(const Command& cmd) {
     case Verb::Data:
       state_ = State::InData;
       break;
+    case Verb::Bdat:
+      chunked_octets_ += cmd.chunk_size;
+      state_ = cmd.last_chunk ? State::InData : State::InChunks;
+      break;
     case Verb::Rset:
       reset_transaction();
       break;
@@ -271,6 +296,7 @@ void Session::apply(const Command& cmd) {
 
 void Session::reset_transaction() {
   envelope_ = {};
+  chunked_octets_ = 0;
   smtputf8_transaction_ = false;
   if (state_ != State::Connected && state_ != State::Closed) state_ = State::Greeted;
 }
@@ -294,6 +320,8 @@ Reply Session::local_reply(const Command& cmd) const {
       return make_reply(354, "", "End data with <CR><LF>.<CR><LF>");
     case Verb::Starttls:
       return make_reply(220, "2.0.0", "Ready to start TLS");
+    case Verb::Bdat:  // a chunk that is not the last (RFC 3030 §4's example)
+      return make_reply(250, "2.0.0", std::to_string(cmd.chunk_size) + " octets received");
     default:  // NOOP, RSET, XFORWARD and the rest
       return make_reply(250, "2.0.0", "Ok");
   }
@@ -311,6 +339,10 @@ Reply Session::ehlo_reply() const {
   text += "\nENHANCEDSTATUSCODES";
   // RFC 3207 §4: offered only in clear, and only where a certificate is.
   if (tls_policy_.starttls && !tls_) text += "\nSTARTTLS";
+  // RFC 3030: chunks are ours to take whatever the upstream speaks (they
+  // leave as DATA). BINARYMIME is not offered: binary content could only
+  // leave as BDAT, and stampd sends DATA.
+  text += "\nCHUNKING";
   if (client_.trusted) text += "\nXFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";
   return make_reply(250, "", text);
 }

@@ -30,8 +30,10 @@ struct UpstreamCapabilities {
   bool pipelining = false;
   bool xforward = false;
   std::vector<std::string> xforward_attributes;  // as named in "XFORWARD NAME ADDR ..."
-  std::uint64_t size = 0;                        // 0: no limit announced
-  bool size_offered = false;                     // SIZE was in EHLO (MAIL may carry SIZE=)
+  bool xclient = false;
+  std::vector<std::string> xclient_attributes;  // as named in "XCLIENT NAME ADDR ..."
+  std::uint64_t size = 0;                       // 0: no limit announced
+  bool size_offered = false;                    // SIZE was in EHLO (MAIL may carry SIZE=)
   bool starttls = false;
   std::vector<std::string> auth_mechanisms;  // upper-cased
 };
@@ -77,7 +79,9 @@ struct SessionLimits {
 
 class Session {
  public:
-  enum class State { Connected, Greeted, HaveMail, HaveRcpt, InData, Closed };
+  // InChunks: BDAT chunks came, the LAST one not yet (RFC 3030); InData:
+  // the message is being read (DATA, or the LAST chunk) and finished.
+  enum class State { Connected, Greeted, HaveMail, HaveRcpt, InChunks, InData, Closed };
 
   Session(SessionLimits limits, ClientInfo client, std::string hostname);
 
@@ -120,6 +124,8 @@ class Session {
   const UpstreamCapabilities& upstream_capabilities() const { return caps_; }
   // message_size_limit is the smaller of ours and the upstream's SIZE.
   std::uint64_t message_size_limit() const;
+  // chunked_octets counts the BDAT octets of this transaction so far.
+  std::uint64_t chunked_octets() const { return chunked_octets_; }
 
   State state() const { return state_; }
   const Envelope& envelope() const { return envelope_; }
@@ -133,6 +139,7 @@ class Session {
   std::optional<Reply> check_rcpt(const Command& cmd) const;
   std::optional<Reply> check_xforward(const Command& cmd) const;
   std::optional<Reply> check_starttls() const;
+  std::optional<Reply> check_bdat(const Command& cmd) const;
 
   SessionLimits limits_;
   ClientInfo client_;
@@ -142,6 +149,7 @@ class Session {
   bool esmtp_ = false;
   bool smtputf8_transaction_ = false;
   Envelope envelope_;
+  std::uint64_t chunked_octets_ = 0;
   Xforward xforward_;
   UpstreamCapabilities caps_;
   TlsPolicy tls_policy_;

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "proxy/spool.h"
+#include "proxy/upstream/xclient.h"
 #include "smtp/dot_stuffer.h"
 
 namespace stampd::proxy {
@@ -71,6 +72,14 @@ smtp::UpstreamCapabilities parse_capabilities(const smtp::Reply& reply) {
         if (sp != 0) caps.xforward_attributes.emplace_back(a.substr(0, sp));
         a = sp == std::string_view::npos ? std::string_view{} : a.substr(sp + 1);
       }
+    } else if (keyword == "XCLIENT") {
+      caps.xclient = true;
+      std::string_view a = args;
+      while (!a.empty()) {
+        const auto sp = a.find(' ');
+        if (sp != 0) caps.xclient_attributes.emplace_back(a.substr(0, sp));
+        a = sp == std::string_view::npos ? std::string_view{} : a.substr(sp + 1);
+      }
     } else if (keyword == "AUTH") {
       std::string_view a = args;
       while (!a.empty()) {
@@ -107,6 +116,7 @@ void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
   error_ = peer_.empty() ? std::move(why) : peer_ + ": " + why;
   in_transaction_ = false;
   ahead_.clear();
+  xclient_sent_.clear();
   reader_.reset();
   if (stream_) stream_->close();
   stream_.reset();
@@ -191,16 +201,17 @@ asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::command(std::string li
   co_return reply;
 }
 
-asio::awaitable<bool> SmtpUpstream::ehlo() {
+asio::awaitable<bool> SmtpUpstream::ehlo(std::string name) {
   const auto timeout = config_->upstream.connect_timeout;
-  auto reply = co_await command("EHLO " + config_->upstream.helo_name, timeout);
+  if (name.empty()) name = config_->upstream.helo_name;
+  auto reply = co_await command("EHLO " + name, timeout);
   if (!reply) co_return false;
   if (reply->code == 250) {
     caps_ = parse_capabilities(*reply);
     co_return true;
   }
   // RFC 5321 §3.2: an old server may only know HELO.
-  reply = co_await command("HELO " + config_->upstream.helo_name, timeout);
+  reply = co_await command("HELO " + name, timeout);
   if (!reply) co_return false;
   if (reply->code != 250) {
     fail(UpstreamErrorKind::Protocol, "EHLO and HELO refused: " + reply->summary());
@@ -318,8 +329,38 @@ asio::awaitable<std::optional<smtp::UpstreamCapabilities>> SmtpUpstream::open() 
   co_return std::nullopt;
 }
 
+bool SmtpUpstream::use_xclient() const { return config_->upstream.xclient && caps_.xclient; }
+
+asio::awaitable<bool> SmtpUpstream::xclient(const smtp::Session& session) {
+  const std::string line = xclient_line(xclient_identity(session), caps_.xclient_attributes);
+  // The upstream keeps what XCLIENT said for the connection's later
+  // transactions: the same client again needs no new one.
+  if (line.empty() || line == xclient_sent_) co_return true;
+  xclient_sent_.clear();
+  auto reply = co_await command(line, config_->upstream.command_timeout);
+  if (!reply) co_return false;
+  if (reply->code != 220) {
+    // Offered but refused: stampd is not in smtpd_authorized_xclient_hosts
+    // or a value was bad. Never relay as ourselves instead: the upstream
+    // would apply our rights to the client's mail.
+    fail(UpstreamErrorKind::Auth, "XCLIENT refused: " + reply->summary());
+    co_return false;
+  }
+  // XCLIENT_README: the server starts a new session (the 220 above) and
+  // wants EHLO again; what it offers may change with the client it sees.
+  // The EHLO name is the client's, as XCLIENT's HELO said: the server takes
+  // the name of this EHLO for its logs and Received header.
+  std::string helo = xtext_decode(xclient_identity(session).helo);
+  const bool printable =
+      std::all_of(helo.begin(), helo.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  if (!printable) helo.clear();  // never a line break or space into EHLO
+  if (!co_await ehlo(helo)) co_return false;
+  xclient_sent_ = line;
+  co_return true;
+}
+
 std::string SmtpUpstream::xforward_line(const smtp::Session& session) const {
-  if (!config_->upstream.xforward || !caps_.xforward) return {};
+  if (!config_->upstream.xforward || !caps_.xforward || use_xclient()) return {};
   // Postfix XFORWARD_README: attributes of the original client, so that the
   // upstream logs and checks the real sender, not us.
   const auto& attrs = caps_.xforward_attributes;
@@ -370,6 +411,7 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
   const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
   if (!ahead_.empty() && !co_await drain_ahead()) co_return failure_reply();
+  if (use_xclient() && !co_await xclient(session)) co_return failure_reply();
   std::string line = "MAIL FROM:<" + mail.argument + ">";
   for (const auto& p : mail.params) {
     // RFC 5321 §2.2.2: only parameters of extensions the server offered.
@@ -516,6 +558,7 @@ asio::awaitable<void> SmtpUpstream::close() {
   stream_.reset();
   reader_.reset();
   in_transaction_ = false;
+  xclient_sent_.clear();
 }
 
 }  // namespace stampd::proxy

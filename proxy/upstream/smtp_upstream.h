@@ -1,6 +1,6 @@
 // smtp_upstream.h: the SMTP client side of the relay. Forwards MAIL and RCPT
 // in lockstep, speaks STARTTLS / implicit TLS, AUTH PLAIN / LOGIN and
-// XFORWARD, and turns every transport failure into a 4xx reply.
+// XFORWARD or XCLIENT, and turns every transport failure into a 4xx reply.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -57,8 +57,14 @@ class SmtpUpstream final : public Upstream {
   // will ask for (the transaction ended first).
   boost::asio::awaitable<bool> drain_ahead();
   std::string xforward_line(const smtp::Session& session) const;
+  // use_xclient tells whether the client is named with XCLIENT (asked for
+  // and offered) rather than XFORWARD; xclient sends it before MAIL when the
+  // connection's last one named another client, then EHLO again.
+  bool use_xclient() const;
+  boost::asio::awaitable<bool> xclient(const smtp::Session& session);
   std::string rcpt_line(const smtp::Recipient& recipient) const;
-  boost::asio::awaitable<bool> ehlo();
+  // ehlo greets with name (default: helo_name), falling back to HELO.
+  boost::asio::awaitable<bool> ehlo(std::string name = {});
   boost::asio::awaitable<bool> authenticate();
   // fail records why the connection is unusable and drops it.
   void fail(UpstreamErrorKind kind, std::string why);
@@ -75,6 +81,7 @@ class SmtpUpstream final : public Upstream {
   smtp::UpstreamCapabilities caps_;
   bool in_transaction_ = false;
   std::deque<std::string> ahead_;  // RCPT lines sent, replies not yet read
+  std::string xclient_sent_;       // the XCLIENT line in force on this connection
   std::string peer_;
   std::string server_host_;
   UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;

@@ -167,6 +167,14 @@ struct Client {
     co_return co_await c->relay.rcpt(command(line), ahead);
   }
   static asio::awaitable<Outcome> do_finish(Client* c) { co_return co_await c->relay.finish(); }
+  static asio::awaitable<bool> do_refuse_chunks(Client* c) {
+    co_await c->relay.refuse_chunks(smtp::make_reply(552, "5.3.4", "too big"));
+    co_return true;
+  }
+  static asio::awaitable<bool> do_reset(Client* c) {
+    co_await c->relay.reset();
+    co_return true;
+  }
   static asio::awaitable<bool> do_abort(Client* c) {
     co_await c->relay.abort("closed the connection");
     co_return true;
@@ -205,6 +213,24 @@ struct Client {
     used += relay.add(std::string_view(message).substr(used));
     EXPECT_TRUE(relay.data_complete());
     EXPECT_EQ(used, message.size());
+  }
+  // chunks sends message as BDAT chunks of step octets (the last one LAST,
+  // possibly empty) and finishes it, as the Connection does.
+  Outcome chunks(const std::string& message, std::size_t step) {
+    relay.begin_chunks();
+    for (std::size_t pos = 0;; pos += step) {
+      const std::string_view piece =
+          std::string_view(message).substr(std::min(pos, message.size()), step);
+      const bool last = pos + step >= message.size();
+      const smtp::Command bdat =
+          command("BDAT " + std::to_string(piece.size()) + (last ? " LAST" : ""));
+      EXPECT_FALSE(session.check(bdat)) << bdat.argument;
+      session.apply(bdat);
+      relay.add_chunk(piece);
+      if (last) break;
+    }
+    relay.end_chunks();
+    return run(do_finish(this));
   }
   // data sends DATA and the message and finishes it.
   Outcome data(const std::string& message = kMessage, std::size_t cut = 7) {
@@ -466,6 +492,106 @@ TEST(Relay, PipelinedBytesAfterTheEndOfDataAreLeftForTheConnection) {
   EXPECT_EQ(h.relay_->add(input), std::string(kMessage).size());
   EXPECT_TRUE(h.relay_->data_complete());
   EXPECT_EQ(h.run(&Client::do_finish).reply.code, 250);
+}
+
+// BDAT chunks (RFC 3030): raw octets, no dot-stuffing, the same pipeline.
+
+// kRaw is kMessage as BDAT carries it: no stuffing, no terminator.
+const char* const kRaw = "From: <a@example.com>\r\nSubject: hi\r\n\r\nbody\r\n.dot\r\n";
+
+TEST(RelayChunks, EveryChunkSizeRelaysWhatDataRelays) {
+  const std::string raw = kRaw;
+  for (std::size_t step = 1; step <= raw.size() + 1; ++step) {
+    SCOPED_TRACE(step);
+    Harness h;
+    h.hello();
+    h.mail();
+    h.rcpt();
+    const Outcome out = h.chunks(raw, step);
+    EXPECT_EQ(out.reply.code, 250);
+    ASSERT_EQ(h.upstream_->messages.size(), 1u);
+    EXPECT_EQ(h.upstream_->messages[0], std::string("X-Counted: yes\r\n") + kRelayed);
+    EXPECT_EQ(h.stages_.headers, 1);
+    EXPECT_EQ(h.stages_.body, "body\r\n.dot\r\n");
+    EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
+  }
+}
+
+TEST(RelayChunks, TheEndOfDataLookalikeInAChunkIsContent) {
+  Harness h;
+  h.hello();
+  h.mail();
+  h.rcpt();
+  const std::string raw = "Subject: x\r\n\r\nbefore\r\n.\r\nMAIL FROM:<evil@x>\r\n";
+  EXPECT_EQ(h.chunks(raw, 9).reply.code, 250);
+  ASSERT_EQ(h.upstream_->messages.size(), 1u);
+  EXPECT_EQ(h.upstream_->messages[0], "X-Counted: yes\r\n" + raw);
+  EXPECT_EQ(h.upstream_->calls,
+            (std::vector<std::string>{"open", "MAIL a@example.com", "RCPT b@example.net", "DATA"}));
+}
+
+TEST(RelayChunks, AnEmptyLastChunkEndsTheMessage) {
+  Harness h;
+  h.hello();
+  h.mail();
+  h.rcpt();
+  EXPECT_EQ(h.chunks("", 5).reply.code, 250);
+  ASSERT_EQ(h.upstream_->messages.size(), 1u);
+  EXPECT_EQ(h.upstream_->messages[0], "X-Counted: yes\r\n");
+}
+
+TEST(RelayChunks, ARefusedChunkResetsTheUpstreamAndDeliversNothing) {
+  Harness h;
+  h.hello();
+  h.mail();
+  h.rcpt();
+  h.relay_->begin_chunks();
+  h.session_.apply(command("BDAT 5"));
+  h.relay_->add_chunk("Subje");
+  h.run(&Client::do_refuse_chunks);
+  EXPECT_EQ(h.upstream_->calls.back(), "RSET");
+  EXPECT_TRUE(h.upstream_->messages.empty());
+  EXPECT_EQ(h.counted("rejected"), 1);
+  EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
+  // The next transaction on the session is whole.
+  h.mail();
+  h.rcpt();
+  EXPECT_EQ(h.chunks(kRaw, 4).reply.code, 250);
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
+TEST(RelayChunks, RsetBetweenChunksDropsTheMessage) {
+  Harness h;
+  h.hello();
+  h.mail();
+  h.rcpt();
+  h.relay_->begin_chunks();
+  h.session_.apply(command("BDAT 5"));
+  h.relay_->add_chunk("Subje");
+  EXPECT_TRUE(h.relay_->in_chunks());
+  h.run(&Client::do_reset);
+  h.session_.apply(command("RSET"));
+  EXPECT_FALSE(h.relay_->in_chunks());
+  EXPECT_EQ(h.upstream_->calls.back(), "RSET");
+  EXPECT_EQ(h.counted("aborted"), 1);
+  h.mail();
+  h.rcpt();
+  EXPECT_EQ(h.chunks(kRaw, 100).reply.code, 250);
+  ASSERT_EQ(h.upstream_->messages.size(), 1u);
+  EXPECT_EQ(h.upstream_->messages[0], std::string("X-Counted: yes\r\n") + kRelayed);
+}
+
+TEST(RelayChunks, ClientGoneMidChunkQuitsTheUpstream) {
+  Harness h;
+  h.hello();
+  h.mail();
+  h.rcpt();
+  h.relay_->begin_chunks();
+  h.session_.apply(command("BDAT 100"));
+  h.relay_->add_chunk("Subject: half");
+  h.run(&Client::do_abort);
+  EXPECT_EQ(h.upstream_->calls.back(), "QUIT");
+  EXPECT_TRUE(h.upstream_->messages.empty());
 }
 
 // The pool: connections kept between transactions and shared by sessions.

@@ -262,5 +262,60 @@ TEST(DataDecoderRobustness, RejectModeNeverNormalizesAndAgreesAcrossChunkings) {
   }
 }
 
+// chunked decodes BDAT content fed in pieces cut every `step` bytes.
+Decoded chunked(const std::string& input, std::size_t step, DataDecoder::Options options = {}) {
+  options.chunked = true;
+  DataDecoder d(options);
+  Decoded out;
+  for (std::size_t pos = 0; pos < input.size(); pos += step) {
+    out.used += d.feed(std::string_view(input).substr(pos, step), out.message);
+  }
+  out.done = d.done();
+  d.end(out.message);
+  out.problem = d.problem();
+  return out;
+}
+
+TEST(DataDecoder, ChunkedContentIsTakenAsItIs) {
+  // Dots at line starts and <CRLF>.<CRLF> are content in BDAT (RFC 3030 §2).
+  const std::string input = "Subject: x\r\n\r\n.dot\r\n..two\r\n.\r\nafter\r\n";
+  for (std::size_t step : {1u, 2u, 3u, 7u, 1000u}) {
+    const Decoded d = chunked(input, step);
+    EXPECT_EQ(d.used, input.size());
+    EXPECT_FALSE(d.done) << "no end-of-data inside chunks";
+    EXPECT_EQ(d.message, input) << step;
+    EXPECT_EQ(d.problem, DataDecoder::Problem::None);
+  }
+}
+
+TEST(DataDecoder, ChunkedEndAddsTheLastCrlfAndCountsATrailingCrAsBare) {
+  EXPECT_EQ(chunked("a\r\nlast", 3).message, "a\r\nlast\r\n");
+  EXPECT_EQ(chunked("", 1).message, "");
+  EXPECT_EQ(chunked("a\r", 1).message, "a\r\n");
+  DataDecoder::Options reject;
+  reject.normalize_bare_line_endings = false;
+  EXPECT_EQ(chunked("a\r", 1, reject).problem, DataDecoder::Problem::BareLineEnding);
+  EXPECT_EQ(chunked("a\r\nlast", 1, reject).problem, DataDecoder::Problem::None);
+}
+
+TEST(DataDecoder, ChunkedBareLineEndingsFollowThePolicy) {
+  // The smuggling lookalikes become plain CRLF lines, never a dot line end.
+  const std::string input = "a\n.\nMAIL FROM:<e@x>\r.\rb\r\n";
+  EXPECT_EQ(chunked(input, 1).message, "a\r\n.\r\nMAIL FROM:<e@x>\r\n.\r\nb\r\n");
+  DataDecoder::Options reject;
+  reject.normalize_bare_line_endings = false;
+  EXPECT_EQ(chunked(input, 2, reject).problem, DataDecoder::Problem::BareLineEnding);
+}
+
+TEST(DataDecoder, ChunkedSizeAndLineLimits) {
+  DataDecoder::Options o;
+  o.max_size = 10;
+  EXPECT_EQ(chunked("12345678\r\n", 3, o).problem, DataDecoder::Problem::None);
+  EXPECT_EQ(chunked("123456789\n", 3, o).problem, DataDecoder::Problem::TooBig);  // LF grew
+  o = {};
+  o.max_line_length = 4;
+  EXPECT_EQ(chunked("12345\r\n", 2, o).problem, DataDecoder::Problem::LineTooLong);
+}
+
 }  // namespace
 }  // namespace stampd::smtp

@@ -167,7 +167,7 @@ TEST(Session, ErrorLimit) {
 
 TEST(Session, NotImplemented) {
   Session s({}, trusted_client(), "h");
-  for (const char* line : {"STARTTLS", "AUTH PLAIN", "BDAT 10 LAST", "EXPN list", "ETRN x",
+  for (const char* line : {"STARTTLS", "AUTH PLAIN", "EXPN list", "ETRN x",
                            "TURN"}) {  // no TLS set up
     EXPECT_EQ(code(run(s, line)), 502) << line;
   }
@@ -261,6 +261,84 @@ TEST(Session, ImplicitTlsIsActiveFromTheStart) {
   EXPECT_FALSE(offers(s, "STARTTLS"));
   EXPECT_EQ(code(run(s, "STARTTLS")), 503);
   EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 0);
+}
+
+TEST(Session, BdatParsing) {
+  Command c = parse_command("BDAT 1024");
+  EXPECT_FALSE(c.syntax_error);
+  EXPECT_EQ(c.chunk_size, 1024u);
+  EXPECT_FALSE(c.last_chunk);
+  c = parse_command("bdat 0 last");
+  EXPECT_FALSE(c.syntax_error);
+  EXPECT_EQ(c.chunk_size, 0u);
+  EXPECT_TRUE(c.last_chunk);
+  c = parse_command("BDAT 9999999999999999999 LAST");  // 19 digits fit in 64 bits
+  EXPECT_FALSE(c.syntax_error);
+  EXPECT_EQ(c.chunk_size, 9999999999999999999ULL);
+  for (const char* bad : {"BDAT", "BDAT LAST", "BDAT -1", "BDAT 1x", "BDAT 10 FIRST",
+                          "BDAT 10 LAST more", "BDAT 99999999999999999999", "BDAT +5"}) {
+    c = parse_command(bad);
+    ASSERT_TRUE(c.syntax_error) << bad;
+    EXPECT_EQ(c.syntax_error->code, 501) << bad;
+  }
+}
+
+TEST(Session, BdatChunksThenLast) {
+  Session s({}, trusted_client(), "h");
+  run(s, "EHLO x");
+  EXPECT_NE(s.ehlo_reply().text.find("\nCHUNKING"), std::string::npos);
+  EXPECT_EQ(s.ehlo_reply().text.find("BINARYMIME"), std::string::npos);
+  run(s, "MAIL FROM:<a@example.com>");
+  run(s, "RCPT TO:<b@example.com>");
+  EXPECT_EQ(code(run(s, "BDAT 100")), 0);
+  EXPECT_EQ(s.state(), Session::State::InChunks);
+  EXPECT_EQ(s.local_reply(parse_command("BDAT 100")).summary(), "250 2.0.0 100 octets received");
+  EXPECT_EQ(code(run(s, "BDAT 0")), 0);
+  EXPECT_EQ(code(run(s, "BDAT 50 LAST")), 0);
+  EXPECT_EQ(s.state(), Session::State::InData);
+  EXPECT_EQ(s.chunked_octets(), 150u);
+  s.reset_transaction();
+  EXPECT_EQ(s.chunked_octets(), 0u);
+  EXPECT_EQ(s.state(), Session::State::Greeted);
+}
+
+TEST(Session, BdatSequenceErrors) {
+  Session s({}, trusted_client(), "h");
+  EXPECT_EQ(code(run(s, "BDAT 10")), 503);  // no EHLO
+  run(s, "EHLO x");
+  EXPECT_EQ(code(run(s, "BDAT 10 LAST")), 503);  // no MAIL
+  run(s, "MAIL FROM:<a@example.com>");
+  EXPECT_EQ(code(run(s, "BDAT 10 LAST")), 554);  // no valid recipients
+  run(s, "RCPT TO:<b@example.com>");
+  EXPECT_EQ(code(run(s, "BDAT 10")), 0);
+  // RFC 3030 §3: no DATA in a transaction that started with BDAT.
+  auto r = run(s, "DATA");
+  EXPECT_EQ(code(r), 503);
+  EXPECT_EQ(r->enhanced, "5.5.1");
+  EXPECT_EQ(code(run(s, "RCPT TO:<c@example.com>")), 503);
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com>")), 503);
+  EXPECT_EQ(s.state(), Session::State::InChunks);
+  EXPECT_EQ(code(run(s, "RSET")), 0);
+  EXPECT_EQ(s.state(), Session::State::Greeted);
+  EXPECT_EQ(s.chunked_octets(), 0u);
+}
+
+TEST(Session, BdatSizeIsCheckedBeforeTheChunkIsRead) {
+  SessionLimits limits;
+  limits.max_message_size = 1000;
+  Session s(limits, trusted_client(), "h");
+  run(s, "EHLO x");
+  run(s, "MAIL FROM:<a@example.com>");
+  run(s, "RCPT TO:<b@example.com>");
+  EXPECT_EQ(code(run(s, "BDAT 1001 LAST")), 552);
+  EXPECT_EQ(code(run(s, "BDAT 600")), 0);
+  EXPECT_EQ(code(run(s, "BDAT 400")), 0);  // exactly the limit
+  auto r = run(s, "BDAT 1");
+  EXPECT_EQ(code(r), 552);
+  EXPECT_EQ(r->enhanced, "5.3.4");
+  // A size near 2^64 must not wrap around the sum.
+  EXPECT_EQ(code(run(s, "BDAT 9999999999999999999")), 552);
+  EXPECT_EQ(code(run(s, "BDAT 0 LAST")), 0);
 }
 
 TEST(Session, LocalReplies) {

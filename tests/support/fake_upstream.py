@@ -3,7 +3,8 @@ records every connection, command, envelope and the exact DATA bytes it
 received, and can be told to fail at any step.
 
 Steps a rule can target: "connect" (the greeting), "ehlo", "helo",
-"xforward", "mail", "rcpt", "data" (the DATA command), "body" (while the
+"xforward", "xclient" (answered with a new 220 greeting, after which MAIL
+needs EHLO again, as Postfix's XCLIENT does), "mail", "rcpt", "data" (the DATA command), "body" (while the
 message streams in; `after_bytes` says when), "dot" (the end of data),
 "rset", "noop", "quit", "starttls", "auth", "unknown".
 
@@ -84,6 +85,7 @@ class Transaction:
         self.rcpts = []  # (address, params) of accepted recipients
         self.refused_rcpts = []
         self.xforward = dict(connection.xforward)
+        self.xclient = dict(connection.xclient)
         self.helo = connection.helo
         self.tls = connection.tls
         self.auth_user = connection.auth_user
@@ -131,6 +133,8 @@ class Connection:
         self.transactions = []
         self.helo = None
         self.xforward = {}
+        self.xclient = {}  # what the XCLIENT in force said
+        self.xclients = 0  # XCLIENT commands accepted
         self.tls = False
         self.sni = None
         self.auth_user = None
@@ -151,6 +155,7 @@ class FakeUpstream:
     BASIC = ["PIPELINING", "SIZE 104857600", "ENHANCEDSTATUSCODES"]
     FULL = BASIC + ["8BITMIME", "SMTPUTF8", "DSN"]
     XFORWARD = "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"
+    XCLIENT = "XCLIENT NAME ADDR PORT PROTO HELO LOGIN"
 
     def __init__(self, host="127.0.0.1", capabilities=None, hostname="fake.upstream",
                  tls_context=None, implicit_tls=False, auth=None, auth_mechanisms=("PLAIN", "LOGIN"),
@@ -567,6 +572,22 @@ class _Session:
             self.conn.xforward[name.upper()] = value
         self.act("xforward", arg, "250 2.0.0 Ok")
 
+    def cmd_xclient(self, arg):
+        attributes = {}
+        for token in arg.split():
+            name, _, value = token.partition("=")
+            attributes[name.upper()] = value
+
+        def record(text):
+            if text.startswith("220"):
+                # XCLIENT_README: a new session as if the named client had
+                # connected; the client must say EHLO again.
+                self.conn.xclient = attributes
+                self.conn.xclients += 1
+                self.conn.helo = None
+                self.tx = None
+        self.act("xclient", arg, "220 %s ESMTP fake" % self.server.hostname, record)
+
     _PARAM_EXTENSION = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8", "RET": "DSN",
                         "ENVID": "DSN", "NOTIFY": "DSN", "ORCPT": "DSN", "AUTH": "AUTH"}
 
@@ -582,6 +603,9 @@ class _Session:
         return None
 
     def cmd_mail(self, arg):
+        if self.conn.helo is None and self.conn.xclient:
+            self.act("mail", arg, "503 5.5.1 Error: send HELO/EHLO first")
+            return
         m = re.match(r"(?i)FROM:\s*<([^>]*)>\s*(.*)$", arg)
         if not m:
             self.act("mail", arg, "501 5.5.4 Syntax: MAIL FROM:<address>")

@@ -1,0 +1,275 @@
+"""CHUNKING / BDAT in (RFC 3030), end to end: a raw Python client sends
+BDAT chunks to the real stampd, which signs the message and relays it to the
+fake upstream as DATA with dot-stuffing.
+
+* The same message split every way (every single cut point, 1-octet chunks,
+  cuts inside a CRLF, inside the header/body boundary, at each octet of a
+  <CRLF>.<CRLF> in the body, an empty BDAT 0 LAST) reaches the upstream as
+  the same signed message: the same fields and body after the signature, the
+  same bh=, and the signature verifies with dkimpy (Mail::DKIM too, for a
+  few).
+* BDAT chunks pipelined with MAIL and RCPT, each answered in order.
+* Sequencing: DATA after BDAT in one transaction is 503 5.5.1; BDAT without
+  MAIL/RCPT is 503 and its octets are still read (commands inside them are
+  never run); a chunk past the size limit is 552 5.3.4 before it is read,
+  the octets consumed, the upstream reset; a malformed BDAT is 501 and the
+  connection is closed (the chunk's end cannot be found).
+* Bare CR / LF inside chunks follow bare_line_endings as for DATA: each
+  smuggling lookalike sequence of test_smuggling.py, with a whole second
+  transaction behind it, arrives inside the one message as CRLF text
+  (normalize) or the message is refused with 550 (reject).
+* EHLO offers CHUNKING and not BINARYMIME (stampd relays with DATA).
+"""
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+
+import dkim_verifiers as V
+from smtp_client import ConnectionClosed, make_message
+from stampd_harness import StampdTestCase, make_key
+from test_smuggling import SEQUENCES, SMUGGLED, normalize
+import test_main
+
+SELECTOR = "bdat"
+
+BODY = (b"First line.\r\n"
+        b".A line that starts with a dot.\r\n"
+        b"..Two dots.\r\n"
+        b"\r\n"
+        b"A lone dot follows:\r\n"
+        b".\r\n"
+        b"MAIL FROM:<evil@attacker.example>\r\n"
+        b"Last line.\r\n")
+MESSAGE = make_message(subject="chunks", body=BODY)
+
+
+def bdat(chunk, last=False):
+    return b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk
+
+
+def chunked(message, cuts):
+    """chunked returns the BDAT commands for message cut at the offsets in
+    cuts, the last chunk marked LAST."""
+    points = [0] + sorted(cuts) + [len(message)]
+    pieces = [message[a:b] for a, b in zip(points, points[1:])]
+    return [bdat(p, i == len(pieces) - 1) for i, p in enumerate(pieces)]
+
+
+def split_signature(message):
+    """split_signature returns (the DKIM-Signature field, the rest)."""
+    m = re.match(rb"(DKIM-Signature:.*?\r\n)(?=\S)", message, re.S)
+    assert m, message[:200]
+    return m.group(1), message[m.end():]
+
+
+class BdatTest(StampdTestCase):
+    reject = False
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stampd-bdat-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
+        with open(record_path) as f:
+            self.records = V.records_for(f.read().splitlines())
+        self.up = self.start_upstream()
+        server = {"max_message_size": "8KiB"}
+        if self.reject:
+            server["bare_line_endings"] = "reject"
+        self.stampd = self.start_stampd([self.up.address], {
+            "server": server,
+            "dkim": {"key": [{"name": "k", "domain": "example.com", "selector": SELECTOR,
+                              "private_key": key_path}],
+                     "sign": [{"from": "*@example.com", "keys": ["k"]}]},
+        })
+
+    def session(self):
+        c = self.connect(self.stampd)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.assertEqual(c.ehlo().code, 250)
+        return c
+
+    def transaction(self, c, commands, pipelined=True):
+        """transaction sends MAIL, RCPT and the BDAT commands and returns the
+        replies' codes (pipelined: everything in one write)."""
+        head = [b"MAIL FROM:<sender@example.com>\r\n", b"RCPT TO:<rcpt@example.net>\r\n"]
+        if pipelined:
+            c.send(b"".join(head + commands))
+            return [r.code for r in c.replies(len(head) + len(commands))]
+        codes = []
+        for command in head + commands:
+            c.send(command)
+            codes.append(c.reply().code)
+        return codes
+
+    def check_relayed(self, tx, message=MESSAGE):
+        """check_relayed: tx carries message with one signature that verifies;
+        returns its bh=."""
+        self.assertTrue(tx.accepted)
+        self.assertEqual(tx.bare_line_endings(), 0)
+        signature, rest = split_signature(tx.content)
+        self.assertEqual(rest, message)
+        results = V.verify_dkimpy(tx.content, self.records)
+        self.assertEqual([r.status for r in results], ["pass"], results)
+        return V.signatures(tx.content)[0]["bh"]
+
+    def test_ehlo_offers_chunking_not_binarymime(self):
+        c = self.session()
+        self.assertIn("CHUNKING", c.capabilities)
+        self.assertNotIn("BINARYMIME", c.capabilities)
+        self.assertEqual(c.mail("sender@example.com", "BODY=BINARYMIME").code, 555)
+
+    def test_every_split_gives_the_same_signed_message(self):
+        m = MESSAGE
+        boundary = m.index(b"\r\n\r\n")
+        lone_dot = m.index(b"\r\n.\r\n")
+        crlf = m.index(b"\r\n")
+        splits = {"whole": [], "empty-last": None}
+        for i in range(1, len(m)):
+            splits["cut-%d" % i] = [i]
+        splits["inside-crlf"] = [crlf + 1]
+        splits["header-body-boundary"] = [boundary + k for k in range(1, 4)]
+        splits["lone-dot-octets"] = [lone_dot + k for k in range(1, 5)]
+        splits["one-octet"] = list(range(1, len(m)))
+        c = self.session()
+        body_hashes = set()
+        sent = 0
+        for name, cuts in splits.items():
+            with self.subTest(split=name):
+                if cuts is None:  # the whole message, then an empty LAST chunk
+                    commands = [bdat(m), bdat(b"", last=True)]
+                else:
+                    commands = chunked(m, cuts)
+                codes = self.transaction(c, commands)
+                self.assertEqual(codes, [250] * len(codes))
+                sent += 1
+                tx = self.up.wait_for_messages(sent)[-1]
+                body_hashes.add(self.check_relayed(tx))
+        self.assertEqual(len(body_hashes), 1, body_hashes)
+        # Each non-LAST chunk was answered with its own size.
+        c.send(b"MAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n" +
+               bdat(m[:10]) + bdat(m[10:], last=True))
+        replies = c.replies(4)
+        self.assertEqual(replies[2].wire, "250 2.0.0 10 octets received\r\n")
+        self.assertEqual(replies[3].code, 250)
+        c.quit()
+        # An independent second verifier on a few of them.
+        ok, why = V.available("mail-dkim")
+        if ok:
+            for tx in self.up.messages[:3]:
+                results = V.verify_mail_dkim(tx.content, self.records)
+                self.assertEqual([r.status for r in results], ["pass"], results)
+        # The log line counts the octets of the message as received.
+        relayed = self.stampd.messages(outcome="relayed")
+        self.assertTrue(relayed)
+        self.assertEqual(relayed[0]["size"], str(len(m)))
+
+    def test_chunks_one_by_one_and_not_pipelined(self):
+        c = self.session()
+        codes = self.transaction(c, chunked(MESSAGE, [5, 200, 201]), pipelined=False)
+        self.assertEqual(codes, [250] * 6)
+        self.check_relayed(self.up.wait_for_messages(1)[0])
+
+    def test_data_after_bdat_is_503(self):
+        c = self.session()
+        self.assertEqual(self.transaction(c, [bdat(MESSAGE[:100])]), [250, 250, 250])
+        r = c.cmd("DATA")
+        self.assertEqual((r.code, r.enhanced), (503, "5.5.1"))
+        self.assertEqual(c.cmd("RSET").code, 250)
+        self.assertEqual(self.up.messages, [])
+        # The session goes on: DATA in a transaction of its own is fine.
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], MESSAGE).code, 250)
+        self.check_relayed(self.up.wait_for_messages(1)[0])
+        self.assertEqual(len(self.up.messages), 1)
+
+    def test_bdat_outside_a_transaction_is_503_and_its_octets_are_read(self):
+        c = self.session()
+        inside = b"RSET\r\nQUIT\r\n"
+        c.send(bdat(inside, last=True) + b"NOOP\r\n")
+        r = c.reply()
+        self.assertEqual((r.code, r.enhanced), (503, "5.5.1"))
+        self.assertEqual(c.reply().code, 250)  # the NOOP: QUIT inside the chunk was not run
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        c.send(bdat(inside, last=True) + b"NOOP\r\n")  # MAIL but no RCPT
+        self.assertEqual(c.reply().code, 554)
+        self.assertEqual(c.reply().code, 250)
+        self.assertEqual(c.cmd("QUIT").code, 221)
+        self.assertEqual(self.up.messages, [])
+
+    def test_oversized_chunks_are_552_before_they_are_read(self):
+        c = self.session()
+        big = b"x" * 9000
+        mark = self.up.mark()
+        codes = self.transaction(c, [bdat(big, last=True), b"NOOP\r\n"])
+        self.assertEqual(codes, [250, 250, 552, 250])
+        # Over several chunks: the one that crosses the limit fails the
+        # message; chunks pipelined behind it find no transaction.
+        half = b"y" * 5000
+        codes = self.transaction(c, [bdat(half), bdat(half), bdat(b"z" * 10, last=True),
+                                     b"NOOP\r\n"])
+        self.assertEqual(codes, [250, 250, 250, 552, 503, 250])
+        self.assertEqual(c.quit().code, 221)
+        self.up.wait_idle()
+        self.assertEqual(self.up.messages, [])
+        self.assertIn("RSET", [x.upper() for x in self.up.commands_since(mark)])
+        rejected = self.stampd.wait_for_event("message", count=2, outcome="rejected")
+        self.assertTrue(all(e["reply"].startswith("552") for e in rejected[:2]), rejected)
+
+    def test_malformed_bdat_closes_the_connection(self):
+        for line in (b"BDAT\r\n", b"BDAT ten LAST\r\n", b"BDAT 10 FIRST\r\n"):
+            with self.subTest(line=line):
+                c = self.session()
+                c.send(line + b"RSET\r\n")
+                r = c.reply()
+                self.assertEqual((r.code, r.enhanced), (501, "5.5.4"))
+                self.assertEqual(c.wait_closed(timeout=5), b"")
+
+    def test_client_gone_mid_chunk_delivers_nothing(self):
+        c = self.session()
+        c.send(b"MAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n")
+        c.replies(2)
+        c.send(b"BDAT 1000 LAST\r\n" + MESSAGE[:300])
+        time.sleep(0.2)
+        c.close()
+        self.stampd.wait_for_event("message", outcome="aborted")
+        self.up.wait_idle()
+        self.assertEqual(self.up.messages, [])
+
+    def test_smuggling_lookalikes_inside_chunks(self):
+        head = b"From: <sender@example.com>\r\nSubject: innocent\r\n\r\nbefore"
+        c = self.session()
+        delivered = 0
+        for name, seq in SEQUENCES.items():
+            content = head + seq + SMUGGLED
+            for cuts in ([], [len(head) + k for k in range(1, len(seq))]):
+                with self.subTest(sequence=name, cuts=cuts):
+                    mark = self.up.mark()
+                    codes = self.transaction(c, chunked(content, cuts))
+                    bare = re.search(rb"\r(?!\n)|(?<!\r)\n", content)
+                    if self.reject and bare:
+                        self.assertEqual(codes[-1], 550)
+                        self.up.wait_idle()
+                    else:
+                        self.assertEqual(codes, [250] * len(codes))
+                        delivered += 1
+                        tx = self.up.wait_for_messages(delivered)[-1]
+                        _, rest = split_signature(tx.content)
+                        self.assertEqual(rest, normalize(content))
+                        raw = bytes(tx.raw)
+                        self.assertEqual(tx.bare_line_endings(), 0)
+                        for lookalike in (b"\n.\n", b"\r.\r", b"\n.\r", b"\r.\n"):
+                            self.assertNotIn(lookalike, raw[:-3])
+                    commands = self.up.commands_since(mark)
+                    mails = [x for x in commands if x.upper().startswith("MAIL")]
+                    self.assertEqual(mails, ["MAIL FROM:<sender@example.com>"])
+        self.assertEqual(len(self.up.messages), delivered)
+
+
+class BdatRejectBareLineEndingsTest(BdatTest):
+    reject = True
+
+
+if __name__ == "__main__":
+    test_main.main()

@@ -150,6 +150,21 @@ void Daemon::report_keys(const proxy::Runtime& runtime) {
   health_.set_keys_problem(broken.empty() ? "" : broken.front());
 }
 
+// report_certificates logs each server certificate loaded, so that a
+// renewal followed by SIGHUP shows in the log with its new expiry.
+void report_certificates(const proxy::Runtime& runtime) {
+  if (!runtime.server_tls) return;
+  for (std::size_t i = 0; i < runtime.server_tls->size(); ++i) {
+    const auto c = runtime.server_tls->summary(i);
+    std::string names;
+    for (const auto& n : c.names) names += (names.empty() ? "" : ",") + n;
+    obs::log_info("tls-certificate", {{"file", c.chain_file},
+                                      {"names", names},
+                                      {"expires", c.not_after},
+                                      {"default", i == 0 ? "yes" : "no"}});
+  }
+}
+
 void Daemon::update_key_ages(const proxy::Runtime& runtime) {
   const auto now = std::time(nullptr);
   for (const auto& key : runtime.signing_keys->keys()) {
@@ -169,6 +184,7 @@ bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
     runtime = proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io_),
                                    metrics_, executors_);
     report_keys(*runtime);
+    report_certificates(*runtime);
     server_ = std::make_unique<proxy::Server>(io_, executors_, runtime, recorder_);
     server_->listen();
     const auto& config = *runtime->config;
@@ -205,6 +221,7 @@ void Daemon::reload() {
     // The old pools' kept connections were made for the old config.
     old->upstreams->retire();
     report_keys(*runtime);
+    report_certificates(*runtime);
     obs::Logger::configure(config->log.level, config->log.format);
     metrics_->config_reloads.Add({{"result", "ok"}}).Increment();
     metrics_->set_config_hash(config->hash);

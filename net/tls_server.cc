@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstring>
+#include <ctime>
 
 namespace stampd::net {
 
@@ -96,8 +97,9 @@ int ServerTls::select(SSL* ssl, int* /*alert*/, void* self) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-std::vector<std::string> ServerTls::names(std::size_t i) const {
-  std::vector<std::string> out;
+ServerTls::Summary ServerTls::summary(std::size_t i) const {
+  Summary out;
+  out.chain_file = entries_.at(i).chain_file;
   X509* leaf = SSL_CTX_get0_certificate(entries_.at(i).context->native_handle());
   if (leaf == nullptr) return out;
   auto* sans =
@@ -107,15 +109,21 @@ std::vector<std::string> ServerTls::names(std::size_t i) const {
       const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, k);
       if (n->type != GEN_DNS) continue;
       const auto* data = ASN1_STRING_get0_data(n->d.dNSName);
-      out.emplace_back(reinterpret_cast<const char*>(data),
-                       static_cast<std::size_t>(ASN1_STRING_length(n->d.dNSName)));
+      out.names.emplace_back(reinterpret_cast<const char*>(data),
+                             static_cast<std::size_t>(ASN1_STRING_length(n->d.dNSName)));
     }
     GENERAL_NAMES_free(sans);
   }
-  if (out.empty()) {
+  if (out.names.empty()) {
     char cn[256] = {};
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof cn) > 0)
-      out.emplace_back(cn);
+      out.names.emplace_back(cn);
+  }
+  struct tm t {};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &t) == 1) {
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &t);
+    out.not_after = text;
   }
   return out;
 }

@@ -36,8 +36,14 @@ class ServerTls {
   // context is what a handshake starts with; it switches to the certificate
   // that covers the client's SNI name during the handshake.
   boost::asio::ssl::context& context() const { return *entries_.front().context; }
-  // names lists the DNS names (or the subject's CN) of certificate i, for logs.
-  std::vector<std::string> names(std::size_t i) const;
+  // Summary says what certificate i is, for the log: its file, its DNS
+  // names (or the subject's CN) and when it expires.
+  struct Summary {
+    std::string chain_file;
+    std::vector<std::string> names;
+    std::string not_after;  // "2027-03-01T12:00:00Z"
+  };
+  Summary summary(std::size_t i) const;
   std::size_t size() const { return entries_.size(); }
 
  private:

@@ -13,7 +13,8 @@ implicit TLS (RFC 8314) on listen_tls, with certificates made at test time.
   require_tls (530 5.7.0 before STARTTLS), handshake garbage, a client that
   stalls or hangs up mid-handshake: each ends cleanly, logged and counted.
 * SNI picks the certificate; SIGHUP swaps the certificate for new sessions
-  while a TLS session that began before goes on.
+  while a TLS session that began before goes on (event=tls-certificate
+  names the one loaded and its expiry).
 * A PROXY header in front of implicit TLS, in the same write as the
   ClientHello.
 * Config errors: unknown key, unreadable or broken files, a key that is not
@@ -551,6 +552,11 @@ class CertificateTest(InboundTlsTestCase):
         stampd.proc.send_signal(signal.SIGHUP)
         stampd.wait_for_event("reloaded")
         self.assertEqual(self.served(stampd, "renewed.example.com", new), der(new))
+        # The log says which certificate is in use, and until when.
+        logged = stampd.events("tls-certificate")
+        self.assertEqual([e["names"] for e in logged],
+                         ["mail.example.com", "mail.example.com,renewed.example.com"])
+        self.assertRegex(logged[1]["expires"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         # The session that began on the old certificate goes on.
         self.relay_one(before, subject="after the reload")
         before.quit()

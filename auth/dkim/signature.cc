@@ -1,5 +1,7 @@
 #include "auth/dkim/signature.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <type_traits>
 
@@ -78,6 +80,13 @@ net::Result<ParsedSignature> parse_signature(std::string_view raw_field) {
   sig.domain = find_tag(tags, "d")->value;
   sig.selector = find_tag(tags, "s")->value;
   if (sig.domain.empty()) return bad("empty d=");
+  // RFC 6376 §3.5: d= is a domain name (U-labels allowed, RFC 8616); an
+  // '@' in it would also make the default i= ("@" + d=) name another domain.
+  const bool domain_chars = std::all_of(sig.domain.begin(), sig.domain.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x80 || std::isalnum(u) || c == '-' || c == '.' || c == '_';
+  });
+  if (!domain_chars || !is_queryable_name(sig.domain)) return bad("d= is not a domain name");
   if (sig.selector.empty()) return bad("empty s=");
 
   // h= is a colon list with FWS allowed around the names (§3.5).

@@ -272,6 +272,10 @@ TEST(DkimVerifier, MalformedSignatures) {
       {"s=s;", "s=s; s=t;", "duplicate tag"},
       {"s=s;", "s=s; q=http;", "query method"},
       {"s=s;", "s=s; c=fancy;", "canonicalization"},
+      // Found by fuzz_dkim_signature: an '@' in d= made the default i=
+      // ("@" + d=) name another domain than d=.
+      {"d=example.com", "d=a.example=@other.example", "d= is not a domain name"},
+      {"d=example.com", "d=exa mple.com", "d= is not a domain name"},
   };
   test::DkimFakeResolver dns;
   for (const auto& c : cases) {

@@ -61,7 +61,7 @@ run_one() {
   mkdir -p "$out/corpus" "$out/artifacts"
   cp -r "tests/fuzz/corpus/$t/." "$out/corpus/"
   local status=0
-  "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$out/corpus" \
     >"$out/log" 2>&1 || status=$?
   echo "$status" >"$out/status"

@@ -15,6 +15,7 @@
 #include "cmd/daemon.h"
 #include "cmd/dkim_commands.h"
 #include "cmd/health_command.h"
+#include "cmd/passwd_command.h"
 #include "cmd/spf_commands.h"
 
 #ifndef STAMPD_VERSION
@@ -44,6 +45,7 @@ struct Parsed {
   SpfArgs spf;
   std::string key_file;
   bool ready = false;
+  PasswdArgs passwd;
 };
 
 // add_command adds a subcommand that, once parsed without error, chooses run.
@@ -59,7 +61,7 @@ CLI::Option* add_config(CLI::App* command, std::string& path, const std::string&
   return command->add_option("-c,--config", path, about)->type_name("FILE");
 }
 
-// add_daemon_commands adds run and check-config.
+// add_daemon_commands adds run, check-config and passwd.
 void add_daemon_commands(CLI::App& app, Parsed& p) {
   CLI::App* run = add_command(app, p, "run", "serve (also: stampd -c FILE)",
                               [&p] { return run_daemon(p.config); });
@@ -69,6 +71,15 @@ void add_daemon_commands(CLI::App& app, Parsed& p) {
       add_command(app, p, "check-config", "validate FILE and print the effective config",
                   [&p] { return cmd_check_config(p.config); });
   add_config(check, p.config, "the config to check")->required();
+
+  CLI::App* passwd = add_command(app, p, "passwd",
+                                 "read a password (terminal or stdin), print USER:HASH for "
+                                 "[auth] users_file",
+                                 [&p] { return cmd_passwd(p.passwd); });
+  passwd->add_option("user", p.passwd.user, "the login name")->required();
+  passwd->add_option("--method", p.passwd.method, "the hash")
+      ->check(CLI::IsMember({"yescrypt", "sha512-crypt", "bcrypt"}))
+      ->capture_default_str();
 }
 
 // add_dkim_commands adds genkey, sign and verify.

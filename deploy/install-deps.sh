@@ -19,11 +19,13 @@ build_pkgs=(
   libtomlplusplus-dev
   prometheus-cpp-dev
   libcli11-dev                # CLI11, header-only: the command line
+  libcrypt-dev                # crypt_rn: the AUTH users file's yescrypt/sha512-crypt/bcrypt hashes
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   git debootstrap             # clean Debian roots: quick start, .deb and image tests
   swaks
+  whois                       # mkpasswd: the AUTH tests check hashes it writes
   python3 python3-dkim python3-nacl python3-yaml python3-dnspython
   libyaml-cpp-dev             # reads the RFC 7208 SPF test suite in unit tests
   libmail-dkim-perl

@@ -145,6 +145,10 @@ Metrics::Metrics()
                              .Help("DNS query latency.")
                              .Register(*registry_)
                              .Add({}, seconds_buckets())),
+      auth_attempts(BuildCounter()
+                        .Name("stampd_auth_attempts_total")
+                        .Help("AUTH attempts from clients, by result.")
+                        .Register(*registry_)),
       config_reloads(BuildCounter()
                          .Name("stampd_config_reloads_total")
                          .Help("Configuration reloads by result.")

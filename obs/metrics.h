@@ -64,6 +64,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& dns_queries;  // type, status
   prometheus::Histogram& dns_query_duration;
 
+  // AUTH from clients.
+  prometheus::Family<prometheus::Counter>& auth_attempts;  // result: ok, failed, throttled, aborted
+
   // Configuration and build.
   prometheus::Family<prometheus::Counter>& config_reloads;  // result: ok, failed
   prometheus::Family<prometheus::Gauge>& config_info;       // sha256

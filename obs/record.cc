@@ -71,6 +71,20 @@ const char* to_string(UpstreamError kind) {
   return "?";
 }
 
+const char* to_string(AuthResult result) {
+  switch (result) {
+    case AuthResult::Ok:
+      return "ok";
+    case AuthResult::Failed:
+      return "failed";
+    case AuthResult::Throttled:
+      return "throttled";
+    case AuthResult::Aborted:
+      return "aborted";
+  }
+  return "?";
+}
+
 Recorder::Recorder(Metrics& metrics, Health& health, const std::vector<std::string_view>& verbs)
     : metrics_(metrics), health_(health) {
   // Every series exists from the start, at 0: a rate() over a series that
@@ -97,6 +111,9 @@ Recorder::Recorder(Metrics& metrics, Health& health, const std::vector<std::stri
       tls_failures_[s][static_cast<std::size_t>(failure)] = &metrics_.tls_handshake_failures.Add(
           {{"mode", to_string(start)}, {"reason", to_string(failure)}});
     }
+  }
+  for (auto r : {AuthResult::Ok, AuthResult::Failed, AuthResult::Throttled, AuthResult::Aborted}) {
+    auth_[static_cast<std::size_t>(r)] = &metrics_.auth_attempts.Add({{"result", to_string(r)}});
   }
   for (std::size_t k = 1; k < upstream_errors_.size(); ++k) {
     upstream_errors_[k] =
@@ -212,6 +229,13 @@ void SessionRecord::tls_failed(TlsStart start, TlsFailure failure, std::string_v
                  {"mode", to_string(start)},
                  {"reason", to_string(failure)},
                  {"error", detail}});
+}
+
+void SessionRecord::auth(AuthResult result, std::string_view mechanism, std::string_view user,
+                         std::string_view reply) {
+  recorder_.auth(result).Increment();
+  note(result == AuthResult::Ok ? LogLevel::Info : LogLevel::Warning, "auth",
+       {{"result", to_string(result)}, {"mechanism", mechanism}, {"user", user}, {"reply", reply}});
 }
 
 void SessionRecord::note(LogLevel level, std::string_view event, std::vector<LogField> fields) {

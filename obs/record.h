@@ -37,6 +37,10 @@ const char* to_string(TlsStart start);
 // TlsFailure is why a client's TLS handshake failed.
 enum class TlsFailure { Timeout, Closed, Error };
 const char* to_string(TlsFailure failure);
+// AuthResult is how an AUTH attempt ended: ok, wrong credentials, refused
+// for too many failures, or given up (cancelled, malformed, client gone).
+enum class AuthResult { Ok, Failed, Throttled, Aborted };
+const char* to_string(AuthResult result);
 
 // MessageSummary is the message's one summary line (event=message).
 struct MessageSummary {
@@ -86,6 +90,7 @@ class Recorder {
 
   prometheus::Counter& command(std::size_t verb) { return *commands_.at(verb); }
   prometheus::Counter& reply(int code);
+  prometheus::Counter& auth(AuthResult result) { return *auth_[static_cast<std::size_t>(result)]; }
   // message counts the message, then writes its summary line (so a reader
   // of the line who then scrapes /metrics finds it counted).
   void message(std::string_view session, const MessageSummary& summary);
@@ -100,6 +105,7 @@ class Recorder {
   std::array<prometheus::Counter*, 4> refused_{};                      // by ConnectionRefusal
   std::array<std::array<prometheus::Counter*, 3>, 2> tls_sessions_{};  // TlsStart x version
   std::array<std::array<prometheus::Counter*, 3>, 2> tls_failures_{};  // TlsStart x TlsFailure
+  std::array<prometheus::Counter*, 4> auth_{};                         // by AuthResult
 };
 
 // SessionRecord is one client session's view of the Recorder: every line it
@@ -122,6 +128,10 @@ class SessionRecord {
   // session ends after it.
   void tls_failed(TlsStart start, TlsFailure failure, std::string_view detail);
   void reply(int code) { recorder_.reply(code).Increment(); }
+  // auth counts an AUTH attempt and logs it (event=auth): the login name
+  // and mechanism, never what the client sent as a password.
+  void auth(AuthResult result, std::string_view mechanism, std::string_view user,
+            std::string_view reply);
   // note writes one more line of this session (refusals, debug traces, proxy headers...).
   void note(LogLevel level, std::string_view event, std::vector<LogField> fields);
   bool debug_enabled() const { return Logger::enabled(LogLevel::Debug); }

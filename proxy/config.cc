@@ -789,6 +789,59 @@ const Keys<SpfConfig>& spf_keys() {
   return keys;
 }
 
+const Keys<AuthUser>& auth_user_keys() {
+  using A = AuthUser;
+  static const Keys<A> keys{
+      required(field("name", &A::name, text(), "the login, as in users_file")),
+      required(Key<A>{"senders", "addresses it may send as: a@b, *@b, *@*.b",
+                      [](const Reader& r, const toml::node& node, A& user) {
+                        for (const auto& text : strings(false).read(r, node, "senders")) {
+                          auto pattern = auth::FromPattern::parse(text);
+                          if (!pattern) r.fail(node, "senders", pattern.error().detail);
+                          user.senders.push_back(*pattern);
+                        }
+                      },
+                      [](const A& user) {
+                        std::vector<std::string> texts;
+                        for (const auto& p : user.senders) texts.push_back(p.text());
+                        return quoted_list(texts);
+                      }}),
+  };
+  return keys;
+}
+
+void check_auth(const Reader& r, AuthConfig& a) {
+  for (std::size_t i = 0; i < a.users.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (a.users[i].name == a.users[j].name) {
+        throw ConfigError(a.users[i].origin + ": [auth.user] '" + a.users[i].name +
+                          "' appears twice (first at " + a.users[j].origin + ")");
+      }
+    }
+  }
+  if (!a.users.empty() && a.users_file.empty()) {
+    r.fail(r.table, "", "[[auth.user]] needs users_file, the logins and their password hashes");
+  }
+}
+
+const Keys<AuthConfig>& auth_keys() {
+  using A = AuthConfig;
+  static const Keys<A> keys{
+      field("users_file", &A::users_file, file_name(),
+            "user:crypt-hash lines (stampd passwd); \"\": no AUTH"),
+      field("plaintext_listen", &A::plaintext_listen, strings(true, check_listen),
+            "listen addresses where AUTH needs no TLS (loopback)"),
+      field("failure_delay", &A::failure_delay, duration(seconds(0), minutes(1)),
+            "wait before answering a failed AUTH"),
+      field("max_failures", &A::max_failures, count(1, 1000),
+            "failed AUTHs per client IP or user before 454 and a disconnect"),
+      field("failure_window", &A::failure_window, duration(seconds(1), hours(24)),
+            "how long a failure counts"),
+      tables("auth", "user", &A::users, auth_user_keys(), nullptr, "a login's sender addresses"),
+  };
+  return keys;
+}
+
 const Keys<DnsConfig>& dns_keys() {
   using N = DnsConfig;
   static const Keys<N> keys{
@@ -831,6 +884,7 @@ const Keys<Config>& config_sections() {
       section("upstream", &Config::upstream, upstream_keys(), check_upstream, "the MTA after us"),
       section("dkim", &Config::dkim, dkim_keys(), check_dkim, "DKIM signing"),
       section("spf", &Config::spf, spf_keys(), check_spf, "the SPF policy"),
+      section("auth", &Config::auth, auth_keys(), check_auth, "AUTH for submitting apps"),
       section("dns", &Config::dns, dns_keys(), nullptr, "DNS lookups"),
       section("log", &Config::log, log_keys(), nullptr, "the log"),
       section("metrics", &Config::metrics, metrics_keys(), nullptr, "the metrics endpoint"),
@@ -873,6 +927,16 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   config->path = path;
   config->hash = sha256_hex(text);
   read_table(Reader{root, "", path}, config_sections(), *config, "section");
+  // AUTH without TLS only where [server] listens.
+  for (const auto& address : config->auth.plaintext_listen) {
+    const auto& listen = config->server.listen;
+    if (std::find(listen.begin(), listen.end(), address) == listen.end()) {
+      const auto* node = root.at_path("auth.plaintext_listen").node();
+      throw ConfigError(origin(path, node ? *node : static_cast<const toml::node&>(root)) +
+                        ": [auth] plaintext_listen: '" + address +
+                        "' is not one of [server] listen");
+    }
+  }
   complete(*config);
   return config;
 }
@@ -883,6 +947,13 @@ std::shared_ptr<const Config> load_config(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return parse_config(buffer.str(), path);
+}
+
+const AuthUser* AuthConfig::find_user(std::string_view name) const {
+  for (const auto& user : users) {
+    if (user.name == name) return &user;
+  }
+  return nullptr;
 }
 
 bool ServerConfig::trusts(const net::IpAddress& ip) const {

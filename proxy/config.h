@@ -132,6 +132,27 @@ struct MetricsConfig {
   std::string listen = "127.0.0.1:9464";  // empty: no metrics endpoint
 };
 
+// AuthUser is one [[auth.user]]: the sender addresses a login may use, in
+// MAIL FROM and in the From: header (so it cannot get another domain signed).
+struct AuthUser {
+  std::string origin;  // "file:line", for messages
+  std::string name;
+  std::vector<auth::FromPattern> senders;
+};
+
+struct AuthConfig {
+  std::string users_file;  // "user:crypt-hash" lines; empty: no AUTH
+  // Listen addresses (as in [server] listen) where AUTH is allowed without
+  // TLS: loopback only, where no password crosses a network.
+  std::vector<std::string> plaintext_listen;
+  Duration failure_delay = std::chrono::seconds(1);  // before each 535
+  std::size_t max_failures = 5;                      // per client IP and per user, in the window
+  Duration failure_window = std::chrono::minutes(15);
+  std::vector<AuthUser> users;
+  // find_user returns the [[auth.user]] named name, or nullptr.
+  const AuthUser* find_user(std::string_view name) const;
+};
+
 struct Config {
   std::string path;  // the file it came from
   std::string hash;  // SHA-256 of the file's bytes, for the reload metric
@@ -139,6 +160,7 @@ struct Config {
   UpstreamConfig upstream;
   DkimConfig dkim;
   SpfConfig spf;
+  AuthConfig auth;
   DnsConfig dns;
   LogConfig log;
   MetricsConfig metrics;

@@ -1,8 +1,13 @@
 #include "proxy/connection.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <array>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <vector>
 
@@ -12,6 +17,7 @@
 #include "net/tls_server.h"
 #include "proxy/relay.h"
 #include "smtp/command.h"
+#include "smtp/sasl.h"
 
 namespace stampd::proxy {
 
@@ -40,6 +46,7 @@ class Connection {
     // STARTTLS where a certificate is and TLS is not already on (RFC 8314 listeners).
     session_.set_tls_policy({.starttls = tls() != nullptr && !context_.implicit_tls,
                              .required = config_.server.require_tls});
+    session_.set_auth_policy(context_.auth);
   }
 
   asio::awaitable<void> run();
@@ -75,6 +82,16 @@ class Connection {
   asio::awaitable<const char*> refuse_bdat(const smtp::Command& cmd, const smtp::Reply& refusal);
   // message_read_failed ends a message whose client went away or stalled.
   asio::awaitable<const char*> message_read_failed(const net::Error& error);
+  // authenticate runs an AUTH exchange (RFC 4954) and checks the
+  // credentials, throttled per client address and per user.
+  asio::awaitable<const char*> authenticate(smtp::Command cmd);
+  // auth_failed answers a wrong password after the failure delay; the
+  // connection ends once the address or the user has too many failures.
+  asio::awaitable<const char*> auth_failed(const std::string& user, bool known);
+  AuthThrottle::Limits throttle_limits() const {
+    return {config_.auth.max_failures,
+            std::chrono::duration_cast<AuthThrottle::Clock::duration>(config_.auth.failure_window)};
+  }
 
   // on_drain ends the wait for a command of a session between transactions.
   void on_drain() {
@@ -97,7 +114,8 @@ class Connection {
   std::string out_;
   std::shared_ptr<DrainNotice::Watch> drain_watch_;
   bool drain_requested_ = false;
-  bool idle_ = false;  // waiting for a command between transactions
+  bool idle_ = false;      // waiting for a command between transactions
+  std::string mechanism_;  // of the AUTH exchange in progress, for its log line
 };
 
 asio::awaitable<bool> Connection::flush() {
@@ -204,6 +222,78 @@ asio::awaitable<const char*> Connection::refuse_bdat(const smtp::Command& cmd,
   co_return co_await skip_chunk(cmd.chunk_size);
 }
 
+asio::awaitable<const char*> Connection::auth_failed(const std::string& user, bool known) {
+  const std::string ip = context_.client.address.to_string();
+  const std::size_t failures = context_.auth_throttle->failed(ip, user, throttle_limits());
+  // A delay on every failure makes guessing slow even below the limit.
+  asio::steady_timer delay(stream_->executor(), config_.auth.failure_delay);
+  boost::system::error_code ec;
+  co_await delay.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  const auto r = make_reply(535, "5.7.8", "Authentication credentials invalid");
+  // An unknown name may be a password typed in the wrong field: not logged.
+  record_.auth(obs::AuthResult::Failed, mechanism_, known ? user : "", r.summary());
+  reply(r);
+  if (failures >= config_.auth.max_failures) co_return "auth-failures";
+  co_return nullptr;
+}
+
+asio::awaitable<const char*> Connection::authenticate(smtp::Command cmd) {
+  const std::string ip = context_.client.address.to_string();
+  mechanism_.clear();
+  if (context_.auth_throttle->blocked(ip, "", throttle_limits())) {
+    const auto r = make_reply(454, "4.7.0", "Too many failed authentications, try again later");
+    record_.auth(obs::AuthResult::Throttled, "", "", r.summary());
+    reply(r);
+    co_return "auth-throttled";
+  }
+  std::optional<smtp::SaslExchange> exchange;
+  smtp::SaslStep step = smtp::SaslExchange::start(cmd.argument, exchange);
+  if (exchange) mechanism_ = smtp::mechanism_name(exchange->mechanism());
+  while (step.kind == smtp::SaslStep::Kind::Challenge) {
+    reply(step.reply);
+    if (!co_await flush()) co_return "write-failed";
+    auto line = co_await reader_.read_line(config_.server.max_command_line_length,
+                                           config_.server.command_timeout);
+    if (!line) {
+      record_.auth(obs::AuthResult::Aborted, mechanism_, "", "client gone");
+      if (line.error().code == net::Errc::LimitExceeded) {
+        reply(make_reply(500, "5.5.6", "Authentication exchange line too long"));
+        co_return "auth-line-too-long";
+      }
+      co_return "client-closed";
+    }
+    step = exchange->feed(*line);
+  }
+  if (step.kind == smtp::SaslStep::Kind::Failed) {
+    if (step.reply.code == 535) co_return co_await auth_failed("", false);
+    record_.auth(obs::AuthResult::Aborted, mechanism_, "", step.reply.summary());
+    reply(step.reply);
+    co_return nullptr;
+  }
+  smtp::Credentials credentials = std::move(step.credentials);
+  const auto& users = *context_.runtime->users;
+  const bool known = users.contains(credentials.username);
+  const bool user_blocked =
+      context_.auth_throttle->blocked(ip, credentials.username, throttle_limits());
+  // A locked user is not checked at all: the answer says nothing about the password.
+  const bool ok = !user_blocked && users.verify(credentials.username, credentials.password);
+  OPENSSL_cleanse(credentials.password.data(), credentials.password.size());
+  if (user_blocked) {
+    const auto r = make_reply(454, "4.7.0", "Too many failed authentications, try again later");
+    record_.auth(obs::AuthResult::Throttled, mechanism_, known ? credentials.username : "",
+                 r.summary());
+    reply(r);
+    co_return "auth-throttled";
+  }
+  if (!ok) co_return co_await auth_failed(credentials.username, known);
+  context_.auth_throttle->succeeded(credentials.username);
+  session_.set_login(credentials.username);
+  const auto r = make_reply(235, "2.7.0", "Authentication successful");
+  record_.auth(obs::AuthResult::Ok, mechanism_, credentials.username, r.summary());
+  reply(r);
+  co_return nullptr;
+}
+
 std::vector<smtp::Command> Connection::pipelined_recipients() const {
   std::vector<smtp::Command> ahead;
   if (!reader_.buffered()) return ahead;
@@ -240,6 +330,8 @@ asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
       co_return co_await starttls(std::move(cmd));
     case smtp::Verb::Bdat:
       co_return co_await bdat(std::move(cmd));
+    case smtp::Verb::Auth:
+      co_return co_await authenticate(std::move(cmd));
     case smtp::Verb::Rset:
       co_await relay_.reset();
       break;

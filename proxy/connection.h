@@ -11,6 +11,7 @@
 
 #include "net/byte_stream.h"
 #include "obs/record.h"
+#include "proxy/auth_throttle.h"
 #include "proxy/drain_notice.h"
 #include "proxy/runtime.h"
 #include "smtp/session.h"
@@ -27,6 +28,8 @@ struct ConnectionContext {
   bool proxy_protocol = false;   // a PROXY header comes first and names the real client
   bool implicit_tls = false;     // a listen_tls listener: TLS before the greeting (RFC 8314)
   DrainNotice* drain = nullptr;  // the server's; outlives every connection
+  smtp::AuthPolicy auth;         // AUTH offered here, and whether without TLS
+  AuthThrottle* auth_throttle = nullptr;  // the server's; outlives every connection
 };
 
 // serve_connection runs one SMTP session to its end; it never throws.

@@ -121,7 +121,8 @@ asio::awaitable<bool> Relay::move_transaction(const char* step, Reply& why) {
 
 asio::awaitable<void> Relay::hello() {
   if (upstream_) co_await reset();
-  if (!session_.client().trusted) co_return;
+  // A client that can neither relay nor log in learns nothing of the upstream.
+  if (!session_.may_relay() && !session_.auth_offered()) co_return;
   // What we offer follows what the upstream offers; the first client ever
   // makes us find out.
   if (!pool_.capabilities()) {
@@ -402,6 +403,7 @@ void Relay::summarize(const Outcome& outcome, std::string_view reply_summary) {
     m.extra.emplace_back("tls", tls->protocol);
     m.extra.emplace_back("tls_cipher", tls->cipher);
   }
+  if (!session_.login().empty()) m.extra.emplace_back("login", session_.login());
   for (const auto& [k, v] : tx_.log_fields) m.extra.emplace_back(k, v);
   record_.message(m);
 }

@@ -5,6 +5,7 @@
 #include "net/unbound_resolver.h"
 #include "proxy/counting_resolver.h"
 #include "proxy/stages/dkim_stage.h"
+#include "proxy/stages/sender_rights_stage.h"
 #include "proxy/stages/spf_stage.h"
 
 namespace stampd::proxy {
@@ -52,7 +53,13 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
 
   if (executor) runtime->resolver = make_resolver(*config, *executor, runtime->metrics);
 
-  // Pipeline order: SPF policy (at MAIL FROM), then DKIM signing (at end of data).
+  if (!config->auth.users_file.empty()) runtime->users = UserDb::load(config->auth.users_file);
+
+  // Pipeline order: sender rights of a login first (nothing is signed for a
+  // From it may not use), SPF policy (at MAIL FROM), then DKIM signing (at end of data).
+  if (runtime->users) {
+    runtime->stage_factories.push_back(std::make_shared<SenderRightsStageFactory>(config));
+  }
   const bool spf_wanted =
       config->spf.mode != SpfMode::Off ||
       std::any_of(config->spf.overrides.begin(), config->spf.overrides.end(),

@@ -15,6 +15,7 @@
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
 #include "proxy/upstream/factory.h"
+#include "proxy/users_file.h"
 
 namespace stampd::proxy {
 
@@ -28,6 +29,7 @@ struct Runtime {
   // The [[server.certificate]]s for STARTTLS and listen_tls; null: none. A
   // session keeps the one it started with across a reload.
   std::shared_ptr<const net::ServerTls> server_tls;
+  std::shared_ptr<const UserDb> users;  // [auth] users_file; null: no AUTH
 };
 
 // KeyPolicy says what a key that cannot be loaded means.

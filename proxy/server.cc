@@ -89,6 +89,7 @@ void Server::bind(const std::string& text, const char* key, bool implicit_tls) {
   }
   acceptors_.push_back(std::move(acceptor));
   implicit_tls_.push_back(implicit_tls);
+  listen_texts_.push_back(text);
 }
 
 std::vector<std::string> Server::local_endpoints() const {
@@ -131,7 +132,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     tcp::socket socket = co_await acceptor.async_accept(
         threads_[thread], asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
-      admit(std::move(socket), thread, local, implicit_tls_[index]);
+      admit(std::move(socket), thread, local, implicit_tls_[index], listen_texts_[index]);
       continue;
     }
     if (stopped_ || ec == asio::error::operation_aborted) break;
@@ -143,7 +144,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
 }
 
 void Server::admit(tcp::socket socket, std::size_t thread, const std::string& local,
-                   bool implicit_tls) {
+                   bool implicit_tls, const std::string& listen) {
   boost::system::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   if (ec) return;
@@ -180,6 +181,11 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
   context.session_id = id_prefix_ + std::to_string(++session_counter_);
   context.client = {ip, remote.port(), s.trusts(ip)};
   context.local_endpoint = local;
+  const auto& auth = context.runtime->config->auth;
+  context.auth = {context.runtime->users != nullptr,
+                  std::find(auth.plaintext_listen.begin(), auth.plaintext_listen.end(), listen) !=
+                      auth.plaintext_listen.end()};
+  context.auth_throttle = &auth_throttle_;
   start_session(std::move(socket), std::move(context));
 }
 

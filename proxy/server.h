@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "obs/record.h"
+#include "proxy/auth_throttle.h"
 #include "proxy/connection.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/runtime.h"
@@ -52,9 +53,10 @@ class Server {
  private:
   boost::asio::awaitable<void> accept_loop(std::size_t index);
   // admit starts a session for socket, or refuses it (draining, over a cap,
-  // not from a balancer when the PROXY protocol is on).
+  // not from a balancer when the PROXY protocol is on); listen is the
+  // listener's address as configured.
   void admit(boost::asio::ip::tcp::socket socket, std::size_t thread, const std::string& local,
-             bool implicit_tls);
+             bool implicit_tls, const std::string& listen);
   // bind opens one listener; key names its config key for errors.
   void bind(const std::string& text, const char* key, bool implicit_tls);
   // refuse counts and logs the refusal, then answers reply (none: just close).
@@ -69,9 +71,12 @@ class Server {
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::vector<bool> implicit_tls_;  // per acceptor: TLS before the greeting
+  std::vector<std::string>
+      listen_texts_;  // per acceptor: as in the config ([auth] plaintext_listen)
   ConnectionLimiter limiter_;
   std::atomic<bool> draining_{false};
   DrainNotice drain_notice_;
+  AuthThrottle auth_throttle_;  // failed AUTHs; outlives reloads
   std::atomic<bool> stopped_{false};
   std::atomic<unsigned long> session_counter_{0};
   std::string id_prefix_;

@@ -122,6 +122,9 @@ std::optional<Reply> Session::check(const Command& cmd) const {
       return check_xforward(cmd);
     case Verb::Starttls:
       return check_starttls();
+    case Verb::Auth:
+      if (!auth_.enabled) return make_reply(502, "5.5.1", "Command not implemented");
+      return check_auth();
     default:
       return make_reply(502, "5.5.1", "Command not implemented");
   }
@@ -135,7 +138,11 @@ std::optional<Reply> Session::check_mail(const Command& cmd) const {
     return make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
   }
   // RFC 5321 §3.6.2 / DESIGN: no open relay.
-  if (!client_.trusted) return make_reply(554, "5.7.1", "Relay access denied");
+  if (!may_relay()) {
+    // RFC 4954 §6: a client that could log in is told so.
+    if (auth_offered()) return make_reply(530, "5.7.0", "Authentication required");
+    return make_reply(554, "5.7.1", "Relay access denied");
+  }
   if (!cmd.params.empty() && !esmtp_) {
     return make_reply(555, "5.5.4", "Parameters need EHLO");
   }
@@ -225,6 +232,20 @@ std::optional<Reply> Session::check_starttls() const {
   return std::nullopt;
 }
 
+std::optional<Reply> Session::check_auth() const {
+  // RFC 4954 §4: AUTH is an ESMTP extension, once per session, outside a transaction.
+  if (state_ == State::Connected || !esmtp_) return make_reply(503, "5.5.1", "Send EHLO first");
+  if (!login_.empty()) return make_reply(503, "5.5.1", "Already authenticated");
+  if (state_ != State::Greeted) {
+    return make_reply(503, "5.5.1", "AUTH not permitted during a mail transaction");
+  }
+  // RFC 4954 §6: a password never crosses the network in clear text.
+  if (!auth_offered()) {
+    return make_reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
+  }
+  return std::nullopt;
+}
+
 void Session::tls_started(TlsInfo info) {
   tls_ = std::move(info);
   helo_.clear();
@@ -232,6 +253,7 @@ void Session::tls_started(TlsInfo info) {
   envelope_ = {};
   smtputf8_transaction_ = false;
   xforward_ = {};
+  login_.clear();  // RFC 3207 §4.2: nothing from before TLS, a login neither
   if (state_ != State::Closed) state_ = State::Connected;
 }
 
@@ -343,6 +365,7 @@ Reply Session::ehlo_reply() const {
   // leave as DATA). BINARYMIME is not offered: binary content could only
   // leave as BDAT, and stampd sends DATA.
   text += "\nCHUNKING";
+  if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
   if (client_.trusted) text += "\nXFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";
   return make_reply(250, "", text);
 }

@@ -70,6 +70,12 @@ struct TlsInfo {
   std::string server_name;  // the SNI name the client asked for; empty: none
 };
 
+// AuthPolicy says whether this connection offers AUTH (RFC 4954).
+struct AuthPolicy {
+  bool enabled = false;            // a users file is configured
+  bool plaintext_allowed = false;  // the listener allows AUTH without TLS (loopback)
+};
+
 struct SessionLimits {
   std::size_t max_recipients = 1000;
   std::uint64_t max_message_size = 50ULL << 20;
@@ -117,6 +123,16 @@ class Session {
   // protocol is the client's protocol as RFC 3848 names it for Received and
   // XFORWARD PROTO: SMTP, ESMTP, or ESMTPS over TLS.
   std::string protocol() const;
+  // set_auth_policy sets whether AUTH is offered, and whether before TLS.
+  void set_auth_policy(AuthPolicy policy) { auth_ = policy; }
+  // auth_offered tells whether AUTH may be used now (advertised in EHLO):
+  // only over TLS unless the listener allows plaintext (RFC 4954 §4).
+  bool auth_offered() const { return auth_.enabled && (tls_active() || auth_.plaintext_allowed); }
+  // set_login records a successful AUTH; login() is "" until then.
+  void set_login(std::string user) { login_ = std::move(user); }
+  const std::string& login() const { return login_; }
+  // may_relay: from trusted_networks, or authenticated.
+  bool may_relay() const { return client_.trusted || !login_.empty(); }
 
   // ehlo_reply lists our name and the extensions we offer this client.
   Reply ehlo_reply() const;
@@ -140,6 +156,7 @@ class Session {
   std::optional<Reply> check_xforward(const Command& cmd) const;
   std::optional<Reply> check_starttls() const;
   std::optional<Reply> check_bdat(const Command& cmd) const;
+  std::optional<Reply> check_auth() const;
 
   SessionLimits limits_;
   ClientInfo client_;
@@ -154,6 +171,8 @@ class Session {
   UpstreamCapabilities caps_;
   TlsPolicy tls_policy_;
   std::optional<TlsInfo> tls_;
+  AuthPolicy auth_;
+  std::string login_;
   std::size_t commands_ = 0;
   std::size_t errors_ = 0;
 };

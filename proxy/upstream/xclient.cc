@@ -68,9 +68,8 @@ XclientIdentity xclient_identity(const smtp::Session& session) {
   }
   // stampd does no reverse lookup; Postfix then logs the name as "unknown".
   if (id.name.empty()) id.name = "[UNAVAILABLE]";
-  // AUTH in (issue 12): a session whose client authenticated to us sets
-  // id.login = xtext(<its SASL login>) here; until a session carries a
-  // login, LOGIN is never sent.
+  // The client's SASL login, so Postfix's policies and logs see who sent.
+  if (!session.login().empty()) id.login = xtext(session.login());
   return id;
 }
 

@@ -24,6 +24,16 @@ TEST(Xclient, NamesThePeerWithWhatItSaid) {
   EXPECT_NE(xclient_line(xclient_identity(s), kPostfix).find("PROTO=SMTP"), std::string::npos);
 }
 
+TEST(Xclient, CarriesTheLoginOfAnAuthenticatedClient) {
+  smtp::Session s = session_from("192.0.2.7", 40123);
+  s.apply(smtp::parse_command("EHLO app"));
+  EXPECT_EQ(xclient_line(xclient_identity(s), kPostfix).find("LOGIN="), std::string::npos);
+  s.set_login("billing app");
+  EXPECT_EQ(xclient_identity(s).login, "billing+20app");  // xtext
+  EXPECT_NE(xclient_line(xclient_identity(s), kPostfix).find(" LOGIN=billing+20app"),
+            std::string::npos);
+}
+
 TEST(Xclient, Ipv6AndMappedAddresses) {
   EXPECT_EQ(xclient_identity(session_from("2001:db8::7", 1)).addr, "IPV6:2001:db8::7");
   EXPECT_EQ(xclient_identity(session_from("::ffff:192.0.2.9", 1)).addr, "192.0.2.9");

@@ -68,7 +68,7 @@ class Soak:
             "server": {"max_connections": 100000, "max_connections_per_ip": 100000,
                        "command_timeout": "10s", "data_timeout": "10s"},
             "upstream": {"connect_timeout": "2s", "command_timeout": "2s", "data_timeout": "5s",
-                         "max_connections": 64},
+                         "max_connections": 64, "idle_timeout": "1s"},
             "log": {"level": "info"},
         })
         self.stampd = Stampd(sections=sections)
@@ -128,7 +128,9 @@ class Soak:
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
-        time.sleep(3)  # relays still running end (timeouts are at most 5 s)
+        # Relays still running end (timeouts are at most 5 s) and the pool
+        # closes its idle upstream connections (idle_timeout 1 s).
+        time.sleep(4)
         self.samples.append((time.monotonic() - started, rss_kib(self.stampd.pid), fd_count(self.stampd.pid)))
         stop.set()
         report, ok = self.account(elapsed)

@@ -29,7 +29,7 @@ FROM debian:bookworm-slim
 # ca-certificates for verifying the upstream's certificate.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libssl3 libunbound8 libtomlplusplus3 libprometheus-cpp-core1.0 libstdc++6 \
+      libssl3 libunbound8 libtomlplusplus3 libprometheus-cpp-core1.0 libstdc++6 libcrypt1 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10027 stampd \

@@ -32,6 +32,10 @@ asio::awaitable<const char*> Connection::message_read_failed(const net::Error& e
 }
 
 asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
+  if (auto lost = relay_.lost()) {
+    reply(*lost);
+    co_return nullptr;
+  }
   session_.apply(cmd);
   reply(session_.local_reply(cmd));
   if (!co_await flush()) {

@@ -7,6 +7,9 @@
 namespace stampd::proxy::detail {
 
 asio::awaitable<const char*> Connection::bdat(smtp::Command cmd) {
+  // Read and dropped like any refused chunk; those pipelined behind it then
+  // find no transaction.
+  if (auto lost = relay_.lost()) co_return co_await refuse_bdat(cmd, *lost);
   if (session_.state() == smtp::Session::State::HaveRcpt) relay_.begin_chunks();
   session_.apply(cmd);
   if (cmd.chunk_size > 0) reader_.reserve(kDataBuffer);

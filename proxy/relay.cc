@@ -25,6 +25,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 constexpr auto kMailPatience = std::chrono::minutes(5);
 constexpr auto kDotPatience = std::chrono::minutes(10);
 
+Reply lost_reply() { return make_reply(451, "4.4.2", "Upstream connection lost, try again later"); }
+
 obs::MessageOutcome outcome_of(const Reply& r) {
   if (r.positive()) return obs::MessageOutcome::Relayed;
   return r.transient() ? obs::MessageOutcome::Tempfailed : obs::MessageOutcome::Rejected;
@@ -120,7 +122,7 @@ asio::awaitable<bool> Relay::move_transaction(const char* step, Reply& why) {
 }
 
 asio::awaitable<void> Relay::hello() {
-  if (upstream_) co_await reset();
+  co_await reset();
   // A client that can neither relay nor log in learns nothing of the upstream.
   if (!session_.may_relay() && !session_.auth_offered()) co_return;
   // What we offer follows what the upstream offers; the first client ever
@@ -169,6 +171,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   mail_cmd_ = cmd;
   accepted_.clear();
   moves_ = 0;
+  lost_ = false;
   pipeline_.start(runtime_->stage_factories);
   std::optional<Refusal> refusal = co_await pipeline_.mail_from(tx_);
   if (refusal) {
@@ -224,7 +227,13 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
     if (cmd.verb == smtp::Verb::Rcpt) accepted_.push_back({cmd.argument, cmd.params});
   } else if (!upstream_ || !upstream_->connected()) {
     upstream_trouble(step);
-    end_transaction();
+    if (cmd.verb == smtp::Verb::Mail) {
+      end_transaction();
+    } else {
+      give_back();
+      sent_ahead_ = 0;
+      lost_ = true;
+    }
   } else if (cmd.verb == smtp::Verb::Mail) {
     give_back();  // no transaction was started: the connection is free
   }
@@ -237,6 +246,7 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
 }
 
 asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Command> ahead) {
+  if (lost_) co_return lost_reply();
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.
   const smtp::Recipient recipient{cmd.argument, cmd.params};
@@ -255,6 +265,12 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
     r = co_await upstream_->rcpt(recipient, {});
   }
   co_return settle(cmd, std::move(r), "rcpt", "to");
+}
+
+std::optional<Reply> Relay::lost() {
+  if (!lost_) return std::nullopt;
+  end_transaction();
+  return lost_reply();
 }
 
 void Relay::start_message(bool chunked) {
@@ -416,6 +432,7 @@ void Relay::end_transaction() {
   local_error_.reset();
   session_.reset_transaction();
   sent_ahead_ = 0;
+  lost_ = false;
   give_back();
 }
 
@@ -431,6 +448,7 @@ asio::awaitable<void> Relay::reset() {
   }
   pipeline_.clear();
   sent_ahead_ = 0;
+  lost_ = false;
   if (!upstream_) co_return;
   co_await upstream_->reset();
   give_back();

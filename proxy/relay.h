@@ -64,6 +64,12 @@ class Relay {
   boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd,
                                            std::span<const smtp::Command> ahead = {});
 
+  // lost is the reply for DATA or BDAT when the upstream connection died
+  // after the client's MAIL was accepted: the transaction can only fail,
+  // and temporarily (a 5xx such as "need MAIL" would make the client bounce
+  // recipients an upstream has not refused). It ends the transaction.
+  std::optional<smtp::Reply> lost();
+
   // begin_data, add and data_complete take the bytes after DATA as the
   // client sent them (dot-stuffed); add returns how many it used: fewer than
   // given once the end of data came (the rest is the client's next command).
@@ -131,8 +137,9 @@ class Relay {
   // count it against the server (not for a kept connection it closed idle).
   void upstream_trouble(std::string_view step, bool server_failed = true);
   // settle turns the upstream's reply to MAIL or RCPT into the client's and
-  // applies it: to the session when positive, ending the transaction when
-  // the connection died.
+  // applies it: to the session when positive; when the connection died,
+  // MAIL's transaction ends and RCPT's is lost (its envelope stays with the
+  // client, each later command of it gets a 4xx).
   smtp::Reply settle(const smtp::Command& cmd, smtp::Reply r, const char* step, const char* key);
   // refusal is the reply for a message the decoder or the spool could not take.
   std::optional<Outcome> refusal();
@@ -159,6 +166,7 @@ class Relay {
   std::optional<smtp::Command> mail_cmd_;
   std::vector<smtp::Recipient> accepted_;
   std::size_t moves_ = 0;  // servers moved to in this transaction
+  bool lost_ = false;      // the upstream died inside this transaction
   Clock::time_point started_;
   // The message being received.
   std::optional<smtp::DataDecoder> decoder_;

@@ -359,6 +359,14 @@ TEST(Relay, ConnectionLossAtEachStepIsA451AndEndsTheTransaction) {
       h.hello();
       smtp::Reply got = h.mail();
       if (step != Step::Mail) got = h.rcpt();
+      if (step == Step::Rcpt) {
+        // The client's transaction stays until its DATA, which gets the 451
+        // too (not a 503: that would bounce the recipients).
+        EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
+        const std::optional<smtp::Reply> lost = h.relay_->lost();
+        ASSERT_TRUE(lost);
+        EXPECT_EQ(lost->code, 451);
+      }
       if (step == Step::Data) {
         const Outcome out = h.data();
         got = out.reply;
@@ -792,8 +800,47 @@ TEST(RelayPipelining, ADropWhileRecipientsAreAheadEndsTheTransaction) {
   const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>"};
   EXPECT_EQ(h.mail_ahead(ahead).code, 250);
   EXPECT_EQ(h.rcpt_to(ahead[0], {ahead[1]}).code, 451);
-  EXPECT_EQ(h.rcpt_to(ahead[1]).code, 503);  // the transaction is gone
+  EXPECT_EQ(h.rcpt_to(ahead[1]).code, 451);  // the transaction is lost, not gone
   EXPECT_TRUE(h.upstream_->messages.empty());
+}
+
+// The upstream dies after a recipient was accepted: every later command of
+// that transaction gets a 4xx, never a 503 or a 554 that would make the
+// client bounce a recipient nobody refused; the next transaction is whole.
+TEST(Relay, AfterTheUpstreamDiesMidEnvelopeTheRestOfTheTransactionIs451) {
+  Harness h;
+  h.upstream_->then(Step::Rcpt, smtp::make_reply(250, "2.1.5", "Ok"))
+      .then(Step::Rcpt, Script::Failure{Kind::Dropped});
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>").code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<c@example.net>").code, 451);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<d@example.net>").code, 451);
+  EXPECT_FALSE(h.session_.check(command("DATA")));
+  const std::optional<smtp::Reply> lost = h.relay_->lost();
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->code, 451);
+  EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
+  EXPECT_FALSE(h.relay_->lost());
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.data().reply.code, 250);
+  EXPECT_EQ(h.upstream_->messages.size(), 1U);
+}
+
+// RSET ends a lost transaction as any other.
+TEST(Relay, RsetEndsALostTransaction) {
+  Harness h;
+  h.upstream_->then(Step::Rcpt, Script::Failure{Kind::Dropped});
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 451);
+  h.run(Client::do_reset);
+  h.session_.apply(command("RSET"));
+  EXPECT_FALSE(h.relay_->lost());
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.data().reply.code, 250);
 }
 
 // Failover: two servers, a and b, tried in that order.
@@ -896,7 +943,11 @@ TEST(RelayFailover, ARecipientTheNewServerRefusesAtTheReplayFailsTheTransactionW
   EXPECT_EQ(r.code, 451);
   EXPECT_EQ(f.b().calls,
             (std::vector<std::string>{"open", "MAIL a@example.com", "RCPT b@example.net", "RSET"}));
-  EXPECT_EQ(f.session.state(), smtp::Session::State::Greeted);  // over: DATA is refused
+  // Lost: DATA gets the 451 too, and that ends it.
+  const std::optional<smtp::Reply> lost = f.relay.lost();
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->code, 451);
+  EXPECT_EQ(f.session.state(), smtp::Session::State::Greeted);
   EXPECT_TRUE(f.a().messages.empty());
   EXPECT_TRUE(f.b().messages.empty());
 }

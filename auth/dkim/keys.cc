@@ -180,7 +180,17 @@ net::Result<PrivateKey> PrivateKey::from_evp(EVP_PKEY* owned) {
   if (*type == KeyType::Ed25519) return PrivateKey(std::move(pkey), KeyType::Ed25519, 256);
   const int bits = EVP_PKEY_get_bits(owned);
   if (bits < kMinRsaBits || bits > kMaxRsaBits) return size_error(bits);
-  return PrivateKey(std::move(pkey), KeyType::Rsa, bits);
+  ERR_clear_error();
+  std::shared_ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, owned, nullptr),
+                                    EVP_PKEY_CTX_free);
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1) {
+    return make_error(Errc::Crypto, "rsa sign: " + openssl::take_error());
+  }
+  PrivateKey key(std::move(pkey), KeyType::Rsa, bits);
+  key.rsa_sign_ = std::move(ctx);
+  return key;
 }
 
 net::Result<std::string> PrivateKey::sign_digest(const Sha256Digest& header_hash) const {
@@ -201,10 +211,8 @@ net::Result<std::string> PrivateKey::sign_digest(const Sha256Digest& header_hash
       return make_error(Errc::Crypto, "ed25519 sign: " + openssl::take_error());
     }
   } else {
-    openssl::PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
-    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
+    openssl::PkeyCtxPtr ctx(EVP_PKEY_CTX_dup(rsa_sign_.get()));
+    if (!ctx ||
         EVP_PKEY_sign(ctx.get(), nullptr, &len, header_hash.data(), header_hash.size()) != 1) {
       return make_error(Errc::Crypto, "rsa sign: " + openssl::take_error());
     }

@@ -94,6 +94,10 @@ class PrivateKey {
   std::shared_ptr<EVP_PKEY> pkey_;
   KeyType type_;
   int bits_;
+  // An RSA signing context set up once per key (padding, digest): each
+  // signature works on a copy, 0.1 us where a fresh set-up costs 3-4 us
+  // (the algorithm fetch). Only ever read, so the threads can share it.
+  std::shared_ptr<EVP_PKEY_CTX> rsa_sign_;
 };
 
 // load_private_key_pem parses a PEM private key: "BEGIN RSA PRIVATE KEY"

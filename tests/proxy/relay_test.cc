@@ -232,6 +232,15 @@ struct Client {
     relay.end_chunks();
     return run(do_finish(this));
   }
+  // chunk_started opens a transaction and sends the first BDAT chunk of it.
+  void chunk_started(const std::string& bdat, std::string_view octets) {
+    hello();
+    mail();
+    rcpt();
+    relay.begin_chunks();
+    session.apply(command(bdat));
+    relay.add_chunk(octets);
+  }
   // data sends DATA and the message and finishes it.
   Outcome data(const std::string& message = kMessage, std::size_t cut = 7) {
     send_data(message, cut);
@@ -550,12 +559,7 @@ TEST(RelayChunks, AnEmptyLastChunkEndsTheMessage) {
 
 TEST(RelayChunks, ARefusedChunkResetsTheUpstreamAndDeliversNothing) {
   Harness h;
-  h.hello();
-  h.mail();
-  h.rcpt();
-  h.relay_->begin_chunks();
-  h.session_.apply(command("BDAT 5"));
-  h.relay_->add_chunk("Subje");
+  h.chunk_started("BDAT 5", "Subje");
   h.run(&Client::do_refuse_chunks);
   EXPECT_EQ(h.upstream_->calls.back(), "RSET");
   EXPECT_TRUE(h.upstream_->messages.empty());
@@ -570,12 +574,7 @@ TEST(RelayChunks, ARefusedChunkResetsTheUpstreamAndDeliversNothing) {
 
 TEST(RelayChunks, RsetBetweenChunksDropsTheMessage) {
   Harness h;
-  h.hello();
-  h.mail();
-  h.rcpt();
-  h.relay_->begin_chunks();
-  h.session_.apply(command("BDAT 5"));
-  h.relay_->add_chunk("Subje");
+  h.chunk_started("BDAT 5", "Subje");
   EXPECT_TRUE(h.relay_->in_chunks());
   h.run(&Client::do_reset);
   h.session_.apply(command("RSET"));
@@ -591,12 +590,7 @@ TEST(RelayChunks, RsetBetweenChunksDropsTheMessage) {
 
 TEST(RelayChunks, ClientGoneMidChunkQuitsTheUpstream) {
   Harness h;
-  h.hello();
-  h.mail();
-  h.rcpt();
-  h.relay_->begin_chunks();
-  h.session_.apply(command("BDAT 100"));
-  h.relay_->add_chunk("Subject: half");
+  h.chunk_started("BDAT 100", "Subject: half");
   h.run(&Client::do_abort);
   EXPECT_EQ(h.upstream_->calls.back(), "QUIT");
   EXPECT_TRUE(h.upstream_->messages.empty());

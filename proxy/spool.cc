@@ -52,8 +52,9 @@ net::Status Spool::append(std::string_view data) {
     const ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
+      // Name the directory: the operator has to find the full disk.
       return make_error(Errc::Io,
-                        std::string("cannot write the spool file: ") + std::strerror(errno));
+                        "cannot write the spool file in '" + dir_ + "': " + std::strerror(errno));
     }
     file_size_ += static_cast<std::uint64_t>(n);
     data.remove_prefix(static_cast<std::size_t>(n));
@@ -75,8 +76,8 @@ net::Result<std::string_view> Spool::read(std::uint64_t offset, std::string& buf
     const ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(file_offset));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return make_error(Errc::Io, std::string("cannot read the spool file: ") +
-                                      (n == 0 ? "short file" : std::strerror(errno)));
+      return make_error(Errc::Io, "cannot read the spool file in '" + dir_ +
+                                      "': " + (n == 0 ? "short file" : std::strerror(errno)));
     }
     return std::string_view(buffer.data(), static_cast<std::size_t>(n));
   }

@@ -8,11 +8,13 @@
 #include <sstream>
 
 #include "auth/dkim/key_record.h"
+#include "auth/dkim/published_key.h"
 #include "auth/dkim/verifier.h"
 #include "auth/mail_address.h"
 #include "auth/spf/egress.h"
 #include "auth/spf/evaluator.h"
 #include "auth/spf/suggest.h"
+#include "cmd/dmarc_check.h"
 #include "net/unbound_resolver.h"
 #include "proxy/config.h"
 #include "proxy/runtime.h"
@@ -120,16 +122,64 @@ int cmd_spf(const SpfArgs& args) {
 
 namespace {
 
-// KeyCheck is dns-check's finding for one DKIM key.
-struct KeyCheck {
-  bool ok = false;
-  std::string text;
+struct DnsCheckReport {
+  std::vector<CheckLine> keys;
+  std::vector<CheckLine> domains;
 };
 
-struct DnsCheckReport {
-  std::vector<KeyCheck> keys;
-  std::vector<KeyCheck> domains;
-};
+// signers_for lists the keys that sign mail From postmaster@domain (as the
+// proxy's rules select them); a domain no rule covers is taken to be signed
+// by the keys whose d= it is (a catch-all rule with those keys, say).
+std::vector<DmarcSigner> signers_for(const auth::SigningKeys& keys, const std::string& domain) {
+  std::vector<DmarcSigner> out;
+  const auth::MailAddress from{"postmaster", domain};
+  if (auto selection = keys.select(from)) {
+    for (const auto* key : selection->keys) out.push_back({key->spec.name, key->spec.domain});
+  }
+  if (out.empty()) {
+    for (const auto& key : keys.keys()) {
+      if (auth::ascii_lower(key.spec.domain) == domain)
+        out.push_back({key.spec.name, key.spec.domain});
+    }
+  }
+  return out;
+}
+
+// check_spf says whether every egress address passes SPF for a MAIL FROM in
+// domain, and the record to publish if not.
+asio::awaitable<CheckLine> check_spf(net::Resolver& resolver, std::vector<net::IpAddress> egress,
+                                     std::string domain) {
+  CheckLine check;
+  const std::string label = "SPF " + domain + ": ";
+  if (egress.empty()) {
+    check.ok = true;
+    check.text = label + "skipped: set [spf] egress_ips to the addresses your upstream sends from";
+    co_return check;
+  }
+  auth::SpfOptions options;
+  options.record_trace = false;
+  auto egress_report =
+      co_await auth::check_egress(resolver, egress, "postmaster@" + domain, domain, options);
+  const auto unauthorized = egress_report.unauthorized();
+  if (unauthorized.empty()) {
+    check.ok = true;
+    check.text = label + "ok: every egress address passes";
+    co_return check;
+  }
+  std::ostringstream text;
+  text << label << "FAIL: ";
+  const char* separator = "";
+  for (const auto& entry : egress_report.entries) {
+    if (entry.result.verdict == auth::SpfVerdict::Pass) continue;
+    text << separator << entry.ip.to_string() << " gets " << auth::summarize(entry.result);
+    separator = "; ";
+  }
+  const auto suggestion = auth::suggest_spf_record(egress_report);
+  text << "\n    publish: " << domain << ". IN TXT " << auth::txt_zone_data(suggestion.record);
+  if (!suggestion.note.empty()) text << "\n    (" << suggestion.note << ")";
+  check.text = text.str();
+  co_return check;
+}
 
 asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
                                           std::shared_ptr<const proxy::Runtime> runtime) {
@@ -137,7 +187,7 @@ asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
   const auto& config = *runtime->config;
   for (const auto& key : runtime->signing_keys->keys()) {
     const std::string name = auth::key_record_name(key.spec.selector, key.spec.domain);
-    KeyCheck check;
+    CheckLine check;
     const std::string label = "DKIM " + key.spec.name + " (" + name + "): ";
     if (!key.signing_key) {
       check.text =
@@ -145,38 +195,51 @@ asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
       report.keys.push_back(std::move(check));
       continue;
     }
-    const std::string ours = auth::make_key_record(key.signing_key->key->public_key());
+    const auto& our_key = key.signing_key->key->public_key();
+    const std::string publish =
+        "; publish:\n    " +
+        auth::zone_file_line(key.spec.selector, key.spec.domain, auth::make_key_record(our_key));
     auto answer = co_await resolver.query(name, net::RrType::Txt);
-    if (answer.status == net::DnsStatus::NxDomain || answer.status == net::DnsStatus::NoData) {
-      check.text = label + "FAIL: no TXT record published; publish:\n    " +
-                   auth::zone_file_line(key.spec.selector, key.spec.domain, ours);
-    } else if (!answer.ok()) {
+    if (!answer.ok() && answer.status != net::DnsStatus::NxDomain &&
+        answer.status != net::DnsStatus::NoData) {
       check.text = label + "FAIL: DNS lookup failed (" +
                    std::string(net::to_string(answer.status)) +
                    (answer.detail.empty() ? "" : ": " + answer.detail) + "); try again";
-    } else {
-      std::vector<std::string> dkim_records;
-      for (const auto& txt : answer.txt) {
-        if (txt.find("p=") != std::string::npos) dkim_records.push_back(txt);
-      }
-      if (dkim_records.size() != 1) {
-        check.text = label + "FAIL: " + std::to_string(dkim_records.size()) +
-                     " key records published; publish exactly one";
-      } else if (auto record = auth::parse_key_record(dkim_records[0]); !record) {
-        check.text = label + "FAIL: the published record is malformed: " + record.error().detail;
-      } else if (record->revoked()) {
-        check.text =
-            label + "FAIL: the published key is revoked (empty p=); signatures with it fail";
-      } else if (!record->key->same_key(key.signing_key->key->public_key())) {
-        check.text = label + "FAIL: the published key is not the public half of " +
-                     key.spec.private_key_path + "; publish:\n    " +
-                     auth::zone_file_line(key.spec.selector, key.spec.domain, ours);
-      } else {
+      report.keys.push_back(std::move(check));
+      continue;
+    }
+    const auto published = auth::check_published_key(answer.txt, our_key);
+    switch (published.state) {
+      case auth::PublishedKeyState::Matches:
         check.ok = true;
         check.text = label + "ok: the published key matches" +
-                     (record->testing ? " (t=y: testing mode)" : "") +
+                     (published.testing ? " (t=y: testing mode)" : "") +
                      (answer.secure ? " (DNSSEC secure)" : "");
-      }
+        break;
+      case auth::PublishedKeyState::Missing:
+        check.text = label + "FAIL: no TXT record published";
+        check.text += publish;
+        break;
+      case auth::PublishedKeyState::Several:
+        check.text = label + "FAIL: several TXT records: " + published.detail;
+        for (const auto& txt : answer.txt) check.text += "\n    found: \"" + txt + "\"";
+        break;
+      case auth::PublishedKeyState::Truncated:
+        check.text = label + "FAIL: the published key is truncated: " + published.detail;
+        check.text += publish;
+        break;
+      case auth::PublishedKeyState::Malformed:
+        check.text = label + "FAIL: the published record is malformed: " + published.detail;
+        break;
+      case auth::PublishedKeyState::Revoked:
+        check.text =
+            label + "FAIL: the published key is revoked (empty p=); signatures with it fail";
+        break;
+      case auth::PublishedKeyState::OtherKey:
+        check.text = label + "FAIL: the published key is not the public half of " +
+                     key.spec.private_key_path;
+        check.text += publish;
+        break;
     }
     report.keys.push_back(std::move(check));
   }
@@ -192,40 +255,15 @@ asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
       domains.insert(auth::ascii_lower(text.substr(at + 1)));
     }
   }
-  const auto& egress = config.spf.egress_ips;
   for (const auto& domain : domains) {
-    KeyCheck check;
-    const std::string label = "SPF " + domain + ": ";
-    if (egress.empty()) {
-      check.ok = true;
-      check.text =
-          label + "skipped: set [spf] egress_ips to the addresses your upstream sends from";
-      report.domains.push_back(std::move(check));
-      continue;
-    }
-    auth::SpfOptions options;
-    options.record_trace = false;
-    auto egress_report =
-        co_await auth::check_egress(resolver, egress, "postmaster@" + domain, domain, options);
-    const auto unauthorized = egress_report.unauthorized();
-    if (unauthorized.empty()) {
-      check.ok = true;
-      check.text = label + "ok: every egress address passes";
-    } else {
-      std::ostringstream text;
-      text << label << "FAIL: ";
-      const char* separator = "";
-      for (const auto& entry : egress_report.entries) {
-        if (entry.result.verdict == auth::SpfVerdict::Pass) continue;
-        text << separator << entry.ip.to_string() << " gets " << auth::summarize(entry.result);
-        separator = "; ";
-      }
-      const auto suggestion = auth::suggest_spf_record(egress_report);
-      text << "\n    publish: " << domain << ". IN TXT " << auth::txt_zone_data(suggestion.record);
-      if (!suggestion.note.empty()) text << "\n    (" << suggestion.note << ")";
-      check.text = text.str();
-    }
-    report.domains.push_back(std::move(check));
+    auto spf = co_await check_spf(resolver, config.spf.egress_ips, domain);
+    DmarcInputs inputs;
+    inputs.from_domain = domain;
+    inputs.signers = signers_for(*runtime->signing_keys, domain);
+    if (!config.spf.egress_ips.empty()) inputs.spf_passes = spf.ok;
+    report.domains.push_back(std::move(spf));
+    auto dmarc = co_await check_dmarc(resolver, std::move(inputs));
+    for (auto& line : dmarc) report.domains.push_back(std::move(line));
   }
   co_return report;
 }

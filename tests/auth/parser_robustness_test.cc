@@ -1,5 +1,5 @@
 // Robustness of the auth/ parsers against hostile bytes: DNS TXT records
-// (SPF, DKIM keys) and header fields come from strangers. Each parser gets
+// (SPF, DKIM keys, DMARC) and header fields come from strangers. Each parser gets
 // thousands of mutated valid inputs (tests/support/mutator.h, fixed seeds);
 // it must not crash (the ASan+UBSan build runs this too), must be
 // deterministic, and what it accepts must keep the properties stated here.
@@ -15,6 +15,8 @@
 #include "auth/dkim/signature.h"
 #include "auth/dkim/tag_list.h"
 #include "auth/dkim/verifier.h"
+#include "auth/dmarc/org_domain.h"
+#include "auth/dmarc/record.h"
 #include "auth/mail_address.h"
 #include "auth/spf/macro.h"
 #include "auth/spf/record.h"
@@ -81,6 +83,27 @@ TEST(ParserRobustness, DkimKeyRecords) {
     if (r.ok() && !r->revoked()) {
       EXPECT_TRUE(r->key.has_value()) << text;
     }
+  }
+}
+
+TEST(ParserRobustness, DmarcRecords) {
+  const std::vector<std::string> seeds = {
+      "v=DMARC1; p=reject; sp=quarantine; adkim=s; aspf=r; pct=25; "
+      "rua=mailto:agg@example.com,mailto:other@example.net!10m; ruf=mailto:f@example.com; "
+      "fo=1:d; rf=afrf; ri=86400",
+      "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com", "p=none; v=DMARC1",
+      "mail.example.co.uk"};
+  test::Mutator m(5);
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string text = m.mutate_one_of(seeds);
+    const auto r = parse_dmarc_record(text);
+    EXPECT_EQ(r.ok(), parse_dmarc_record(text).ok());
+    if (r.ok()) {
+      EXPECT_TRUE(is_dmarc_candidate(text)) << text;
+      EXPECT_GE(r->percent, 0);
+      EXPECT_LE(r->percent, 100);
+    }
+    EXPECT_LE(organizational_domain(text).size(), text.size());
   }
 }
 

@@ -31,7 +31,7 @@ shift $(( $# > 0 ? 1 : 0 ))
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(data_decoder smtp_command proxy_protocol spf_record dkim_message config dkim_signature
-           header_canon)
+           header_canon dmarc_record)
 fi
 
 if ! command -v clang++ >/dev/null; then

@@ -8,7 +8,10 @@ genkey wrote. What is shown:
 * dns-check on DKIM keys: the right key (ed25519, and RSA-2048 whose record
   spans several TXT strings) is "ok" with exit 0; a different key's record, a
   missing record, a revoked key (empty p=) and a malformed record each FAIL
-  with exit 1 and say so (and what to publish where stampd knows);
+  with exit 1 and say so (and what to publish where stampd knows); so do the
+  failures seen in the field, each named: two TXT records at one selector,
+  an RSA record cut at 255 characters by a DNS panel ("truncated"), and a
+  published key shorter than the private key;
 * dns-check on SPF: a record that omits egress addresses fails with exit 1,
   names them and prints the record to publish; with that record published,
   exit 0;
@@ -69,7 +72,11 @@ def _make_keys_and_serve():
                                     ("wrong", "wrong.check.example", "ed25519"),
                                     ("missing", "missing.check.example", "ed25519"),
                                     ("revoked", "revoked.check.example", "ed25519"),
-                                    ("malformed", "malformed.check.example", "ed25519")]:
+                                    ("malformed", "malformed.check.example", "ed25519"),
+                                    ("several", "several.check.example", "ed25519"),
+                                    ("truncated", "truncated.check.example", "rsa-2048"),
+                                    ("shorter", "shorter.check.example", "rsa-3072"),
+                                    ("short2048", "short2048.check.example", "rsa-2048")]:
         make_key(os.path.join(_keys, name), domain, "s1", algorithm)
     _dns = UnboundServer(zones=[ZONE], records=SPF_RECORDS + dkim_records())
     _dns.start()
@@ -100,6 +107,13 @@ def dkim_records():
         # missing: nothing at s1._domainkey.missing.check.example.
         ("s1._domainkey.revoked.check.example", "TXT", "v=DKIM1; k=ed25519; p="),
         ("s1._domainkey.malformed.check.example", "TXT", "v=DKIM1; k=ed25519; p=!!not*base64!!"),
+        # several: our record and a second one at the same selector.
+        ("s1._domainkey.several.check.example", "TXT", published("several")[1]),
+        ("s1._domainkey.several.check.example", "TXT", other_value),
+        # truncated: what a DNS panel with a 255-character field keeps.
+        ("s1._domainkey.truncated.check.example", "TXT", published("truncated")[1][:255]),
+        # shorter: a 2048-bit key published for a 3072-bit private key.
+        ("s1._domainkey.shorter.check.example", "TXT", published("short2048")[1]),
     ]
 
 
@@ -180,6 +194,26 @@ class DnsCheckDkimTest(CliCase):
         rc, out, line = self.check("malformed")
         self.assertEqual(rc, 1, out)
         self.assertIn("FAIL: the published record is malformed", line)
+
+    def test_several_records_at_one_selector(self):
+        rc, out, line = self.check("several")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: several TXT records: 2 TXT records at one selector", line)
+        self.assertEqual(out.count("    found: "), 2, out)
+
+    def test_record_truncated_by_a_dns_panel(self):
+        rc, out, line = self.check("truncated")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: the published key is truncated: p= holds ", line)
+        self.assertIn("it is the start of our key", line)
+        with open(os.path.join(_keys, "truncated", "s1.txt")) as f:
+            self.assertIn(f.read().strip(), out)  # what to publish instead
+
+    def test_shorter_key_than_the_private_key(self):
+        rc, out, line = self.check("shorter")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: the published key is truncated: the published key has 2048 bits, "
+                      "ours 3072", line)
 
     def test_all_at_once(self):
         names = ["good", "rsa", "wrong", "missing", "revoked", "malformed"]

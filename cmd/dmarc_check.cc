@@ -1,0 +1,203 @@
+#include "cmd/dmarc_check.h"
+
+#include "auth/dkim/key_record.h"
+#include "auth/dmarc/org_domain.h"
+#include "auth/dmarc/record.h"
+
+namespace stampd::cmd {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Found is what one _dmarc name holds.
+struct Found {
+  std::string name;
+  net::DnsAnswer answer;
+  auth::DmarcSelection selection;
+};
+
+asio::awaitable<Found> look_up(net::Resolver& resolver, std::string domain) {
+  Found found;
+  found.name = "_dmarc." + domain;
+  found.answer = co_await resolver.query(found.name, net::RrType::Txt);
+  if (found.answer.ok()) found.selection = auth::select_dmarc_record(found.answer.txt);
+  co_return found;
+}
+
+bool lookup_failed(const net::DnsAnswer& answer) {
+  return !answer.ok() && answer.status != net::DnsStatus::NxDomain &&
+         answer.status != net::DnsStatus::NoData;
+}
+
+std::string failure_text(const net::DnsAnswer& answer) {
+  return std::string("DNS lookup failed (") + net::to_string(answer.status) +
+         (answer.detail.empty() ? "" : ": " + answer.detail) + "); try again";
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+std::string describe(const auth::DmarcRecord& r) {
+  std::string out = std::string("p=") + auth::to_string(r.policy);
+  if (r.subdomain_policy) out += std::string(", sp=") + auth::to_string(*r.subdomain_policy);
+  out += std::string(", adkim ") + auth::to_string(r.dkim_alignment) + ", aspf " +
+         auth::to_string(r.spf_alignment) + ", pct " + std::to_string(r.percent);
+  out += r.aggregate_uris.empty() ? ", no aggregate reports (rua=)" : ", reports to ";
+  for (std::size_t i = 0; i < r.aggregate_uris.size(); ++i) {
+    out += (i ? ", " : "") + r.aggregate_uris[i];
+  }
+  return out;
+}
+
+// RecordFinding is the record line and, when one record parsed, the record.
+struct RecordFinding {
+  CheckLine line;
+  std::optional<auth::DmarcRecord> record;
+};
+
+// judge_selection reads what a receiver finds at found.name.
+RecordFinding judge_selection(const Found& found, const std::string& label) {
+  RecordFinding out;
+  const auto& sel = found.selection;
+  std::string ignored;
+  for (const auto& other : sel.others) ignored += "\n    ignored by receivers: " + quoted(other);
+  if (sel.kind == auth::DmarcSelection::Kind::Several) {
+    out.line.text = label + "FAIL: " + std::to_string(sel.candidates) + " DMARC records at " +
+                    found.name +
+                    ": receivers apply no policy when there are several (RFC 7489 §6.6.3); "
+                    "keep exactly one" +
+                    ignored;
+    return out;
+  }
+  auto record = auth::parse_dmarc_record(sel.record);
+  if (!record) {
+    out.line.text =
+        label + "FAIL: the record is broken: " + record.error().detail + ": " + quoted(sel.record);
+    return out;
+  }
+  out.line.ok = true;
+  out.line.text = label + "ok: " + describe(*record);
+  for (const auto& note : record->notes) out.line.text += "\n    note: " + note;
+  out.line.text += ignored;
+  out.record = std::move(record).value();
+  return out;
+}
+
+CheckLine dkim_alignment(const DmarcInputs& in, const auth::DmarcRecord& policy, bool published) {
+  const std::string label = "DMARC " + in.from_domain + " DKIM alignment: ";
+  // Without a record no receiver checks alignment yet: say it, do not fail.
+  const std::string bad = published ? "FAIL: " : "warn: ";
+  if (in.signers.empty()) {
+    return {!published, label + bad + "no signing rule covers mail from " + in.from_domain};
+  }
+  std::string misaligned;
+  std::string aligned;
+  for (const auto& s : in.signers) {
+    const std::string what = s.key_name + " d=" + s.domain;
+    if (auth::aligned(s.domain, in.from_domain, policy.dkim_alignment)) {
+      aligned += (aligned.empty() ? "" : ", ") + what;
+    } else {
+      misaligned += (misaligned.empty() ? "" : ", ") + what;
+    }
+  }
+  const std::string mode = std::string(" (adkim ") + auth::to_string(policy.dkim_alignment) + ")";
+  if (!aligned.empty()) {
+    std::string text = label + "ok: " + aligned + " aligns with From " + in.from_domain + mode;
+    if (!misaligned.empty()) text += "; not aligned: " + misaligned;
+    return {true, text};
+  }
+  return {!published, label + bad + misaligned + " does not align with From " + in.from_domain +
+                          mode + ": sign mail from " + in.from_domain + " with a key whose d= is " +
+                          (policy.dkim_alignment == auth::AlignMode::Strict
+                               ? in.from_domain
+                               : "under " + auth::organizational_domain(in.from_domain))};
+}
+
+CheckLine spf_alignment(const DmarcInputs& in, const auth::DmarcRecord& policy) {
+  const std::string label = "DMARC " + in.from_domain + " SPF alignment: ";
+  if (!in.spf_passes) {
+    return {true,
+            label + "skipped: set [spf] egress_ips to the addresses your upstream sends from"};
+  }
+  // stampd relays the client's envelope sender unchanged, so SPF aligns
+  // only if that sender is in the From domain (aspf=r: in its organization).
+  const std::string envelope = policy.spf_alignment == auth::AlignMode::Strict
+                                   ? "when MAIL FROM is in " + in.from_domain + " (aspf strict)"
+                                   : "when MAIL FROM is under " +
+                                         auth::organizational_domain(in.from_domain) +
+                                         " (aspf relaxed)";
+  if (*in.spf_passes) {
+    return {true, label + "ok: every egress address passes SPF for " + in.from_domain +
+                      ", so SPF aligns " + envelope};
+  }
+  // DMARC passes on DKIM alone; SPF failing is a warning, the SPF line
+  // above is the failure to fix.
+  return {true, label + "warn: not every egress address passes SPF for " + in.from_domain +
+                    " (see the SPF line), so DMARC rests on DKIM alone"};
+}
+
+asio::awaitable<CheckLine> check_adsp(net::Resolver& resolver, std::string domain) {
+  const std::string name = "_adsp._domainkey." + domain;
+  auto answer = co_await resolver.query(name, net::RrType::Txt);
+  CheckLine line;
+  line.ok = true;
+  if (!answer.ok() || answer.txt.empty()) co_return line;  // the usual case: nothing there
+  line.text = "ADSP " + domain + " (" + name + "): warn: " + quoted(answer.txt.front()) +
+              " is an ADSP record; ADSP (RFC 5617) was moved to Historic in 2013 and receivers "
+              "ignore it: remove it (DMARC, at _dmarc." +
+              domain + ", replaces it)";
+  co_return line;
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, DmarcInputs in) {
+  std::vector<CheckLine> lines;
+  const std::string& domain = in.from_domain;
+  std::string label = "DMARC " + domain + " (_dmarc." + domain + "): ";
+  auto found = co_await look_up(resolver, domain);
+  std::optional<auth::DmarcRecord> record;
+  if (lookup_failed(found.answer)) {
+    lines.push_back({false, label + "FAIL: " + failure_text(found.answer)});
+    co_return lines;
+  }
+  if (found.selection.kind == auth::DmarcSelection::Kind::None) {
+    // §6.6.3 step 4: receivers ask the organizational domain next.
+    std::string prefix;
+    for (const auto& other : found.selection.others) {
+      prefix += "TXT " + quoted(other) + " at " + found.name +
+                " does not start with v=DMARC1, so receivers discard it; ";
+    }
+    const std::string org = auth::organizational_domain(domain);
+    if (org != domain) {
+      auto inherited = co_await look_up(resolver, org);
+      if (inherited.selection.kind != auth::DmarcSelection::Kind::None) {
+        auto finding = judge_selection(inherited, label + prefix + "the organizational domain's " +
+                                                      inherited.name + " applies: ");
+        lines.push_back(finding.line);
+        record = finding.record;
+        if (record && record->subdomain_policy) record->policy = *record->subdomain_policy;
+      }
+    }
+    if (lines.empty()) {
+      const bool broken = !found.selection.others.empty();
+      lines.push_back({!broken, label + (broken ? "FAIL: " + prefix : "warn: ") +
+                                    "no DMARC record; a first one, for reports only:\n    " +
+                                    found.name + ". IN TXT " +
+                                    quoted(auth::suggested_dmarc_record(domain))});
+    }
+  } else {
+    auto finding = judge_selection(found, label);
+    lines.push_back(finding.line);
+    record = finding.record;
+  }
+  const bool published = record.has_value();
+  const auth::DmarcRecord policy = record.value_or(auth::DmarcRecord{});
+  lines.push_back(dkim_alignment(in, policy, published));
+  lines.push_back(spf_alignment(in, policy));
+  auto adsp = co_await check_adsp(resolver, domain);
+  if (!adsp.text.empty()) lines.push_back(std::move(adsp));
+  co_return lines;
+}
+
+}  // namespace stampd::cmd

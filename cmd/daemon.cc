@@ -333,6 +333,9 @@ int Daemon::serve() {
   for (auto& t : threads) t.join();
   signals.stop();  // nothing may post to the loop while it is torn down
   metrics_->set_before_scrape({});
+  // A password check still hashing would post its session's resumption
+  // into a loop being torn down.
+  server_->join_password_checks();
   // While the server, the metrics server and the runtimes still live.
   for (auto& io : ios_) io->destroy_pending();
   return 0;

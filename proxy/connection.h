@@ -13,6 +13,7 @@
 #include "obs/record.h"
 #include "proxy/auth_throttle.h"
 #include "proxy/drain_notice.h"
+#include "proxy/password_checker.h"
 #include "proxy/runtime.h"
 #include "smtp/session.h"
 
@@ -30,6 +31,8 @@ struct ConnectionContext {
   DrainNotice* drain = nullptr;  // the server's; outlives every connection
   smtp::AuthPolicy auth;         // AUTH offered here, and whether without TLS
   AuthThrottle* auth_throttle = nullptr;  // the server's; outlives every connection
+  // The server's pool for password hashes; null: hash on this thread.
+  PasswordChecker* password_checker = nullptr;
 };
 
 // serve_connection runs one SMTP session to its end; it never throws.

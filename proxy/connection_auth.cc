@@ -21,6 +21,15 @@ asio::awaitable<const char*> Connection::auth_failed(const std::string& user, bo
   co_return nullptr;
 }
 
+asio::awaitable<bool> Connection::check_password(std::shared_ptr<const UserDb> users,
+                                                 const smtp::Credentials& credentials) {
+  if (context_.password_checker == nullptr)
+    co_return users->verify(credentials.username, credentials.password);
+  const bool ok = co_await context_.password_checker->check(std::move(users), credentials.username,
+                                                            credentials.password);
+  co_return ok;
+}
+
 asio::awaitable<const char*> Connection::authenticate(smtp::Command cmd) {
   const std::string ip = context_.client.address.to_string();
   mechanism_.clear();
@@ -55,12 +64,13 @@ asio::awaitable<const char*> Connection::authenticate(smtp::Command cmd) {
     co_return nullptr;
   }
   smtp::Credentials credentials = std::move(step.credentials);
-  const auto& users = *context_.runtime->users;
-  const bool known = users.contains(credentials.username);
+  const std::shared_ptr<const UserDb> users = context_.runtime->users;
+  const bool known = users->contains(credentials.username);
   const bool user_blocked =
       context_.auth_throttle->blocked(ip, credentials.username, throttle_limits());
   // A locked user is not checked at all: the answer says nothing about the password.
-  const bool ok = !user_blocked && users.verify(credentials.username, credentials.password);
+  bool ok = false;
+  if (!user_blocked) ok = co_await check_password(users, credentials);
   OPENSSL_cleanse(credentials.password.data(), credentials.password.size());
   if (user_blocked) {
     const auto r = make_reply(454, "4.7.0", "Too many failed authentications, try again later");

@@ -99,6 +99,10 @@ class Connection {
   // auth_failed answers a wrong password after the failure delay; the
   // connection ends once the address or the user has too many failures.
   asio::awaitable<const char*> auth_failed(const std::string& user, bool known);
+  // check_password verifies credentials against users on the server's
+  // password pool, so a slow hash never stalls this thread's sessions.
+  asio::awaitable<bool> check_password(std::shared_ptr<const UserDb> users,
+                                       const smtp::Credentials& credentials);
   AuthThrottle::Limits throttle_limits() const {
     return {config_.auth.max_failures,
             std::chrono::duration_cast<AuthThrottle::Clock::duration>(config_.auth.failure_window)};

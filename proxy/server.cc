@@ -186,6 +186,7 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
                   std::find(auth.plaintext_listen.begin(), auth.plaintext_listen.end(), listen) !=
                       auth.plaintext_listen.end()};
   context.auth_throttle = &auth_throttle_;
+  context.password_checker = &password_checker_;
   start_session(std::move(socket), std::move(context));
 }
 

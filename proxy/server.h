@@ -38,6 +38,9 @@ class Server {
   void drain();
   // stop closes the listeners.
   void stop();
+  // join_password_checks waits for the password checks in flight; call it
+  // once the I/O threads stopped, before their pending handlers are destroyed.
+  void join_password_checks() { password_checker_.join(); }
   // swap_runtime makes new sessions use runtime (a reload).
   void swap_runtime(std::shared_ptr<const Runtime> runtime);
   std::shared_ptr<const Runtime> runtime() const;
@@ -76,7 +79,8 @@ class Server {
   ConnectionLimiter limiter_;
   std::atomic<bool> draining_{false};
   DrainNotice drain_notice_;
-  AuthThrottle auth_throttle_;  // failed AUTHs; outlives reloads
+  AuthThrottle auth_throttle_;                            // failed AUTHs; outlives reloads
+  PasswordChecker password_checker_{password_threads()};  // AUTH hashes, off the I/O threads
   std::atomic<bool> stopped_{false};
   std::atomic<unsigned long> session_counter_{0};
   std::string id_prefix_;

@@ -20,10 +20,11 @@ constexpr const char* kNotAHash =
 std::string crypt_string(std::string_view password, const std::string& setting) {
   // crypt_data is 32 KiB: on the heap, one per call, so threads never share it.
   auto data = std::make_unique<crypt_data>();
-  const std::string phrase(password);
+  std::string phrase(password);
   const char* out = crypt_rn(phrase.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
   std::string result = (out == nullptr || out[0] == '*') ? std::string() : std::string(out);
   OPENSSL_cleanse(data.get(), sizeof(crypt_data));
+  OPENSSL_cleanse(phrase.data(), phrase.size());
   return result;
 }
 
@@ -113,10 +114,11 @@ bool UserDb::verify(std::string_view user, std::string_view password) const {
   return same && it != hashes_.end();
 }
 
-std::string hash_password(std::string_view password, const std::string& method) {
-  // count 0: libcrypt's default cost for the method; random bytes from the OS.
+std::string hash_password(std::string_view password, const std::string& method,
+                          unsigned long cost) {
+  // cost 0: libcrypt's default for the method; random bytes from the OS.
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn(method.c_str(), 0, nullptr, 0, setting, sizeof setting) == nullptr)
+  if (crypt_gensalt_rn(method.c_str(), cost, nullptr, 0, setting, sizeof setting) == nullptr)
     return {};
   return crypt_string(password, setting);
 }

@@ -32,8 +32,9 @@ class UserDb {
 };
 
 // hash_password makes a crypt hash of password with a fresh salt; method is
-// a libcrypt prefix ("$y$" yescrypt, "$6$" sha512-crypt, "$2b$" bcrypt).
-// Empty on failure.
-std::string hash_password(std::string_view password, const std::string& method = "$y$");
+// a libcrypt prefix ("$y$" yescrypt, "$6$" sha512-crypt, "$2b$" bcrypt),
+// cost the method's cost parameter (0: libcrypt's default). Empty on failure.
+std::string hash_password(std::string_view password, const std::string& method = "$y$",
+                          unsigned long cost = 0);
 
 }  // namespace stampd::proxy

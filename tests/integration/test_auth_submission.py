@@ -19,6 +19,9 @@ with `stampd passwd` (yescrypt) and Debian's mkpasswd (sha512-crypt).
 * SIGHUP reloads the users file: a new login works without a restart.
 * The sequence rules: AUTH twice 503, "*" cancels with 501, bad base64 501,
   AUTH inside a transaction 503.
+* A slow hash (yescrypt at cost 7, hundreds of ms) does not stall the I/O
+  thread: with one I/O thread, a NOOP on another session is answered while
+  the AUTH is still being checked.
 """
 import base64
 import os
@@ -79,10 +82,13 @@ def message(sender, subject="hello"):
 
 
 class AuthTest(StampdTestCase):
-    def start(self, plaintext=True, max_failures=5, upstream=None, tls=False):
+    def start(self, plaintext=True, max_failures=5, upstream=None, tls=False, extra_users="",
+              threads=None):
         up = upstream or self.start_upstream()
-        files = {"users": users_file()}
+        files = {"users": users_file() + extra_users}
         server = {"trusted_networks": []}
+        if threads is not None:
+            server["threads"] = threads
         if tls:
             certs = make_certs(("mail.example.com",))
             files["tls.pem"], files["tls.key"] = certs.read("server_cert"), certs.read("server_key")
@@ -97,6 +103,7 @@ class AuthTest(StampdTestCase):
                 "max_failures": max_failures,
                 "failure_window": "10m",
                 "user": [{"name": "alice", "senders": ["*@example.com"]},
+                         {"name": "slow", "senders": ["*@example.com"]},
                          {"name": "bob", "senders": ["bob@example.org"]}],
             },
             "dkim": {"key": [{"name": "k", "domain": "example.com", "selector": "auth2026",
@@ -308,6 +315,30 @@ class AuthTest(StampdTestCase):
         self.assertEqual(c2.mail("bob@example.org").code, 250)
         self.assertEqual(c2.cmd("AUTH PLAIN"), (503,))
         self.assertEqual(self.metric(stampd, "aborted"), 3)
+
+    @unittest.skipIf(MKPASSWD is None, "mkpasswd is not installed")
+    def test_slow_hash_does_not_stall_other_sessions(self):
+        r = subprocess.run([MKPASSWD, "-m", "yescrypt", "-R", "7", "--stdin"], input="slow-pw\n",
+                           capture_output=True, text=True, check=True)
+        stampd, up = self.start(extra_users="slow:" + r.stdout.strip() + "\n", threads=1)
+        a, b = self.connect(stampd), self.connect(stampd)
+        a.ehlo()
+        b.ehlo()
+        token = base64.b64encode(b"\0slow\0slow-pw").decode()
+        started = time.monotonic()
+        a.send(("AUTH PLAIN %s\r\n" % token).encode())
+        time.sleep(0.02)  # the AUTH line is read and its hash under way
+        noop_started = time.monotonic()
+        self.assertEqual(b.cmd("NOOP").code, 250)
+        noop = time.monotonic() - noop_started
+        self.assertEqual(a.reply().code, 235)
+        auth = time.monotonic() - started
+        print("slow AUTH %.0f ms, NOOP on another session meanwhile %.0f ms"
+              % (auth * 1000, noop * 1000))
+        # Both sessions live on the one I/O thread: a hash run there would
+        # hold the NOOP's answer until the AUTH's.
+        self.assertGreater(auth, 0.2)
+        self.assertLess(noop, auth / 3)
 
 
 if __name__ == "__main__":

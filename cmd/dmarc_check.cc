@@ -136,6 +136,52 @@ CheckLine spf_alignment(const DmarcInputs& in, const auth::DmarcRecord& policy) 
                     " (see the SPF line), so DMARC rests on DKIM alone"};
 }
 
+// report_domain returns the domain of a mailto: report URI ("mailto:a@b!10m").
+std::string report_domain(const std::string& uri) {
+  std::string address = uri.substr(0, uri.rfind('!'));
+  return address.substr(address.rfind('@') + 1);
+}
+
+// check_report_destinations checks that every report address outside the
+// policy domain's organization has agreed to take its reports: receivers
+// send there only if <policy domain>._report._dmarc.<its domain> holds a
+// v=DMARC1 record (RFC 7489 §7.1); otherwise the reports are silently lost.
+asio::awaitable<std::vector<CheckLine>> check_report_destinations(net::Resolver& resolver,
+                                                                  auth::DmarcRecord record,
+                                                                  std::string policy_domain) {
+  std::vector<CheckLine> out;
+  std::vector<std::string> uris = record.aggregate_uris;
+  uris.insert(uris.end(), record.failure_uris.begin(), record.failure_uris.end());
+  const std::string org = auth::organizational_domain(policy_domain);
+  for (const auto& uri : uris) {
+    const std::string target = auth::organizational_domain(report_domain(uri));
+    if (target == org) continue;
+    const std::string name = policy_domain + "._report._dmarc." + report_domain(uri);
+    auto answer = co_await resolver.query(name, net::RrType::Txt);
+    bool agreed = false;
+    for (const auto& txt : answer.txt) agreed = agreed || auth::is_dmarc_candidate(txt);
+    CheckLine line{true, "DMARC " + policy_domain};
+    line.text += " reports to ";
+    line.text += uri;
+    if (agreed) {
+      line.text += ": ok: ";
+      line.text += name;
+      line.text += " accepts them";
+    } else if (lookup_failed(answer)) {
+      line.text += ": warn: ";
+      line.text += failure_text(answer);
+    } else {
+      line.text += ": warn: receivers will not send them: ";
+      line.text += report_domain(uri);
+      line.text += " has not published ";
+      line.text += name;
+      line.text += " IN TXT \"v=DMARC1\" (RFC 7489 §7.1)";
+    }
+    out.push_back(std::move(line));
+  }
+  co_return out;
+}
+
 asio::awaitable<CheckLine> check_adsp(net::Resolver& resolver, std::string domain) {
   const std::string name = "_adsp._domainkey." + domain;
   auto answer = co_await resolver.query(name, net::RrType::Txt);
@@ -157,6 +203,7 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
   std::string label = "DMARC " + domain + " (_dmarc." + domain + "): ";
   auto found = co_await look_up(resolver, domain);
   std::optional<auth::DmarcRecord> record;
+  std::string policy_domain = domain;  // where the record applying to domain was found
   if (lookup_failed(found.answer)) {
     lines.push_back({false, label + "FAIL: " + failure_text(found.answer)});
     co_return lines;
@@ -176,6 +223,7 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
                                                       inherited.name + " applies: ");
         lines.push_back(finding.line);
         record = finding.record;
+        policy_domain = org;
         if (record && record->subdomain_policy) record->policy = *record->subdomain_policy;
       }
     }
@@ -193,6 +241,10 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
   }
   const bool published = record.has_value();
   const auth::DmarcRecord policy = record.value_or(auth::DmarcRecord{});
+  if (record) {
+    auto reports = co_await check_report_destinations(resolver, *record, policy_domain);
+    for (auto& line : reports) lines.push_back(std::move(line));
+  }
   lines.push_back(dkim_alignment(in, policy, published));
   lines.push_back(spf_alignment(in, policy));
   auto adsp = co_await check_adsp(resolver, domain);

@@ -17,6 +17,9 @@ reads the lines for that domain. What is shown:
 * two DMARC records FAIL as such;
 * a subdomain without its own record gets the organizational domain's
   (sp= applied);
+* report addresses in another organization: one that published the
+  authorization record (RFC 7489 §7.1) is ok, one that did not is a
+  warning that its reports will not be sent;
 * an ADSP record is reported as historic, with the advice to remove it.
 """
 import os
@@ -45,6 +48,7 @@ KEYS = {
     "two": ("two.dmarc.example", "two.dmarc.example"),
     "adsp": ("adsp.dmarc.example", "adsp.dmarc.example"),
     "sub": ("mail.org.example", "mail.org.example"),
+    "ext": ("ext.dmarc.example", "ext.dmarc.example"),
 }
 
 DMARC = [
@@ -61,6 +65,9 @@ DMARC = [
     ("_dmarc.two.dmarc.example", "TXT", "v=DMARC1; p=none"),
     ("_dmarc.two.dmarc.example", "TXT", "v=DMARC1; p=reject"),
     ("_adsp._domainkey.adsp.dmarc.example", "TXT", "dkim=all"),
+    ("_dmarc.ext.dmarc.example", "TXT",
+     "v=DMARC1; p=none; rua=mailto:r@thirdparty.example,mailto:agg@reports.org.example!10m"),
+    ("ext.dmarc.example._report._dmarc.reports.org.example", "TXT", "v=DMARC1"),
     ("_dmarc.org.example", "TXT", "v=DMARC1; p=reject; sp=quarantine; rua=mailto:d@org.example"),
 ]
 
@@ -135,7 +142,7 @@ class DmarcCase(unittest.TestCase):
         return r.returncode, out, mine
 
     def line(self, lines, what):
-        found = [l for l in lines if what in l.split(":", 1)[0]]
+        found = [l for l in lines if what in l.split(": ", 1)[0]]
         self.assertEqual(len(found), 1, "%r in %s" % (what, lines))
         return found[0]
 
@@ -206,6 +213,21 @@ class AlignmentTest(DmarcCase):
         rec = self.line(lines, "(_dmarc.mail.org.example)")
         self.assertIn("the organizational domain's _dmarc.org.example applies: ok: p=reject, "
                       "sp=quarantine", rec)
+
+
+class ReportDestinationTest(DmarcCase):
+    def test_external_report_addresses_need_their_consent(self):
+        rc, out, lines = self.dns_check("ext")
+        self.assertEqual(rc, 0, out)  # warnings only
+        ok = self.line(lines, "reports to mailto:agg@reports.org.example!10m")
+        self.assertIn("ok: ext.dmarc.example._report._dmarc.reports.org.example accepts them", ok)
+        lost = self.line(lines, "reports to mailto:r@thirdparty.example")
+        self.assertIn("warn: receivers will not send them: thirdparty.example has not published "
+                      'ext.dmarc.example._report._dmarc.thirdparty.example IN TXT "v=DMARC1"', lost)
+
+    def test_own_report_address_needs_no_consent(self):
+        _, out, lines = self.dns_check("good")
+        self.assertFalse([l for l in lines if "reports to mailto" in l.split(": ", 1)[0]], lines)
 
 
 class BrokenRecordTest(DmarcCase):

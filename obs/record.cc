@@ -1,6 +1,7 @@
 #include "obs/record.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 namespace stampd::obs {
@@ -135,8 +136,17 @@ void Recorder::connection_refused(ConnectionRefusal reason, std::string_view cli
                 {{"client", client}, {"reason", kRefusals[i].second}});
 }
 
-void Recorder::accept_failed(std::string_view listen, std::string_view error) {
-  Logger::write(LogLevel::Error, "accept-failed", {{"listen", listen}, {"error", error}});
+void Recorder::accept_failed(std::string_view listen, std::string_view error,
+                             std::uint64_t failures) {
+  Logger::write(LogLevel::Error, "accept-failed",
+                {{"listen", listen}, {"error", error}, {"failures", std::to_string(failures)}});
+}
+
+void Recorder::accept_resumed(std::string_view listen, std::uint64_t failures, double seconds) {
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f", seconds);
+  Logger::write(LogLevel::Warning, "accept-resumed",
+                {{"listen", listen}, {"failures", std::to_string(failures)}, {"seconds", took}});
 }
 
 void Recorder::session_crashed(std::string_view session, std::string_view error) {

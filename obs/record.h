@@ -80,7 +80,11 @@ class Recorder {
   void connection_opened();
   void connection_closed() { metrics_.connections_active.Decrement(); }
   void connection_refused(ConnectionRefusal reason, std::string_view client);
-  void accept_failed(std::string_view listen, std::string_view error);
+  // accept_failed says accept(2) fails on listen (EMFILE, ENFILE, ENOBUFS);
+  // failures counts those since it started (the first line says 1).
+  void accept_failed(std::string_view listen, std::string_view error, std::uint64_t failures);
+  // accept_resumed says accepting works again after failures over seconds.
+  void accept_resumed(std::string_view listen, std::uint64_t failures, double seconds);
   void session_crashed(std::string_view session, std::string_view error);
 
   // tls_started counts a completed client handshake; version is OpenSSL's

@@ -22,6 +22,18 @@ using asio::ip::tcp;
 
 namespace {
 
+// A failing accept(2) is retried after kAcceptPause, and said again in
+// the log every kAcceptTroubleRepeat while it lasts.
+constexpr std::chrono::milliseconds kAcceptPause{100};
+constexpr std::chrono::seconds kAcceptTroubleRepeat{10};
+
+// AcceptTrouble is one listener's run of failed accepts.
+struct AcceptTrouble {
+  std::uint64_t failures = 0;
+  std::chrono::steady_clock::time_point since;
+  std::chrono::steady_clock::time_point said;
+};
+
 // refuse_connection answers an over-the-cap client and hangs up (RFC 5321 §3.1: 421 then close).
 asio::awaitable<void> refuse_connection(tcp::socket socket, std::string text) {
   boost::system::error_code ec;
@@ -124,6 +136,7 @@ void Server::stop() {
 asio::awaitable<void> Server::accept_loop(std::size_t index) {
   auto& acceptor = *acceptors_[index];
   const std::string local = local_endpoints().at(index);
+  AcceptTrouble trouble;
   while (!stopped_) {
     // Connections go to the I/O threads in turn; the socket is born on the
     // one that will serve it.
@@ -131,14 +144,27 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(
         threads_[thread], asio::redirect_error(asio::use_awaitable, ec));
+    const auto now = std::chrono::steady_clock::now();
     if (!ec) {
+      if (trouble.failures > 0) {
+        recorder_.accept_resumed(local, trouble.failures,
+                                 std::chrono::duration<double>(now - trouble.since).count());
+        trouble = {};
+      }
       admit(std::move(socket), thread, local, implicit_tls_[index], listen_texts_[index]);
       continue;
     }
     if (stopped_ || ec == asio::error::operation_aborted) break;
-    // EMFILE and friends: say so and breathe instead of spinning.
-    recorder_.accept_failed(local, ec.message());
-    asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+    // EMFILE and friends: the connection stays in the backlog and the
+    // listener stays readable, so retrying at once would spin. Breathe, and
+    // say so when it starts and then every kAcceptTroubleRepeat, not ten
+    // times a second.
+    if (trouble.failures++ == 0) trouble.since = now;
+    if (trouble.failures == 1 || now - trouble.said >= kAcceptTroubleRepeat) {
+      recorder_.accept_failed(local, ec.message(), trouble.failures);
+      trouble.said = now;
+    }
+    asio::steady_timer pause(io_, kAcceptPause);
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 }

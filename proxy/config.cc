@@ -544,6 +544,8 @@ const Keys<ServerConfig>& server_keys() {
             "wait for the client's next command"),
       field("data_timeout", &S::data_timeout, duration(seconds(1), hours(1)),
             "wait for the client's next data"),
+      field("min_data_rate", &S::min_data_rate, count(0, 1LL << 30),
+            "octets a second a message must average; 0: off"),
       field("threads", &S::threads, count(0, 256), "I/O threads; 0: one per CPU core"),
       field("drain_timeout", &S::drain_timeout, duration(seconds(0), hours(1)),
             "on SIGTERM, time for sessions in flight to finish"),

@@ -62,6 +62,9 @@ struct ServerConfig {
   std::string spool_dir;                               // default: $TMPDIR or /tmp
   Duration command_timeout = std::chrono::minutes(5);  // RFC 5321 §4.5.3.2.7
   Duration data_timeout = std::chrono::minutes(5);
+  // A message must come at least this fast on average (octets a second,
+  // after a first data_timeout; 0: off), as Postfix's smtpd_min_data_rate.
+  std::uint64_t min_data_rate = 500;
   unsigned threads = 0;                               // 0: one per CPU core
   Duration drain_timeout = std::chrono::seconds(30);  // SIGTERM: time for sessions to finish
   std::string user;  // set: drop root privileges to this user after binding

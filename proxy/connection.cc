@@ -31,6 +31,24 @@ asio::awaitable<const char*> Connection::message_read_failed(const net::Error& e
   co_return "timeout";
 }
 
+std::string Connection::slower_than_rate() const {
+  return "the message came slower than min_data_rate (" +
+         std::to_string(config_.server.min_data_rate) + " octets/s)";
+}
+
+asio::awaitable<net::Result<std::span<const char>>> Connection::read_message_chunk(
+    const DataDeadline& deadline, std::uint64_t received) {
+  const auto wait = deadline.wait(received, DataDeadline::Clock::now());
+  if (wait == DataDeadline::Clock::duration::zero()) {
+    co_return net::make_error(net::Errc::Timeout, slower_than_rate());
+  }
+  auto chunk = co_await reader_.read_chunk(wait);
+  if (!chunk && chunk.error().code == net::Errc::Timeout && wait < config_.server.data_timeout) {
+    co_return net::make_error(net::Errc::Timeout, slower_than_rate());
+  }
+  co_return chunk;
+}
+
 asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   if (auto lost = relay_.lost()) {
     reply(*lost);
@@ -45,10 +63,15 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   relay_.begin_data();
   // A message streams through a large buffer; an idle session keeps a small one.
   reader_.reserve(kDataBuffer);
+  const DataDeadline deadline(config_.server.data_timeout, config_.server.min_data_rate,
+                              DataDeadline::Clock::now());
+  std::uint64_t received = 0;
   while (!relay_.data_complete()) {
-    auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
+    auto chunk = co_await read_message_chunk(deadline, received);
     if (!chunk) co_return co_await message_read_failed(chunk.error());
-    reader_.consume(relay_.add(std::string_view(chunk->data(), chunk->size())));
+    const std::size_t used = relay_.add(std::string_view(chunk->data(), chunk->size()));
+    reader_.consume(used);
+    received += used;
   }
   reader_.release();
   const Outcome outcome = co_await relay_.finish();

@@ -15,8 +15,10 @@ asio::awaitable<const char*> Connection::bdat(smtp::Command cmd) {
   if (cmd.chunk_size > 0) reader_.reserve(kDataBuffer);
   // Exactly chunk_size octets, whatever they hold; the bytes after them are
   // the next command, pipelined or not (RFC 3030 §2).
+  const DataDeadline deadline(config_.server.data_timeout, config_.server.min_data_rate,
+                              DataDeadline::Clock::now());
   for (std::uint64_t left = cmd.chunk_size; left > 0;) {
-    auto chunk = co_await reader_.read_chunk(config_.server.data_timeout);
+    auto chunk = co_await read_message_chunk(deadline, cmd.chunk_size - left);
     if (!chunk) co_return co_await message_read_failed(chunk.error());
     const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk->size()));
     relay_.add_chunk(std::string_view(chunk->data(), take));

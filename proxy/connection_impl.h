@@ -21,6 +21,7 @@
 #include "net/tls_server.h"
 #include "obs/record.h"
 #include "proxy/connection.h"
+#include "proxy/data_deadline.h"
 #include "proxy/relay.h"
 #include "smtp/command.h"
 #include "smtp/sasl.h"
@@ -91,6 +92,11 @@ class Connection {
   asio::awaitable<const char*> skip_chunk(std::uint64_t size);
   // refuse_bdat answers a BDAT the session refused, keeping the stream in step.
   asio::awaitable<const char*> refuse_bdat(const smtp::Command& cmd, const smtp::Reply& refusal);
+  // read_message_chunk reads message bytes (DATA or a BDAT chunk) within
+  // deadline; received is what the message brought so far.
+  asio::awaitable<net::Result<std::span<const char>>> read_message_chunk(
+      const DataDeadline& deadline, std::uint64_t received);
+  std::string slower_than_rate() const;
   // message_read_failed ends a message whose client went away or stalled.
   asio::awaitable<const char*> message_read_failed(const net::Error& error);
   // authenticate runs an AUTH exchange (RFC 4954) and checks the

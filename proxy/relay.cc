@@ -381,6 +381,12 @@ asio::awaitable<Outcome> Relay::finish() {
       r = co_await upstream_data();
     }
     if (upstream_ && !upstream_->connected()) upstream_trouble("data");
+    // The duplicate window: the server may have queued it, and the client,
+    // told 4xx, will send it again. Logged so that duplicates can be
+    // counted against it (README, "What can be duplicated").
+    if (!r.positive() && upstream_ && upstream_->maybe_delivered()) {
+      tx_.log_fields.emplace_back("maybe_delivered", "yes");
+    }
     r = smtp::upstream_reply_for_client(std::move(r));
     outcome = Outcome{outcome_of(r), std::move(r)};
   }

@@ -27,10 +27,13 @@ Result<HostPort> split_host_port(const std::string& text, const std::string& def
     return make_error(Errc::BadInput, "'" + text + "': expected host:port");
   } else {
     out.port = rest.substr(1);
-    for (char c : out.port) {
-      if (c < '0' || c > '9') return make_error(Errc::BadInput, "'" + text + "': bad port");
+    // At most five digits before converting: a longer number would overflow
+    // the conversion (a config error, not a crash).
+    const bool digits =
+        out.port.size() <= 5 && out.port.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoul(out.port) > 65535) {
+      return make_error(Errc::BadInput, "'" + text + "': bad port");
     }
-    if (std::stoul(out.port) > 65535) return make_error(Errc::BadInput, "'" + text + "': bad port");
   }
   if (out.host.empty()) return make_error(Errc::BadInput, "'" + text + "': no host given");
   return out;

@@ -1,7 +1,9 @@
 // Fuzzes the DATA decoder with the anti-smuggling properties as assertions:
 // the data ends exactly at the first <CRLF>.<CRLF> (the start of DATA
 // counts as a CRLF) whatever the chunking, and the output has no bare CR or
-// LF. The first input byte picks the chunk size.
+// LF. The first input byte picks the chunk size. Found by the fuzzer: a
+// decoder problem (line too long) must be the same whatever the chunking.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -35,7 +37,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   check(whole.done() == split.done());
   check(whole_used == split_used);
-  check(whole_out == split_out);
+  check(whole.problem() == split.problem());
+  if (whole.problem() == stampd::smtp::DataDecoder::Problem::None) {
+    check(whole_out == split_out);
+  } else {
+    // After a problem nothing more is appended, and the message is refused
+    // whole; where the output stops depends on where the input was split
+    // (a line passes the limit inside one chunk or across several), so the
+    // two agree only up to the shorter.
+    const auto shorter = std::min(whole_out.size(), split_out.size());
+    check(whole_out.compare(0, shorter, split_out, 0, shorter) == 0);
+  }
 
   const auto end = ("\r\n" + std::string(input)).find("\r\n.\r\n");
   check(whole.done() == (end != std::string::npos));

@@ -91,7 +91,7 @@ for t in "${targets[@]}"; do
     result="FAILED (exit $status): $(ls "$out/artifacts" | head -3 | tr '\n' ' ')"
     failed=1
     echo "--- fuzz_$t ---" >&2
-    grep -E -m 20 'ERROR|SUMMARY|==[0-9]+==|Test unit written|#[0-9]+ in ' "$out/log" >&2 || tail -n 30 "$out/log" >&2
+    grep -E -m 20 'terminate called|what\(\)|ERROR|SUMMARY|==[0-9]+==|Test unit written|#[0-9]+ in ' "$out/log" >&2 || tail -n 30 "$out/log" >&2
   fi
   printf '%-16s %12s %10s %8s  %s\n' "$t" "${runs:-?}" "${rate:-?}" "$units" "$result"
   if [ $merge = 1 ] && [ "$status" = 0 ]; then

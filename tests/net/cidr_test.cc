@@ -57,6 +57,9 @@ TEST(HostPort, Splits) {
   EXPECT_FALSE(split_host_port("mx.example.com").ok());
   EXPECT_FALSE(split_host_port("::1:25").ok());
   EXPECT_FALSE(split_host_port("host:99999").ok());
+  // Found by fuzz_config: too many digits for an unsigned long threw.
+  EXPECT_FALSE(split_host_port("127.0.0.1:160222222222222222222222222222222222222").ok());
+  EXPECT_FALSE(split_host_port("host:000025").ok());
   EXPECT_FALSE(split_host_port("host:2x").ok());
   EXPECT_FALSE(split_host_port(":25").ok());
 }

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,10 +67,20 @@ const char* signal_name(int sig) {
   }
 }
 
-// make_keys generates the keys the config asks for that are missing, and
-// logs each one once with the DNS record to publish.
-void make_keys(const proxy::Config& config) {
-  for (const auto& key : generate_missing_keys(config, config.server.user)) {
+// keys_in_use lists the key files that runtime signs with.
+std::set<std::string> keys_in_use(const proxy::Runtime& runtime) {
+  std::set<std::string> paths;
+  for (const auto& key : runtime.signing_keys->keys()) {
+    if (key.signing_key) paths.insert(key.spec.private_key_path);
+  }
+  return paths;
+}
+
+// make_keys generates the keys the config asks for that are missing (but
+// those in in_use: see generate_missing_keys), and logs each one once with
+// the DNS record to publish.
+void make_keys(const proxy::Config& config, const std::set<std::string>& in_use = {}) {
+  for (const auto& key : generate_missing_keys(config, config.server.user, in_use)) {
     obs::log_info("dkim-key-generated", {{"key", key.name},
                                          {"private_key", key.private_key_path},
                                          {"record_file", key.record_path},
@@ -212,7 +223,7 @@ bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
 void Daemon::reload() {
   try {
     auto config = proxy::load_config(config_path_);
-    make_keys(*config);
+    make_keys(*config, keys_in_use(*server_->runtime()));
     // Strict: the running config works; a broken key must not replace it.
     auto runtime = proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io_),
                                         metrics_, executors_);

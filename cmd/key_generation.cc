@@ -71,13 +71,21 @@ std::string record_path_for(const std::string& private_key_path) {
 }
 
 std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
-                                                const std::string& owner) {
+                                                const std::string& owner,
+                                                const std::set<std::string>& in_use) {
   std::vector<GeneratedKey> made;
   const auto ids = owner_ids(owner);
   for (const auto& spec : config.dkim.keys) {
     if (!spec.generate || spec.private_key_path.empty()) continue;
     std::error_code ec;
     if (fs::exists(fs::symlink_status(spec.private_key_path, ec))) continue;
+    if (in_use.count(spec.private_key_path) != 0) {
+      throw proxy::ConfigError(spec.origin + ": [dkim.key] \"" + spec.name +
+                               "\": " + spec.private_key_path +
+                               " is missing (No such file or directory); it is the key in use, "
+                               "published in the DNS, so no new key is generated in its place: "
+                               "put the file back, or name a new file and selector");
+    }
     make_directories(fs::path(spec.private_key_path).parent_path(), ids, spec);
     auto key = auth::generate_private_key(*spec.generate);
     if (!key) fail(spec, key.error().message());

@@ -4,6 +4,7 @@
 // overwrites a key file; no logging (the caller logs what was made).
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,14 @@ struct GeneratedKey {
 // owner is not empty and we are root, the files belong to that user (the one
 // stampd switches to, who reads keys again on reload). Throws ConfigError
 // with the key's "file:line" on failure.
+//
+// in_use names the key files the running process signs with (a reload's
+// caller passes them): such a file that is missing now is not generated
+// again but is a ConfigError, since its public half is what the DNS
+// publishes and a new key there would sign mail no receiver can verify.
 std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
-                                                const std::string& owner);
+                                                const std::string& owner,
+                                                const std::set<std::string>& in_use = {});
 
 // record_path_for names the record file of a key file: "dir/S.private" -> "dir/S.txt".
 std::string record_path_for(const std::string& private_key_path);

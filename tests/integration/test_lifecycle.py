@@ -241,6 +241,69 @@ class ReloadTest(LifecycleTestCase):
         up.wait_for_messages(2)
         self.assertEqual(self.selector_of(up, "now-new"), ["new"])
 
+    def signed_and_verified(self, stampd, up, subject):
+        """signed_and_verified relays one message and checks, with python3-dkim
+        and the records published so far, that it carries one passing signature."""
+        before = len(up.messages)
+        self.assertEqual(self.send_one(stampd, subject).code, 250)
+        content = up.wait_for_messages(before + 1)[-1].content
+        self.assertEqual([r.status for r in verify_dkimpy(content, self.records)], ["pass"], subject)
+
+    def check_key_file_loss(self, generate):
+        """The key file of the running config goes away, then comes back
+        group-readable, then right: the first two SIGHUPs are refused with the
+        file and the reason, the key in memory keeps signing (verified against
+        the published record), the third SIGHUP loads it again."""
+        key = self.genkey("s1")
+        up = self.start_upstream()
+        extra = {"dkim": {"key": [{"name": "main", "domain": "example.com", "selector": "s1",
+                                   "private_key": "s1.private", "generate": True}]}} if generate else None
+        sections = self.sections(up, "s1", extra)
+        stampd = self.start_with_keys(sections, {"s1.private": key})
+        maddr = metrics_address(stampd)
+        path = os.path.join(stampd.workdir, "s1.private")
+        text = render_toml(sections)
+        self.signed_and_verified(stampd, up, "before")
+
+        os.unlink(path)
+        self.signed_and_verified(stampd, up, "gone, no reload yet")  # read at load, not per message
+        ev, _ = self.reload(stampd, text, expect="reload-failed")
+        self.assertIn(path, ev["error"])
+        self.assertRegex(ev["error"], r"(?i)no such file|does not exist|missing")
+        self.assertEqual(ev["kept"], "previous config")
+        print("\nkey file gone, SIGHUP (generate=%s): reload-failed error=%r" % (generate, ev["error"]))
+        self.assertFalse(os.path.exists(path), "a reload must not replace a key in use by a new one")
+        self.assertEqual(stampd.events("dkim-key-generated"), [])
+        self.assertTrue(stampd.alive())
+        self.signed_and_verified(stampd, up, "after the refused reload (file gone)")
+        self.assertEqual(http_get(maddr, "/readyz")[0], 200)
+
+        self.write_keys(stampd, {"s1.private": (key, 0o644)})
+        ev, _ = self.reload(stampd, text, expect="reload-failed")
+        self.assertIn(path, ev["error"])
+        self.assertIn("0644", ev["error"])
+        print("key file back with mode 0644, SIGHUP: reload-failed error=%r" % ev["error"])
+        self.signed_and_verified(stampd, up, "after the refused reload (mode 0644)")
+
+        os.chmod(path, 0o600)
+        ev, digest = self.reload(stampd, text)
+        self.assertEqual(ev["sha256"], digest)
+        self.signed_and_verified(stampd, up, "after the reload that loaded it again")
+        m = scrape(maddr)
+        self.assertEqual(m.value("stampd_config_reloads_total", result="failed"), 2)
+        self.assertEqual(m.value("stampd_config_reloads_total", result="ok"), 1)
+        self.assertEqual(http_get(maddr, "/readyz")[0], 200)
+        self.assertEqual(stampd.stop(), 0)
+
+    def test_key_file_gone_or_group_readable_before_sighup_is_refused(self):
+        self.check_key_file_loss(generate=False)
+
+    def test_key_file_gone_with_generate_is_not_replaced_by_a_new_key(self):
+        # generate = true makes a missing key at start; a key the running
+        # process signs with is published: a new one there would sign mail
+        # that no receiver can verify.
+        self.check_key_file_loss(generate=True)
+
 
 class DrainTest(LifecycleTestCase):
     def start_plain(self, up, drain_timeout="10s", **server):

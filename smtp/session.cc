@@ -362,8 +362,9 @@ Reply Session::ehlo_reply() const {
   // RFC 3207 §4: offered only in clear, and only where a certificate is.
   if (tls_policy_.starttls && !tls_) text += "\nSTARTTLS";
   // RFC 3030: chunks are ours to take whatever the upstream speaks (they
-  // leave as DATA). BINARYMIME is not offered: binary content could only
-  // leave as BDAT, and stampd sends DATA.
+  // leave as BDAT when it offers CHUNKING, else as DATA). BINARYMIME is not
+  // offered: binary content would have to be signed and relayed unchanged
+  // (no bare CR/LF repair), and could not fail over to a server without it.
   text += "\nCHUNKING";
   if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
   if (client_.trusted) text += "\nXFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";

@@ -35,6 +35,8 @@ struct UpstreamCapabilities {
   std::uint64_t size = 0;                       // 0: no limit announced
   bool size_offered = false;                    // SIZE was in EHLO (MAIL may carry SIZE=)
   bool starttls = false;
+  bool chunking = false;    // CHUNKING: the message may go as BDAT (RFC 3030)
+  bool binarymime = false;  // BINARYMIME: BODY=BINARYMIME, with BDAT (RFC 3030 §3)
   std::vector<std::string> auth_mechanisms;  // upper-cased
 };
 

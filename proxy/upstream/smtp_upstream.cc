@@ -60,6 +60,10 @@ smtp::UpstreamCapabilities parse_capabilities(const smtp::Reply& reply) {
       caps.pipelining = true;
     else if (keyword == "STARTTLS")
       caps.starttls = true;
+    else if (keyword == "CHUNKING")
+      caps.chunking = true;
+    else if (keyword == "BINARYMIME")
+      caps.binarymime = true;
     else if (keyword == "SIZE") {
       caps.size_offered = true;
       caps.size = 0;
@@ -91,6 +95,44 @@ smtp::UpstreamCapabilities parse_capabilities(const smtp::Reply& reply) {
   }
   return caps;
 }
+
+// MessageSource yields the message as it goes upstream: the prepended
+// header fields, then the spool, in pieces of at most a given size.
+class MessageSource {
+ public:
+  MessageSource(const std::vector<std::string>& fields, const Spool& spool)
+      : fields_(fields), spool_(spool) {}
+
+  std::uint64_t size() const {
+    std::uint64_t n = spool_.size();
+    for (const auto& f : fields_) n += f.size();
+    return n;
+  }
+
+  // next returns up to max bytes (at least one while any are left).
+  net::Result<std::string_view> next(std::uint64_t max) {
+    while (field_ < fields_.size() && offset_ == fields_[field_].size()) {
+      ++field_;
+      offset_ = 0;
+    }
+    if (field_ < fields_.size()) {
+      const std::string_view rest = std::string_view(fields_[field_]).substr(offset_);
+      const std::string_view piece = rest.substr(0, max);
+      offset_ += piece.size();
+      return piece;
+    }
+    auto piece = spool_.read(offset_, buffer_, static_cast<std::size_t>(max));
+    if (piece) offset_ += piece->size();
+    return piece;
+  }
+
+ private:
+  const std::vector<std::string>& fields_;
+  const Spool& spool_;
+  std::size_t field_ = 0;
+  std::uint64_t offset_ = 0;  // in the current field, then in the spool
+  std::string buffer_;
+};
 
 bool is_loopback(const std::string& host) {
   if (host == "localhost") return true;
@@ -497,6 +539,10 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
     fail(UpstreamErrorKind::Local, "DATA with pipelined recipients unanswered");
     co_return failure_reply();
   }
+  if (caps_.chunking) {
+    const smtp::Reply r = co_await send_chunks(prepend_fields, spool);
+    co_return r;
+  }
   auto reply = co_await command("DATA", u.command_timeout);
   if (!reply) co_return failure_reply();
   if (reply->code != 354) {
@@ -525,8 +571,13 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   }
   stuffer.finish(out);
   if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+  const smtp::Reply r = co_await final_reply();
+  co_return r;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::final_reply() {
   dot_unanswered_ = true;
-  auto final_reply = co_await read_reply(u.data_timeout);
+  auto final_reply = co_await read_reply(config_->upstream.data_timeout);
   in_transaction_ = false;
   if (!final_reply) co_return failure_reply();
   dot_unanswered_ = false;
@@ -534,6 +585,56 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   if (final_reply->code == 421)
     fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + final_reply->summary());
   co_return *final_reply;
+}
+
+asio::awaitable<smtp::Reply> SmtpUpstream::send_chunks(
+    const std::vector<std::string>& prepend_fields, const Spool& spool) {
+  const auto timeout = config_->upstream.data_timeout;
+  MessageSource source(prepend_fields, spool);
+  std::uint64_t remaining = source.size();
+  std::string out;
+  out.reserve(kSendBatch + 64);
+  for (;;) {
+    // RFC 3030 §2: each chunk is exactly the octets its BDAT announces, as
+    // they are (no dot-stuffing); only the LAST one ends the message. A
+    // bounded chunk keeps what the upstream must hold per chunk bounded.
+    const std::uint64_t size = std::min<std::uint64_t>(remaining, bdat_chunk_size_);
+    const bool last = size == remaining;
+    out = "BDAT " + std::to_string(size) + (last ? " LAST" : "") + "\r\n";
+    for (std::uint64_t left = size; left > 0;) {
+      auto piece = source.next(std::min<std::uint64_t>(left, kSendBatch));
+      if (piece && piece->empty()) piece = net::make_error(net::Errc::Io, "spool ends early");
+      if (!piece) {
+        // The chunk's size is promised: a short chunk would run into the
+        // next command. Drop the connection instead.
+        fail(UpstreamErrorKind::Local, piece.error().message());
+        co_return smtp::make_reply(451, "4.3.0", "Local error while relaying, try again later");
+      }
+      out.append(*piece);
+      left -= piece->size();
+      if (out.size() >= kSendBatch) {
+        if (!co_await send(out, timeout)) co_return failure_reply();
+        out.clear();
+      }
+    }
+    if (!co_await send(out, timeout)) co_return failure_reply();
+    if (last) break;
+    // Each chunk waits for its reply before the next goes (lockstep is
+    // right with or without PIPELINING): after a refused chunk no more may
+    // be sent (RFC 3030 §2), and none has been.
+    auto reply = co_await read_reply(timeout);
+    if (!reply) co_return failure_reply();
+    if (reply->code == 421)
+      fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
+    // A refused chunk fails the message; the transaction stays open upstream
+    // (never reused: the pool closes a connection in a transaction).
+    if (!reply->positive()) co_return *reply;
+    remaining -= size;
+  }
+  // The LAST chunk is the final dot of BDAT: from here on the upstream may
+  // have the message whether or not its reply arrives.
+  const smtp::Reply r = co_await final_reply();
+  co_return r;
 }
 
 asio::awaitable<void> SmtpUpstream::reset() {

@@ -46,6 +46,10 @@ class SmtpUpstream final : public Upstream {
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return peer_; }
   bool maybe_delivered() const override { return dot_unanswered_; }
+  // set_bdat_chunk_size sets the largest BDAT chunk (tests make it small).
+  void set_bdat_chunk_size(std::uint64_t size) { bdat_chunk_size_ = size; }
+  // kBdatChunk is the default largest BDAT chunk.
+  static constexpr std::uint64_t kBdatChunk = 1024 * 1024;
 
  private:
   boost::asio::awaitable<bool> connect_one(const std::string& server);
@@ -56,6 +60,13 @@ class SmtpUpstream final : public Upstream {
   // drain_ahead reads the replies to recipients sent ahead that nobody
   // will ask for (the transaction ended first).
   boost::asio::awaitable<bool> drain_ahead();
+  // send_chunks sends the message as BDAT chunks (RFC 3030) to an upstream
+  // that offers CHUNKING, the last one BDAT n LAST; its reply is final.
+  boost::asio::awaitable<smtp::Reply> send_chunks(const std::vector<std::string>& prepend_fields,
+                                                  const Spool& spool);
+  // final_reply reads the reply to the end of the message (the final dot or
+  // the LAST chunk), the duplicate window open until it comes.
+  boost::asio::awaitable<smtp::Reply> final_reply();
   std::string xforward_line(const smtp::Session& session) const;
   // use_xclient tells whether the client is named with XCLIENT (asked for
   // and offered) rather than XFORWARD; xclient sends it before MAIL when the
@@ -75,7 +86,8 @@ class SmtpUpstream final : public Upstream {
   std::shared_ptr<boost::asio::ssl::context> tls_;
   prometheus::Counter& sent_;
   std::shared_ptr<ServerHealth> servers_;
-  bool dot_unanswered_ = false;  // the end of data went out, no reply came
+  bool dot_unanswered_ = false;  // the end of data (dot or BDAT LAST) went out, no reply came
+  std::uint64_t bdat_chunk_size_ = kBdatChunk;
   std::unique_ptr<net::ByteStream> stream_;
   std::unique_ptr<net::LineReader> reader_;
   smtp::UpstreamCapabilities caps_;

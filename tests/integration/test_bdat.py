@@ -1,6 +1,7 @@
 """CHUNKING / BDAT in (RFC 3030), end to end: a raw Python client sends
 BDAT chunks to the real stampd, which signs the message and relays it to the
-fake upstream as DATA with dot-stuffing.
+fake upstream as DATA with dot-stuffing, or as BDAT when the upstream offers
+CHUNKING (BdatOutTest runs every test below again against such an upstream).
 
 * The same message split every way (every single cut point, 1-octet chunks,
   cuts inside a CRLF, inside the header/body boundary, at each octet of a
@@ -18,7 +19,12 @@ fake upstream as DATA with dot-stuffing.
   smuggling lookalike sequence of test_smuggling.py, with a whole second
   transaction behind it, arrives inside the one message as CRLF text
   (normalize) or the message is refused with 550 (reject).
-* EHLO offers CHUNKING and not BINARYMIME (stampd relays with DATA).
+* EHLO offers CHUNKING and not BINARYMIME.
+* BDAT out: with CHUNKING upstream, a message sent with DATA and one sent in
+  BDAT chunks both leave as BDAT, byte for byte (no dot-stuffing, no
+  terminator), the signature verifies; a message over 1 MiB leaves in 1 MiB
+  chunks, the last one LAST, and stampd's memory stays far below its size.
+  Without CHUNKING upstream the message leaves as DATA.
 """
 import os
 import re
@@ -28,6 +34,7 @@ import tempfile
 import time
 
 import dkim_verifiers as V
+from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed, make_message
 from stampd_harness import StampdTestCase, make_key
 from test_smuggling import SEQUENCES, SMUGGLED, normalize
@@ -67,6 +74,7 @@ def split_signature(message):
 
 class BdatTest(StampdTestCase):
     reject = False
+    upstream_capabilities = None  # FakeUpstream.BASIC: no CHUNKING, stampd sends DATA
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="stampd-bdat-")
@@ -74,7 +82,7 @@ class BdatTest(StampdTestCase):
         key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
         with open(record_path) as f:
             self.records = V.records_for(f.read().splitlines())
-        self.up = self.start_upstream()
+        self.up = self.start_upstream(capabilities=self.upstream_capabilities)
         server = {"max_message_size": "8KiB"}
         if self.reject:
             server["bare_line_endings"] = "reject"
@@ -109,11 +117,24 @@ class BdatTest(StampdTestCase):
         returns its bh=."""
         self.assertTrue(tx.accepted)
         self.assertEqual(tx.bare_line_endings(), 0)
+        self.check_transfer(tx)
         signature, rest = split_signature(tx.content)
         self.assertEqual(rest, message)
         results = V.verify_dkimpy(tx.content, self.records)
         self.assertEqual([r.status for r in results], ["pass"], results)
         return V.signatures(tx.content)[0]["bh"]
+
+    def check_transfer(self, tx):
+        """check_transfer: the message left as BDAT exactly when the upstream offers CHUNKING."""
+        verbs = tx.connection.verbs()
+        if self.upstream_capabilities and "CHUNKING" in self.upstream_capabilities:
+            self.assertTrue(tx.chunks)
+            self.assertEqual([last for _, last in tx.chunks], [False] * (len(tx.chunks) - 1) + [True])
+            self.assertEqual(sum(size for size, _ in tx.chunks), len(tx.raw))
+            self.assertNotIn("DATA", verbs)
+        else:
+            self.assertEqual(tx.chunks, [])
+            self.assertNotIn("BDAT", verbs)
 
     def test_ehlo_offers_chunking_not_binarymime(self):
         c = self.session()
@@ -259,8 +280,13 @@ class BdatTest(StampdTestCase):
                         self.assertEqual(rest, normalize(content))
                         raw = bytes(tx.raw)
                         self.assertEqual(tx.bare_line_endings(), 0)
+                        self.check_transfer(tx)
+                        # Out as DATA, no line can end the message early;
+                        # out as BDAT, only the chunk sizes end it (a lone
+                        # dot line there is just content).
                         for lookalike in (b"\n.\n", b"\r.\r", b"\n.\r", b"\r.\n"):
-                            self.assertNotIn(lookalike, raw[:-3])
+                            if not tx.chunks:
+                                self.assertNotIn(lookalike, raw[:-3])
                     commands = self.up.commands_since(mark)
                     mails = [x for x in commands if x.upper().startswith("MAIL")]
                     self.assertEqual(mails, ["MAIL FROM:<sender@example.com>"])
@@ -269,6 +295,84 @@ class BdatTest(StampdTestCase):
 
 class BdatRejectBareLineEndingsTest(BdatTest):
     reject = True
+
+
+class BdatOutTest(BdatTest):
+    """Every test above again, with an upstream that offers CHUNKING: the
+    message leaves as BDAT."""
+    upstream_capabilities = FakeUpstream.BASIC + ["CHUNKING"]
+
+    def test_data_from_the_client_leaves_as_bdat(self):
+        c = self.session()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], MESSAGE).code, 250)
+        tx = self.up.wait_for_messages(1)[0]
+        self.check_relayed(tx)
+        # One chunk (the message is far below 1 MiB), the octets as they are:
+        # the lines that start with a dot are not stuffed.
+        self.assertEqual(tx.chunks, [(len(tx.raw), True)])
+        self.assertIn(b"\r\n.A line that starts with a dot.\r\n", bytes(tx.raw))
+        self.assertIn(b"\r\n.\r\nMAIL FROM:", bytes(tx.raw))
+        self.assertFalse(bytes(tx.raw).endswith(b"\r\n.\r\n"))
+        self.assertEqual(self.stampd.messages(outcome="relayed")[0]["upstream"], self.up.address)
+
+
+def large_message(size):
+    """large_message: a text message of about size octets, some lines starting with a dot."""
+    lines = [b"%s line %07d of a long message, to be signed and chunked." % (b"." if i % 7 == 0 else b"", i)
+             for i in range(size // 60)]
+    return make_message(subject="large", body=b"\r\n".join(lines) + b"\r\n")
+
+
+class BdatOutLargeTest(StampdTestCase):
+    """A message of 6 MiB leaves in BDAT chunks of 1 MiB whether the client
+    sent DATA or BDAT, read from stampd's spool piece by piece."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stampd-bdat-out-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
+        with open(record_path) as f:
+            self.records = V.records_for(f.read().splitlines())
+        self.up = self.start_upstream(capabilities=FakeUpstream.BASIC + ["CHUNKING"])
+        self.stampd = self.start_stampd([self.up.address], {
+            "server": {"max_message_size": "8MiB", "data_timeout": "60s"},
+            "dkim": {"key": [{"name": "k", "domain": "example.com", "selector": SELECTOR,
+                              "private_key": key_path}],
+                     "sign": [{"from": "*@example.com", "keys": ["k"]}]},
+        })
+
+    def check(self, tx, message):
+        self.assertTrue(tx.accepted)
+        mib = 1024 * 1024
+        sizes = [size for size, _ in tx.chunks]
+        self.assertEqual(sizes[:-1], [mib] * (len(sizes) - 1))
+        self.assertEqual([last for _, last in tx.chunks], [False] * (len(sizes) - 1) + [True])
+        self.assertEqual(len(sizes), len(tx.raw) // mib + 1)
+        _, rest = split_signature(tx.content)
+        self.assertEqual(rest, message)
+        results = V.verify_dkimpy(tx.content, self.records)
+        self.assertEqual([r.status for r in results], ["pass"], results)
+
+    def test_large_message_in_one_mib_chunks(self):
+        message = large_message(6 * 1024 * 1024)
+        c = self.connect(self.stampd)
+        self.assertEqual(c.ehlo().code, 250)
+        before = self.stampd.hwm_kib()
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], message,
+                                     timeout=60).code, 250)
+        self.check(self.up.wait_for_messages(1, timeout=60)[0], message)
+        cuts = list(range(100000, len(message), 100000))
+        c.send(b"MAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n" +
+               b"".join(chunked(message, cuts)))
+        replies = [c.reply(timeout=60) for _ in range(3 + len(cuts))]
+        self.assertEqual([r.code for r in replies], [250] * (3 + len(cuts)))
+        self.check(self.up.wait_for_messages(2, timeout=60)[1], message)
+        c.quit()
+        # Never the whole message in memory: the spool holds it (memory up
+        # to spool_memory, then a file), and it leaves in pieces.
+        grown = self.stampd.hwm_kib() - before
+        print("\nmessage %d KiB, stampd VmHWM grew %d KiB" % (len(message) // 1024, grown))
+        self.assertLess(grown * 1024, len(message) // 2)
 
 
 if __name__ == "__main__":

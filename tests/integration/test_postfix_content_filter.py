@@ -7,6 +7,9 @@ re-injection smtpd with XFORWARD; Postfix then delivers it into a Maildir. The
 delivered file carries a DKIM signature that dkimpy and `stampd verify` accept,
 stampd logged the original client from XFORWARD, and Postfix logged each hop.
 When stampd is down, Postfix keeps the mail and delivers it once stampd is back.
+Postfix's smtpd offers CHUNKING, so stampd relays with BDAT (Postfix's
+disconnect line counts bdat=N and no data): a message of 2.6 MiB arrives in
+three chunks, whole, and its signature verifies.
 
 Relayhost: Postfix's relayhost is stampd, stampd relays to a smarthost (the fake
 upstream with STARTTLS and AUTH); the smarthost receives a message whose
@@ -186,12 +189,33 @@ class ContentFilterTest(PostfixTestCase):
                             r"orig_client=[^\s\[]*\[127\.0\.0\.2\]$" % first)
         second = m.group(1)
         # The re-injection listener accepted XFORWARD (a refusal logs xforward=0/1).
-        pf.wait_for_log(r"smtpd\[\d+\]: disconnect from [^\s\[]*\[127\.0\.0\.1\] ehlo=1 xforward=1 ")
+        line = pf.wait_for_log(r"smtpd\[\d+\]: disconnect from [^\s\[]*\[127\.0\.0\.1\] ehlo=1 xforward=1 .*")
+        # Postfix offers CHUNKING: stampd sent the message as one BDAT LAST.
+        self.assertIn(" bdat=1 ", line.group(0))
+        self.assertNotIn(" data=", line.group(0))
         pf.wait_for_log(r"virtual\[\d+\]: %s: to=<rcpt@example\.net>, relay=virtual, .*status=sent "
                         r"\(delivered to maildir\)" % second)
         # The signed message was not sent to stampd a second time.
         self.assertEqual(len(stampd.messages()), 1, log)
         self.assertNotIn("warning", "\n".join(l for l in pf.log().splitlines() if "smtpd" in l))
+
+    def test_large_message_goes_to_postfix_in_bdat_chunks(self):
+        stampd, pf, reinject_port = self.start_chain()
+        head = (MESSAGE % 3).split("\r\n\r\n", 1)[0]
+        body = "".join(".Line %06d: a long message crosses the 1 MiB chunk size twice.\r\n" % i
+                       for i in range(40000))
+        message = head + "\r\n\r\n" + body
+        self.assertGreater(len(message), 2 * 1024 * 1024)
+        self.inject(pf, message)
+        delivered = to_crlf(pf.wait_for_delivery("rcpt", timeout=60)[0])
+        self.assertSignedAndVerified(delivered)
+        self.assertIn(body.encode("utf-8"), delivered)  # dots and all, unchanged
+        ev = stampd.wait_for_event("message")[0]
+        self.assertEqual((ev["outcome"], ev["dkim"]), ("relayed", "signed"), ev)
+        # Postfix counted the commands of stampd's session: three BDAT, no DATA.
+        line = pf.wait_for_log(r"smtpd\[\d+\]: disconnect from [^\s\[]*\[127\.0\.0\.1\] ehlo=1 .*")
+        self.assertIn(" bdat=3 ", line.group(0))
+        self.assertNotIn(" data=", line.group(0))
 
     def test_postfix_keeps_mail_while_stampd_is_down(self):
         port = free_port()

@@ -5,8 +5,17 @@ received, and can be told to fail at any step.
 Steps a rule can target: "connect" (the greeting), "ehlo", "helo",
 "xforward", "xclient" (answered with a new 220 greeting, after which MAIL
 needs EHLO again, as Postfix's XCLIENT does), "mail", "rcpt", "data" (the DATA command), "body" (while the
-message streams in; `after_bytes` says when), "dot" (the end of data),
-"rset", "noop", "quit", "starttls", "auth", "unknown".
+message streams in; `after_bytes` says when; DATA only), "chunk" (the reply
+to a BDAT chunk that is not the LAST one, after its octets were read; the
+argument is "N SIZE", N counting the transaction's chunks from 1), "dot"
+(the end of data: the final dot, or the octets of BDAT n LAST), "rset",
+"noop", "quit", "starttls", "auth", "unknown".
+
+Offered "CHUNKING" (RFC 3030), BDAT is taken: each chunk's octets are read
+whatever the verdict, kept as they are (tx.chunks lists (size, last) as
+received, tx.raw the octets without any terminator, tx.content the same).
+"BINARYMIME" makes BODY=BINARYMIME acceptable on MAIL; such a transaction
+refuses DATA (503 5.5.1, RFC 3030 §3) and must use BDAT.
 
 Actions: reply="550 5.1.1 No such user" (code, optional enhanced code, text;
 "\\n" makes a multi-line reply), hang=True (never answer; the connection is
@@ -97,12 +106,21 @@ class Transaction:
         self.reply_time = None  # when we answered it
         self.size = 0
         self.store = True
+        self.chunks = []  # BDAT: (size, last) of each chunk, as received
+        self.chunk_refused = False  # a chunk got 4xx/5xx: the message is dead
+
+    @property
+    def body_type(self):
+        m = re.search(r"(?i)(?:^|\s)BODY=(\S+)", self.mail_params)
+        return m.group(1).upper() if m else None
 
     @property
     def content(self):
         """content is the message as the upstream understands it (unstuffed,
         without the terminating dot line)."""
         raw = bytes(self.raw)
+        if self.chunks:
+            return raw  # BDAT: exactly the octets, no terminator, no stuffing
         if self.completed:
             raw = raw[:-3]  # ".\r\n" (the CRLF before it belongs to the last line)
         lines = raw.split(b"\r\n")
@@ -595,12 +613,18 @@ class _Session:
         """unoffered_param returns the first parameter whose extension we did not offer."""
         if not self.server.strict_params:
             return None
-        offered = {c.split()[0].upper() for c in self.capabilities()}
+        offered = self.offered()
         for token in params.split():
-            keyword = token.split("=", 1)[0].upper()
+            keyword, _, value = token.partition("=")
+            keyword = keyword.upper()
             if self._PARAM_EXTENSION.get(keyword) not in offered:
                 return keyword
+            if keyword == "BODY" and value.upper() == "BINARYMIME" and "BINARYMIME" not in offered:
+                return "BODY=BINARYMIME"
         return None
+
+    def offered(self):
+        return {c.split()[0].upper() for c in self.capabilities()}
 
     def cmd_mail(self, arg):
         if self.conn.helo is None and self.conn.xclient:
@@ -651,6 +675,9 @@ class _Session:
         if self.tx is None or not self.tx.rcpts:
             self.act("data", arg, "503 5.5.1 Error: need RCPT command")
             return
+        if self.tx.body_type == "BINARYMIME" or self.tx.chunks:
+            self.act("data", arg, "503 5.5.1 Error: BDAT transaction, DATA not allowed")
+            return
         text = self.act("data", arg, "354 End data with <CR><LF>.<CR><LF>")
         if not text or not text.startswith("354"):
             return
@@ -697,11 +724,48 @@ class _Session:
                 self.buffer = rest
                 break
             data = b""
-        tx.dot_time = time.monotonic()  # before completed: messages sorts by it
-        tx.completed = True
         if not tx.store:
             tx.size = received
+        self.end_of_message(tx)
+
+    def read_octets(self, n):
+        while len(self.buffer) < n:
+            self.buffer += self._recv()
+        octets, self.buffer = self.buffer[:n], self.buffer[n:]
+        return octets
+
+    def cmd_bdat(self, arg):
+        m = re.match(r"(?i)(\d+)( LAST)?$", arg)
+        if not m:
+            self.act("unknown", arg, "501 5.5.4 Syntax: BDAT size [LAST]")
+            self.drop()  # where the chunk ends cannot be known
+        size, last = int(m.group(1)), bool(m.group(2))
+        octets = self.read_octets(size)  # RFC 3030 §2: read whatever the verdict
+        tx = self.tx
+        if "CHUNKING" not in self.offered():
+            self.act("unknown", arg, "502 5.5.2 Error: command not recognized")
+            return
+        if tx is None or not tx.rcpts or tx.data_started or tx.chunk_refused:
+            self.act("chunk", arg, "503 5.5.1 Error: no transaction for BDAT")
+            return
+        tx.chunks.append((size, last))
+        if tx.store:
+            tx.raw += octets
+        tx.size += size
+        if not last:
+            def refused(text):
+                tx.chunk_refused = not text.startswith("2")
+            self.act("chunk", "%d %d" % (len(tx.chunks), size),
+                     "250 2.0.0 %d octets received" % size, refused)
+            return
+        self.end_of_message(tx)
+
+    def end_of_message(self, tx):
+        """end_of_message answers the final dot or BDAT LAST: the message is complete."""
+        tx.dot_time = time.monotonic()  # before completed: messages sorts by it
+        tx.completed = True
         self.server._changed()
+
         def record(text):
             tx.dot_reply = text
             tx.reply_time = time.monotonic()

@@ -13,7 +13,12 @@ Upstream faults (fake_upstream rules): 4xx, 5xx, 421 then close, drop,
 hang past the deadline, a reply trickled one byte a second, reset; at the
 greeting, EHLO, MAIL, each RCPT, DATA, the body, the final dot and QUIT, and
 at MAIL to the final dot of a session's next transaction (which runs on a
-pooled, kept upstream connection). Client faults: drop mid-command, drop
+pooled, kept upstream connection). The same faults at the BDAT steps of an
+upstream that offers CHUNKING (a second shared pair; messages of 1.03 MiB,
+so that they leave as BDAT 1048576 then BDAT n LAST): "bdat chunk" is the
+reply to the first (middle) chunk, "bdat last" the reply to BDAT n LAST,
+whose drop, reset, hang or trickle is the duplicate window as after a dot.
+Client faults: drop mid-command, drop
 mid-DATA, one byte short of the final dot (then gone, or then silent), idle
 past the deadline at each step, pipelined garbage. Transaction cases run at
 once against one stampd, each recognised upstream by its sender and
@@ -47,6 +52,9 @@ FAULTS = {
 # Where the upstream fails (the fake's step names; "rcpt1"/"rcpt2" pick a
 # recipient) and whether it needs an upstream of its own.
 TX_STEPS = ["mail", "rcpt1", "rcpt2", "data", "body", "dot"]
+# On the CHUNKING upstream: the fake's step names for a middle chunk and LAST.
+BDAT_STEPS = {"chunk": "bdat chunk", "dot": "bdat last"}
+BDAT_BODY_LINES = 15000  # 1.03 MiB: one full 1 MiB chunk, then the LAST one
 CONN_STEPS = ["greeting", "ehlo", "quit"]
 CLIENT_FAULTS = [
     ("drop-mid-command", "ehlo"), ("drop-mid-command", "mail"), ("drop-mid-command", "rcpt"),
@@ -82,7 +90,7 @@ class Message:
         self.content = ("From: <%s>\r\nTo: <%s>\r\nSubject: fault case %s\r\n"
                         "Message-ID: <%s@fault.test>\r\n\r\n" % (
                             self.sender, self.recipients[0], case.name, tag)).encode() + \
-            BODY_LINE * 150  # about 11 KiB: several body chunks both ways
+            BODY_LINE * case.body_lines  # about 11 KiB: several body chunks both ways
 
     @property
     def got_250(self):
@@ -101,6 +109,7 @@ class Case:
         self.rule = None  # the upstream fault: it must have fired
         self.transient = False  # the fault is temporary: the client must never hear a 5xx
         self.tries = 0  # tries that never reached the fault, run again
+        self.body_lines = 150
 
     def message(self):
         m = Message(self, "m%d-%s" % (len(self.messages), re.sub(r"[^a-z0-9]+", "-", self.name)))
@@ -147,10 +156,10 @@ class FaultMatrixTest(StampdTestCase):
         self.peers = []  # (stampd, upstream) of every case
         self.lock = threading.Lock()
 
-    def start_pair(self, servers=None, upstream=None, extra=None):
+    def start_pair(self, servers=None, upstream=None, extra=None, capabilities=FakeUpstream.BASIC):
         up = upstream
         if up is None:
-            up = FakeUpstream(capabilities=FakeUpstream.BASIC, command_timeout=10.0)
+            up = FakeUpstream(capabilities=capabilities, command_timeout=10.0)
             up.start()
             self.addCleanup(up.stop)
         stampd = self.start_stampd(servers or [up.address], merge_sections(TIMEOUTS, extra or {}))
@@ -165,10 +174,13 @@ class FaultMatrixTest(StampdTestCase):
 
     # upstream faults in a transaction, on the shared pair
 
-    def tx_case(self, stampd, up, step, fault, next_tx):
-        case = Case("%s%s/%s" % ("next-" if next_tx else "", step, fault),
-                    ("next " if next_tx else "") + step, fault,
+    def tx_case(self, stampd, up, step, fault, next_tx, bdat=False):
+        row = BDAT_STEPS[step] if bdat else step
+        case = Case("%s%s/%s" % ("next-" if next_tx else "", row.replace(" ", "-"), fault),
+                    ("next " if next_tx else "") + row, fault,
                     window=step == "dot" and fault in ("drop", "hang", "slow", "reset"))
+        if bdat:
+            case.body_lines = BDAT_BODY_LINES
         # On a loaded machine a step before the fault can time out (the
         # upstream deadline is 1 s), and then the fault is never reached: the
         # case runs again, each try held to the promise, up to three tries.
@@ -357,12 +369,16 @@ class FaultMatrixTest(StampdTestCase):
     def test_fault_matrix(self):
         started = time.monotonic()
         stampd, up = self.start_pair()
+        chunking = self.start_pair(capabilities=FakeUpstream.BASIC + ["CHUNKING"])
         jobs = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=48) as pool:
             for next_tx in (False, True):
                 for step in TX_STEPS:
                     for fault in FAULTS:
                         jobs.append(pool.submit(self.tx_case, stampd, up, step, fault, next_tx))
+                for step in BDAT_STEPS:
+                    for fault in FAULTS:
+                        jobs.append(pool.submit(self.tx_case, *chunking, step, fault, next_tx, True))
             for fault, where in CLIENT_FAULTS:
                 jobs.append(pool.submit(self.client_case, stampd, fault, where))
             for step in CONN_STEPS:
@@ -387,6 +403,12 @@ class FaultMatrixTest(StampdTestCase):
             windows += window
             misses += ["%s: %s" % (case.name, p) for p in problems]
         self.report(cases, windows, time.monotonic() - started)
+        # The BDAT rows tested BDAT: every message the CHUNKING upstream got
+        # whole came as two chunks, none as DATA.
+        bdat_up = chunking[1]
+        self.assertTrue(bdat_up.messages)
+        self.assertEqual([t.chunks for t in bdat_up.transactions if t.data_started], [])
+        self.assertEqual({len(t.chunks) for t in bdat_up.messages}, {2})
         self.assertEqual(misses, [], "the promise was broken:\n" + "\n".join(misses))
 
     def report(self, cases, windows, seconds):

@@ -8,6 +8,24 @@ namespace stampd::cmd {
 
 namespace asio = boost::asio;
 
+bool lookup_failed(const net::DnsAnswer& answer) {
+  return !answer.ok() && answer.status != net::DnsStatus::NxDomain &&
+         answer.status != net::DnsStatus::NoData;
+}
+
+CheckLine unanswered_line(const std::string& label, const std::string& what) {
+  return {false,
+          label + "UNKNOWN: " + what +
+              "; a temporary DNS failure, not a missing record: not checked, try again later",
+          true};
+}
+
+CheckLine unanswered_line(const std::string& label, const std::string& name,
+                          const net::DnsAnswer& answer) {
+  return unanswered_line(label, "no answer for " + name + " (" + net::to_string(answer.status) +
+                                    (answer.detail.empty() ? "" : ": " + answer.detail) + ")");
+}
+
 namespace {
 
 // Found is what one _dmarc name holds.
@@ -23,16 +41,6 @@ asio::awaitable<Found> look_up(net::Resolver& resolver, std::string domain) {
   found.answer = co_await resolver.query(found.name, net::RrType::Txt);
   if (found.answer.ok()) found.selection = auth::select_dmarc_record(found.answer.txt);
   co_return found;
-}
-
-bool lookup_failed(const net::DnsAnswer& answer) {
-  return !answer.ok() && answer.status != net::DnsStatus::NxDomain &&
-         answer.status != net::DnsStatus::NoData;
-}
-
-std::string failure_text(const net::DnsAnswer& answer) {
-  return std::string("DNS lookup failed (") + net::to_string(answer.status) +
-         (answer.detail.empty() ? "" : ": " + answer.detail) + "); try again";
 }
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
@@ -115,6 +123,8 @@ CheckLine dkim_alignment(const DmarcInputs& in, const auth::DmarcRecord& policy,
 
 CheckLine spf_alignment(const DmarcInputs& in, const auth::DmarcRecord& policy) {
   const std::string label = "DMARC " + in.from_domain + " SPF alignment: ";
+  if (in.spf_unanswered)
+    return unanswered_line(label, "SPF could not be evaluated (see the SPF line)");
   if (!in.spf_passes) {
     return {true,
             label + "skipped: set [spf] egress_ips to the addresses your upstream sends from"};
@@ -160,6 +170,14 @@ asio::awaitable<std::vector<CheckLine>> check_report_destinations(net::Resolver&
     auto answer = co_await resolver.query(name, net::RrType::Txt);
     bool agreed = false;
     for (const auto& txt : answer.txt) agreed = agreed || auth::is_dmarc_candidate(txt);
+    std::string label = "DMARC " + policy_domain;
+    label += " reports to ";
+    label += uri;
+    label += ": ";
+    if (!agreed && lookup_failed(answer)) {
+      out.push_back(unanswered_line(label, name, answer));
+      continue;
+    }
     CheckLine line{true, "DMARC " + policy_domain};
     line.text += " reports to ";
     line.text += uri;
@@ -167,9 +185,6 @@ asio::awaitable<std::vector<CheckLine>> check_report_destinations(net::Resolver&
       line.text += ": ok: ";
       line.text += name;
       line.text += " accepts them";
-    } else if (lookup_failed(answer)) {
-      line.text += ": warn: ";
-      line.text += failure_text(answer);
     } else {
       line.text += ": warn: receivers will not send them: ";
       line.text += report_domain(uri);
@@ -185,10 +200,12 @@ asio::awaitable<std::vector<CheckLine>> check_report_destinations(net::Resolver&
 asio::awaitable<CheckLine> check_adsp(net::Resolver& resolver, std::string domain) {
   const std::string name = "_adsp._domainkey." + domain;
   auto answer = co_await resolver.query(name, net::RrType::Txt);
+  const std::string label = "ADSP " + domain + " (" + name + "): ";
+  if (lookup_failed(answer)) co_return unanswered_line(label, name, answer);
   CheckLine line;
   line.ok = true;
   if (!answer.ok() || answer.txt.empty()) co_return line;  // the usual case: nothing there
-  line.text = "ADSP " + domain + " (" + name + "): warn: " + quoted(answer.txt.front()) +
+  line.text = label + "warn: " + quoted(answer.txt.front()) +
               " is an ADSP record; ADSP (RFC 5617) was moved to Historic in 2013 and receivers "
               "ignore it: remove it (DMARC, at _dmarc." +
               domain + ", replaces it)";
@@ -205,7 +222,7 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
   std::optional<auth::DmarcRecord> record;
   std::string policy_domain = domain;  // where the record applying to domain was found
   if (lookup_failed(found.answer)) {
-    lines.push_back({false, label + "FAIL: " + failure_text(found.answer)});
+    lines.push_back(unanswered_line(label, found.name, found.answer));
     co_return lines;
   }
   if (found.selection.kind == auth::DmarcSelection::Kind::None) {
@@ -218,6 +235,11 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
     const std::string org = auth::organizational_domain(domain);
     if (org != domain) {
       auto inherited = co_await look_up(resolver, org);
+      if (lookup_failed(inherited.answer)) {
+        // Not "no record": the one that applies may be there.
+        lines.push_back(unanswered_line(label, inherited.name, inherited.answer));
+        co_return lines;
+      }
       if (inherited.selection.kind != auth::DmarcSelection::Kind::None) {
         auto finding = judge_selection(inherited, label + prefix + "the organizational domain's " +
                                                       inherited.name + " applies: ");

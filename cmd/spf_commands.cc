@@ -160,6 +160,13 @@ asio::awaitable<CheckLine> check_spf(net::Resolver& resolver, std::vector<net::I
   options.record_trace = false;
   auto egress_report =
       co_await auth::check_egress(resolver, egress, "postmaster@" + domain, domain, options);
+  for (const auto& entry : egress_report.entries) {
+    // temperror: the DNS did not answer; neither a verdict nor a record to suggest.
+    if (entry.result.verdict == auth::SpfVerdict::TempError) {
+      co_return unanswered_line(
+          label, "SPF for " + entry.ip.to_string() + " is " + auth::summarize(entry.result));
+    }
+  }
   const auto unauthorized = egress_report.unauthorized();
   if (unauthorized.empty()) {
     check.ok = true;
@@ -181,86 +188,90 @@ asio::awaitable<CheckLine> check_spf(net::Resolver& resolver, std::vector<net::I
   co_return check;
 }
 
-asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
-                                          std::shared_ptr<const proxy::Runtime> runtime) {
-  DnsCheckReport report;
-  const auto& config = *runtime->config;
-  for (const auto& key : runtime->signing_keys->keys()) {
-    const std::string name = auth::key_record_name(key.spec.selector, key.spec.domain);
-    CheckLine check;
-    const std::string label = "DKIM " + key.spec.name + " (" + name + "): ";
-    if (!key.signing_key) {
-      check.text =
-          label + "FAIL: the private key cannot be used: " + (key.error ? key.error->detail : "?");
-      report.keys.push_back(std::move(check));
-      continue;
-    }
-    const auto& our_key = key.signing_key->key->public_key();
-    const std::string publish =
-        "; publish:\n    " +
-        auth::zone_file_line(key.spec.selector, key.spec.domain, auth::make_key_record(our_key));
-    auto answer = co_await resolver.query(name, net::RrType::Txt);
-    if (!answer.ok() && answer.status != net::DnsStatus::NxDomain &&
-        answer.status != net::DnsStatus::NoData) {
-      check.text = label + "FAIL: DNS lookup failed (" +
-                   std::string(net::to_string(answer.status)) +
-                   (answer.detail.empty() ? "" : ": " + answer.detail) + "); try again";
-      report.keys.push_back(std::move(check));
-      continue;
-    }
-    const auto published = auth::check_published_key(answer.txt, our_key);
-    switch (published.state) {
-      case auth::PublishedKeyState::Matches:
-        check.ok = true;
-        check.text = label + "ok: the published key matches" +
-                     (published.testing ? " (t=y: testing mode)" : "") +
-                     (answer.secure ? " (DNSSEC secure)" : "");
-        break;
-      case auth::PublishedKeyState::Missing:
-        check.text = label + "FAIL: no TXT record published";
-        check.text += publish;
-        break;
-      case auth::PublishedKeyState::Several:
-        check.text = label + "FAIL: several TXT records: " + published.detail;
-        for (const auto& txt : answer.txt) check.text += "\n    found: \"" + txt + "\"";
-        break;
-      case auth::PublishedKeyState::Truncated:
-        check.text = label + "FAIL: the published key is truncated: " + published.detail;
-        check.text += publish;
-        break;
-      case auth::PublishedKeyState::Malformed:
-        check.text = label + "FAIL: the published record is malformed: " + published.detail;
-        break;
-      case auth::PublishedKeyState::Revoked:
-        check.text =
-            label + "FAIL: the published key is revoked (empty p=); signatures with it fail";
-        break;
-      case auth::PublishedKeyState::OtherKey:
-        check.text = label + "FAIL: the published key is not the public half of " +
-                     key.spec.private_key_path;
-        check.text += publish;
-        break;
-    }
-    report.keys.push_back(std::move(check));
+// judge_key says what the TXT records at the key's name (answer) mean for key.
+CheckLine judge_key(const auth::SigningKeys::Key& key, const std::string& label,
+                    const net::DnsAnswer& answer) {
+  const auto& our_key = key.signing_key->key->public_key();
+  const std::string publish =
+      "; publish:\n    " +
+      auth::zone_file_line(key.spec.selector, key.spec.domain, auth::make_key_record(our_key));
+  const auto published = auth::check_published_key(answer.txt, our_key);
+  CheckLine check;
+  switch (published.state) {
+    case auth::PublishedKeyState::Matches:
+      check.ok = true;
+      check.text = label + "ok: the published key matches" +
+                   (published.testing ? " (t=y: testing mode)" : "") +
+                   (answer.secure ? " (DNSSEC secure)" : "");
+      break;
+    case auth::PublishedKeyState::Missing:
+      check.text = label + "FAIL: no TXT record published" + publish;
+      break;
+    case auth::PublishedKeyState::Several:
+      check.text = label + "FAIL: several TXT records: " + published.detail;
+      for (const auto& txt : answer.txt) check.text += "\n    found: \"" + txt + "\"";
+      break;
+    case auth::PublishedKeyState::Truncated:
+      check.text = label + "FAIL: the published key is truncated: " + published.detail + publish;
+      break;
+    case auth::PublishedKeyState::Malformed:
+      check.text = label + "FAIL: the published record is malformed: " + published.detail;
+      break;
+    case auth::PublishedKeyState::Revoked:
+      check.text = label + "FAIL: the published key is revoked (empty p=); signatures with it fail";
+      break;
+    case auth::PublishedKeyState::OtherKey:
+      check.text = label + "FAIL: the published key is not the public half of " +
+                   key.spec.private_key_path + publish;
+      break;
   }
+  return check;
+}
 
-  // Signing domains: the d= of every key and every exact domain of a rule.
+// check_key checks the record published for one configured key. key
+// belongs to the runtime the caller holds.
+asio::awaitable<CheckLine> check_key(net::Resolver& resolver, const auth::SigningKeys::Key& key) {
+  const std::string name = auth::key_record_name(key.spec.selector, key.spec.domain);
+  const std::string label = "DKIM " + key.spec.name + " (" + name + "): ";
+  if (!key.signing_key) {
+    co_return CheckLine{false, label + "FAIL: the private key cannot be used: " +
+                                   (key.error ? key.error->detail : "?")};
+  }
+  auto answer = co_await resolver.query(name, net::RrType::Txt);
+  // A timeout or SERVFAIL says nothing about what is published.
+  if (lookup_failed(answer)) co_return unanswered_line(label, name, answer);
+  co_return judge_key(key, label, answer);
+}
+
+// signing_domains lists the d= of every key and every exact domain of a rule.
+std::set<std::string> signing_domains(const auth::SigningKeys& keys) {
   std::set<std::string> domains;
-  for (const auto& key : runtime->signing_keys->keys())
-    domains.insert(auth::ascii_lower(key.spec.domain));
-  for (const auto& rule : runtime->signing_keys->rules()) {
+  for (const auto& key : keys.keys()) domains.insert(auth::ascii_lower(key.spec.domain));
+  for (const auto& rule : keys.rules()) {
     const auto& text = rule.from.text();
     const auto at = text.rfind('@');
     if (at != std::string::npos && text.find('*', at) == std::string::npos) {
       domains.insert(auth::ascii_lower(text.substr(at + 1)));
     }
   }
-  for (const auto& domain : domains) {
+  return domains;
+}
+
+asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
+                                          std::shared_ptr<const proxy::Runtime> runtime) {
+  DnsCheckReport report;
+  const auto& config = *runtime->config;
+  for (const auto& key : runtime->signing_keys->keys()) {
+    auto line = co_await check_key(resolver, key);
+    report.keys.push_back(std::move(line));
+  }
+  for (const auto& domain : signing_domains(*runtime->signing_keys)) {
     auto spf = co_await check_spf(resolver, config.spf.egress_ips, domain);
     DmarcInputs inputs;
     inputs.from_domain = domain;
     inputs.signers = signers_for(*runtime->signing_keys, domain);
     if (!config.spf.egress_ips.empty()) inputs.spf_passes = spf.ok;
+    inputs.spf_unanswered = spf.unanswered;
     report.domains.push_back(std::move(spf));
     auto dmarc = co_await check_dmarc(resolver, std::move(inputs));
     for (auto& line : dmarc) report.domains.push_back(std::move(line));
@@ -286,18 +297,29 @@ int cmd_dns_check(const std::string& config_path) {
     std::cerr << "stampd dns-check: " << error << "\n";
     return 1;
   }
-  bool all_ok = true;
   if (report->keys.empty()) std::cout << "DKIM: no keys configured\n";
-  for (const auto& c : report->keys) {
+  auto lines = std::move(report->keys);
+  lines.insert(lines.end(), report->domains.begin(), report->domains.end());
+  int problems = 0;
+  int unanswered = 0;
+  for (const auto& c : lines) {
     std::cout << c.text << "\n";
-    all_ok = all_ok && c.ok;
+    if (!c.ok) ++(c.unanswered ? unanswered : problems);
   }
-  for (const auto& c : report->domains) {
-    std::cout << c.text << "\n";
-    all_ok = all_ok && c.ok;
+  // A problem found is worth fixing whatever the DNS did not answer; with
+  // none, a lookup that failed leaves the outcome unknown, not good.
+  if (problems > 0) {
+    std::cout << "dns-check: problems found\n";
+    return 1;
   }
-  std::cout << (all_ok ? "dns-check: everything matches\n" : "dns-check: problems found\n");
-  return all_ok ? 0 : 1;
+  if (unanswered > 0) {
+    std::cout << "dns-check: " << unanswered
+              << " check(s) could not be made: the DNS timed out or failed (SERVFAIL); "
+                 "nothing found wrong in the rest; try again later\n";
+    return 3;
+  }
+  std::cout << "dns-check: everything matches\n";
+  return 0;
 }
 
 }  // namespace stampd::cmd

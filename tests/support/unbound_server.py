@@ -19,6 +19,15 @@ local zones) without asking the forwarder.
 
 SilentDns is the other kind of server a test needs: a UDP (and TCP) socket
 on loopback that reads every query and never answers.
+
+A resolver that answers SERVFAIL, as one does when the authoritative servers
+of a zone refuse or fail: a first unbound refuses the zone (refuse_zones),
+a second forwards the zone to it (forward_zones) and is the one stampd asks.
+
+    auth = UnboundServer(refuse_zones=["broken.example"]).start()
+    dns = UnboundServer(forward_zones=[("broken.example", auth.resolver)]).start()
+    # later, the zone's servers are back:
+    auth.set_records(records, zones=["broken.example"], refuse_zones=[])
 """
 import os
 import shutil
@@ -131,13 +140,22 @@ class UnboundServer:
     into 255-byte strings here), other types in zone-file syntax ("10 mx.x.test.").
     auth_zones: (name, zone file) pairs served from the file with its
     RRSIGs (a signed zone, see dnssec_zone.py).
+    refuse_zones: names answered REFUSED (a server that will not serve them).
+    forward_zones: (name, "127.0.0.1:PORT") pairs: queries for the name go
+    to that server (unbound answers SERVFAIL when it refuses or fails).
+    port: the port to serve on (a server coming back where another was);
+    default, a free one.
     """
 
-    def __init__(self, zones=(), records=(), host="127.0.0.1", auth_zones=()):
+    def __init__(self, zones=(), records=(), host="127.0.0.1", auth_zones=(), refuse_zones=(),
+                 forward_zones=(), port=None):
         self.host = host
         self.zones = list(zones)
         self.records = list(records)
         self.auth_zones = list(auth_zones)
+        self.refuse_zones = list(refuse_zones)
+        self.forward_zones = list(forward_zones)
+        self.fixed_port = port
         self.port = None
         self.proc = None
         self.dir = None
@@ -167,6 +185,8 @@ class UnboundServer:
             "  so-reuseport: no",
             '  module-config: "iterator"',
             "  access-control: 127.0.0.0/8 allow",
+            # Forwarders of forward_zones are on loopback.
+            "  do-not-query-localhost: no",
             # Hermetic: what is not ours is NXDOMAIN, never a query to the Internet.
             '  local-zone: "." static',
             '  local-zone: "%s." static' % _PROBE_ZONE,
@@ -180,10 +200,16 @@ class UnboundServer:
             if "'" in line:
                 raise ValueError("unbound local-data cannot hold a single quote: %r" % line)
             lines.append("  local-data: '%s'" % line)
-        for name, _ in self.auth_zones:
-            # Out of the "." static zone, so the auth-zone below answers.
+        for z in self.refuse_zones:
+            lines.append('  local-zone: "%s." refuse' % z.rstrip("."))
+        for name, _ in list(self.auth_zones) + list(self.forward_zones):
+            # Out of the "." static zone, so the auth-zone or forward-zone below answers.
             lines.append('  local-zone: "%s." transparent' % name.rstrip("."))
         lines += ["remote-control:", "  control-enable: no"]
+        for name, server in self.forward_zones:
+            host, port = server.rsplit(":", 1)
+            lines += ["forward-zone:", '  name: "%s."' % name.rstrip("."),
+                      "  forward-addr: %s@%s" % (host, port)]
         for name, path in self.auth_zones:
             lines += ["auth-zone:", '  name: "%s."' % name.rstrip("."), '  zonefile: "%s"' % path,
                       "  for-downstream: yes", "  for-upstream: no", "  fallback-enabled: no"]
@@ -215,8 +241,8 @@ class UnboundServer:
         if binary is None:
             raise unittest.SkipTest("unbound is not installed (Debian package unbound)")
         self.dir = tempfile.mkdtemp(prefix="stampd-unbound-")
-        for _ in range(3):
-            self.port = free_udp_tcp_port(self.host)
+        for _ in range(1 if self.fixed_port else 3):
+            self.port = self.fixed_port or free_udp_tcp_port(self.host)
             self._write_conf()
             conf = os.path.join(self.dir, "unbound.conf")
             check = shutil.which("unbound-checkconf") or "/usr/sbin/unbound-checkconf"
@@ -240,13 +266,18 @@ class UnboundServer:
         self.stop()
         raise RuntimeError("unbound did not come up:\n" + log)
 
-    def set_records(self, records=None, zones=None):
-        """set_records replaces the records (and zones, if given) and reloads
-        unbound with SIGHUP; returns when the new data is served."""
+    def set_records(self, records=None, zones=None, refuse_zones=None, forward_zones=None):
+        """set_records replaces the records (and zones, refused and forwarded
+        zones, if given) and reloads unbound with SIGHUP (which also empties
+        its cache); returns when the new data is served."""
         if records is not None:
             self.records = list(records)
         if zones is not None:
             self.zones = list(zones)
+        if refuse_zones is not None:
+            self.refuse_zones = list(refuse_zones)
+        if forward_zones is not None:
+            self.forward_zones = list(forward_zones)
         self.generation += 1
         self._write_conf()
         self.proc.send_signal(signal.SIGHUP)

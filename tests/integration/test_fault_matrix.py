@@ -24,8 +24,16 @@ past the deadline at each step, pipelined garbage. Transaction cases run at
 once against one stampd, each recognised upstream by its sender and
 recipients; the greeting, EHLO and QUIT cases each get a stampd and an
 upstream of their own (they hit whichever connection is opened or closed
-next). STARTTLS and AUTH steps (upstream and client) are not in the matrix
-yet. Timeouts are short (1 s to 2 s) so that a hang costs seconds.
+next). So do the steps of opening a connection that stampd configures:
+the reply to STARTTLS and the TLS handshake after it (drop, reset, hang,
+garbage instead of a ServerHello) to an upstream offering STARTTLS (tls =
+"starttls", the test CA trusted), and the reply to AUTH to an upstream
+that wants it (auth_username); each at a session's first transaction and
+at its next one (the kept connection has gone idle and was closed, so it
+opens a new one). There a 5xx is stampd's own set-up failing too, never
+the client's fault: the client must hear a 4xx. Client-side STARTTLS and
+AUTH are not in the matrix. Timeouts are short (1 s to 2 s) so that a hang
+costs seconds.
 """
 import concurrent.futures
 import re
@@ -38,6 +46,7 @@ import unittest
 from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed, SmtpClient, dot_stuff
 from stampd_harness import Stampd, StampdTestCase, closed_port, default_sections, merge_sections
+from tls_certs import make_certs
 import test_main
 
 FAULTS = {
@@ -56,6 +65,16 @@ TX_STEPS = ["mail", "rcpt1", "rcpt2", "data", "body", "dot"]
 BDAT_STEPS = {"chunk": "bdat chunk", "dot": "bdat last"}
 BDAT_BODY_LINES = 15000  # 1.03 MiB: one full 1 MiB chunk, then the LAST one
 CONN_STEPS = ["greeting", "ehlo", "quit"]
+# Steps of opening a connection that stampd's configuration adds, with the
+# fake's step name and the faults that make sense there.
+SETUP_STEPS = {
+    "starttls": ("starttls", FAULTS),
+    "tls handshake": ("tls", {"drop": {"drop": True}, "reset": {"reset": True},
+                              "hang": {"hang": True},
+                              "garbage": {"garbage": b"220 this is no ServerHello\r\n"}}),
+    "auth": ("auth", FAULTS),
+}
+AUTH_USER, AUTH_PASSWORD = "relay@src.test", "fault matrix password"
 CLIENT_FAULTS = [
     ("drop-mid-command", "ehlo"), ("drop-mid-command", "mail"), ("drop-mid-command", "rcpt"),
     ("drop-mid-command", "data"), ("drop-mid-command", "quit"),
@@ -109,6 +128,7 @@ class Case:
         self.rule = None  # the upstream fault: it must have fired
         self.transient = False  # the fault is temporary: the client must never hear a 5xx
         self.tries = 0  # tries that never reached the fault, run again
+        self.faulted = None  # a message whose MAIL must get a 4xx once rule fired
         self.body_lines = 150
 
     def message(self):
@@ -142,6 +162,23 @@ def send_message(c, m, chunk=4096, pause=0.0):
     m.replies.append(("dot", m.final))
 
 
+def wait_pool_closed(c, up, timeout=6.0):
+    """wait_pool_closed waits until stampd closed every connection to up
+    (the pool's idle_timeout, 1 s, ends a kept one), keeping the client's
+    session alive with NOOPs; False if that did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(not x.open for x in list(up.connections)):
+            return True
+        try:
+            if c.cmd("NOOP").code != 250:
+                return False
+        except (ConnectionClosed, ConnectionResetError, BrokenPipeError, socket.timeout):
+            return False
+        time.sleep(0.2)
+    return False
+
+
 def quietly(fn, *args):
     """quietly runs fn; a connection stampd (rightly) closed ends the case."""
     try:
@@ -154,15 +191,18 @@ class FaultMatrixTest(StampdTestCase):
     def setUp(self):
         self.cases = []
         self.peers = []  # (stampd, upstream) of every case
+        self.setup_ups = {}  # fake step name ("starttls", "tls", "auth") -> upstreams
         self.lock = threading.Lock()
 
-    def start_pair(self, servers=None, upstream=None, extra=None, capabilities=FakeUpstream.BASIC):
+    def start_pair(self, servers=None, upstream=None, extra=None, capabilities=FakeUpstream.BASIC,
+                   files=None, **fake):
         up = upstream
         if up is None:
-            up = FakeUpstream(capabilities=capabilities, command_timeout=10.0)
+            up = FakeUpstream(capabilities=capabilities, command_timeout=10.0, **fake)
             up.start()
             self.addCleanup(up.stop)
-        stampd = self.start_stampd(servers or [up.address], merge_sections(TIMEOUTS, extra or {}))
+        stampd = self.start_stampd(servers or [up.address], merge_sections(TIMEOUTS, extra or {}),
+                                   files=files)
         with self.lock:
             self.peers.append((stampd, up))
         return stampd, up
@@ -223,6 +263,50 @@ class FaultMatrixTest(StampdTestCase):
             quietly(c.quit)
             if step == "quit":
                 time.sleep(2.5)  # the pool's idle_timeout (1 s): it sends QUIT
+        return case
+
+    # upstream faults while stampd sets a connection up (STARTTLS, TLS, AUTH)
+
+    def setup_pair(self, step):
+        # One I/O thread: one pool, so that the connection a transaction
+        # opens is the one the case waits for.
+        extra = {"server": {"threads": 1}}
+        if step == "auth":
+            extra["upstream"] = {"auth_username": AUTH_USER, "auth_password_file": "password"}
+            return self.start_pair(extra=extra, files={"password": AUTH_PASSWORD + "\n"},
+                                   auth={AUTH_USER: AUTH_PASSWORD})
+        extra["upstream"] = {"tls": "starttls", "server_name": "localhost", "ca_file": "ca.pem"}
+        certs = make_certs()
+        return self.start_pair(extra=extra, files={"ca.pem": certs.read("ca")},
+                               tls_context=certs.server_context())
+
+    def setup_case(self, step, fault, next_tx):
+        row = ("next " if next_tx else "") + step
+        case = Case("%s/%s" % (row.replace(" ", "-"), fault), row, fault)
+        case.transient = True  # stampd's own set-up failing: never the client's fault
+        stampd, up = self.setup_pair(step)
+        name, faults = SETUP_STEPS[step]
+        with self.lock:
+            self.setup_ups.setdefault(name, []).append(up)
+        for _ in range(3):
+            c = self.client(stampd)
+            quietly(c.ehlo)  # the first session ever opens a connection here
+            if next_tx:
+                quietly(send_message, c, case.message())
+            # Armed once no connection is kept, the fault hits the one the
+            # next transaction opens (not one opened for EHLO's sake).
+            if not wait_pool_closed(c, up):
+                case.tries += 1
+                continue
+            case.rule = up.on(name, times=1, **faults[fault])
+            case.faulted = case.message()
+            quietly(send_message, c, case.faulted)
+            quietly(send_message, c, case.message())  # a new connection: delivered
+            quietly(c.quit)
+            if case.rule.used:
+                break
+            case.rule.times = 0  # disarmed: it must not hit the next try's EHLO
+            case.tries += 1
         return case
 
     def refused_case(self):
@@ -359,6 +443,12 @@ class FaultMatrixTest(StampdTestCase):
                         m.tag, ", ".join("%d to %s" % (code, cmd) for cmd, code in permanent)))
         if case.error:
             problems.append("the case failed: %r" % case.error)
+        fired = case.rule is not None and case.rule.used
+        if fired and case.faulted is not None and case.faulted.replies[:1] not in (
+                [("mail", 451)], [("mail", 454)]):
+            # The fault was meant for the connection this MAIL opens.
+            problems.append("%s: the fault did not meet MAIL (stampd said %s)" % (
+                case.faulted.tag, case.faulted.replies))
         if case.rule is not None and case.rule.used == 0:
             problems.append("the fault never fired: the case tested nothing (stampd said %s)" % (
                 "; ".join(m.tag + ": " + ", ".join("%d to %s" % (code, cmd) for cmd, code in m.replies)
@@ -384,6 +474,10 @@ class FaultMatrixTest(StampdTestCase):
             for step in CONN_STEPS:
                 for fault in FAULTS:
                     jobs.append(pool.submit(self.conn_case, step, fault))
+            for next_tx in (False, True):
+                for step, (_, faults) in SETUP_STEPS.items():
+                    for fault in faults:
+                        jobs.append(pool.submit(self.setup_case, step, fault, next_tx))
             jobs.append(pool.submit(self.refused_case))
             cases = [j.result() for j in jobs]
         # Let every relay still running end (a hung upstream is cut after
@@ -409,6 +503,14 @@ class FaultMatrixTest(StampdTestCase):
         self.assertTrue(bdat_up.messages)
         self.assertEqual([t.chunks for t in bdat_up.transactions if t.data_started], [])
         self.assertEqual({len(t.chunks) for t in bdat_up.messages}, {2})
+        # The set-up rows tested TLS and AUTH: what those upstreams took
+        # came over TLS, or after AUTH as the configured user.
+        tls_taken = [t for u in self.setup_ups["starttls"] + self.setup_ups["tls"]
+                     for t in u.accepted_messages]
+        auth_taken = [t for u in self.setup_ups["auth"] for t in u.accepted_messages]
+        self.assertTrue(tls_taken and auth_taken)
+        self.assertEqual([t for t in tls_taken if not t.tls], [])
+        self.assertEqual([t for t in auth_taken if t.auth_user != AUTH_USER], [])
         self.assertEqual(misses, [], "the promise was broken:\n" + "\n".join(misses))
 
     def report(self, cases, windows, seconds):
@@ -423,7 +525,7 @@ class FaultMatrixTest(StampdTestCase):
         out = ["fault matrix: ok = the promise held, dup = held, and the message was taken "
                "upstream in the duplicate window, MISS = broken"]
         cell = {(c.row, c.column): c.verdict for c in cases}
-        upstream_cols = list(FAULTS) + ["refused"]
+        upstream_cols = list(FAULTS) + ["garbage", "refused"]
         width = max(len(r) for r in rows) + 2
         out.append(" " * width + "".join("%-10s" % col for col in upstream_cols))
         for r in rows:

@@ -9,7 +9,11 @@ message streams in; `after_bytes` says when; DATA only), "chunk" (the reply
 to a BDAT chunk that is not the LAST one, after its octets were read; the
 argument is "N SIZE", N counting the transaction's chunks from 1), "dot"
 (the end of data: the final dot, or the octets of BDAT n LAST), "rset",
-"noop", "quit", "starttls", "auth", "unknown".
+"noop", "quit", "starttls", "auth" (the reply to the credentials; the
+argument is the mechanism), "tls" (the TLS handshake, after the 220 to
+STARTTLS or at once with implicit TLS: hang, drop, reset, or
+garbage=b"..." written instead of a ServerHello once the ClientHello came),
+"unknown".
 
 Offered "CHUNKING" (RFC 3030), BDAT is taken: each chunk's octets are read
 whatever the verdict, kept as they are (tx.chunks lists (size, last) as
@@ -49,8 +53,9 @@ import time
 class Rule:
     def __init__(self, step, reply=None, hang=False, drop=False, reset=False, delay=0.0,
                  match=None, times=None, after_bytes=0, sender=None, close=False, slow=False,
-                 commit=False):
+                 commit=False, garbage=None):
         self.step = step
+        self.garbage = garbage
         self.sender = sender
         self.close = close
         self.slow = slow
@@ -489,6 +494,23 @@ class _Session:
             pass
         raise _Closed()
 
+    def tls_fault(self, rule):
+        """tls_fault plays a "tls" rule: the handshake never completes."""
+        if rule.delay and self.server._stop.wait(rule.delay):
+            raise _Closed()
+        if rule.hang:
+            self.conn.hung_at = "tls"
+            self.server._changed()
+            self.server._stop.wait()
+            raise _Closed()
+        if rule.drop:
+            self.drop(rule.reset)
+        if rule.garbage is not None:
+            self._recv()  # the ClientHello (or its first part)
+            self.sock.sendall(rule.garbage)
+            while True:  # until the client gives up on us
+                self._recv()
+
     # protocol
 
     def capabilities(self):
@@ -504,6 +526,9 @@ class _Session:
 
     def start_tls(self):
         ctx = self.server.tls_context
+        rule = self.server._rule("tls")
+        if rule is not None:
+            self.tls_fault(rule)
 
         def sni(sslobj, name, _ctx):
             self.conn.sni = name

@@ -51,8 +51,17 @@ class HealthCommandTest(StampdTestCase):
         if not has_ipv6_loopback():
             raise test_main.not_applicable("no IPv6 loopback on this machine")
         up = self.start_upstream()
-        port = free_port("::1")
-        stampd = self.start_stampd([up.address], sections={"metrics": {"listen": "[::]:%d" % port}})
+        # [::] takes the port on IPv4 too: pick one free on both, and pick
+        # again when another test took it in between (seen in CI).
+        for attempt in range(3):
+            port = free_port("::")
+            try:
+                stampd = self.start_stampd([up.address],
+                                           sections={"metrics": {"listen": "[::]:%d" % port}})
+                break
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
         stampd.wait_for_event("metrics-listening")
         rc, out, err = self.health(stampd)
         self.assertEqual(rc, 0, err)

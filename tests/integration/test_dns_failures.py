@@ -239,12 +239,7 @@ class DnsCheckDnsFailureTest(unittest.TestCase):
         self.assertRegex(out.splitlines()[-1], r"^dns-check: \d+ check\(s\) could not be made")
 
     def test_servfail_is_unknown_with_exit_3_then_ok(self):
-        auth = UnboundServer(refuse_zones=[ZONE])
-        auth.start()
-        self.addCleanup(auth.stop)
-        resolver = UnboundServer(forward_zones=[(ZONE, auth.resolver)])
-        resolver.start()
-        self.addCleanup(resolver.stop)
+        auth, resolver = servfail_pair(self)
         rc, out = self.dns_check(resolver.resolver)
         self.assertUnknownNotMissing(out, r"(?i)servfail")
         self.assertEqual(rc, 3, out)

@@ -36,7 +36,7 @@ import time
 import dkim_verifiers as V
 from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed, make_message
-from stampd_harness import StampdTestCase, make_key
+from stampd_harness import StampdTestCase, make_key, sanitizer_build
 from test_smuggling import SEQUENCES, SMUGGLED, normalize
 import test_main
 
@@ -313,7 +313,8 @@ class BdatOutTest(BdatTest):
         self.assertIn(b"\r\n.A line that starts with a dot.\r\n", bytes(tx.raw))
         self.assertIn(b"\r\n.\r\nMAIL FROM:", bytes(tx.raw))
         self.assertFalse(bytes(tx.raw).endswith(b"\r\n.\r\n"))
-        self.assertEqual(self.stampd.messages(outcome="relayed")[0]["upstream"], self.up.address)
+        self.assertEqual(self.stampd.wait_for_event("message", outcome="relayed")[0]["upstream"],
+                         self.up.address)
 
 
 def large_message(size):
@@ -372,7 +373,8 @@ class BdatOutLargeTest(StampdTestCase):
         # to spool_memory, then a file), and it leaves in pieces.
         grown = self.stampd.hwm_kib() - before
         print("\nmessage %d KiB, stampd VmHWM grew %d KiB" % (len(message) // 1024, grown))
-        self.assertLess(grown * 1024, len(message) // 2)
+        if not sanitizer_build():  # ASan's quarantine keeps what was freed
+            self.assertLess(grown * 1024, len(message) // 2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import socket
 import time
 
 from smtp_client import make_message
-from stampd_harness import StampdTestCase, wait_until
+from stampd_harness import StampdTestCase, sanitizer_build, wait_until
 import test_main
 
 HEADROOM = 8  # descriptors left above what stampd holds when idle
@@ -39,6 +39,13 @@ def cpu_seconds(pid):
 
 class DescriptorExhaustionTest(StampdTestCase):
     def test_accept_failing_for_want_of_descriptors(self):
+        if sanitizer_build():
+            # UBSan checks a vptr it has not seen before by writing the object
+            # to a pipe (IsAccessibleMemoryRange): at the descriptor limit
+            # pipe() fails, and it reports a valid std::error_category as
+            # "invalid vptr" and stops the process (its suppressions file is
+            # read at the first report, which cannot open it either).
+            raise test_main.not_applicable("the UBSan runtime needs descriptors of its own")
         up = self.start_upstream()
         stampd = self.start_stampd([up.address])
         pid = stampd.pid

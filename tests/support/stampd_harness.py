@@ -34,6 +34,20 @@ def stampd_bin():
     return path
 
 
+_sanitizer_build = None
+
+
+def sanitizer_build():
+    """sanitizer_build tells whether the binary under test links ASan, UBSan
+    or TSan: it starts several times slower, and ASan's quarantine keeps freed
+    memory, so memory high-water marks say nothing about stampd there."""
+    global _sanitizer_build
+    if _sanitizer_build is None:
+        out = subprocess.run(["readelf", "-d", stampd_bin()], capture_output=True, text=True).stdout
+        _sanitizer_build = bool(re.search(r"Shared library: \[lib[atu]san\.", out))
+    return _sanitizer_build
+
+
 # --- TOML ------------------------------------------------------------------
 
 def toml_value(value):
@@ -266,8 +280,11 @@ class Stampd:
 
     # life cycle
 
-    def start(self, timeout=15.0):
-        """start runs the binary and waits until it listens on every address."""
+    def start(self, timeout=None):
+        """start runs the binary and waits until it listens on every address
+        (15 s, 60 s for a sanitizer build: the fault matrix starts dozens at once)."""
+        if timeout is None:
+            timeout = 60.0 if sanitizer_build() else 15.0
         cmd = [stampd_bin()] + self.args + ["-c", self.config_path]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=self.env, cwd=self.workdir)

@@ -32,13 +32,25 @@ class HealthCommandTest(StampdTestCase):
         r = run_cli("health", "-c", path, *flags, timeout=30)
         return r.returncode, r.stdout.decode(), r.stderr.decode()
 
+    def start_with_metrics_on(self, servers, listen, free_on, sections=None):
+        """start_with_metrics_on starts stampd with [metrics] listen = listen %
+        a port free on free_on, and picks again when another test took the
+        port in between (seen in CI); returns (stampd, port)."""
+        for attempt in range(3):
+            port = free_port(free_on)
+            merged = dict(sections or {}, metrics={"listen": listen % port})
+            try:
+                return self.start_stampd(servers, sections=merged), port
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
+
     def assertOneLine(self, text):
         self.assertEqual(len(text.strip().splitlines()), 1, text)
 
     def test_follows_the_configured_metrics_address(self):
         up = self.start_upstream()
-        port = free_port()
-        stampd = self.start_stampd([up.address], sections={"metrics": {"listen": "0.0.0.0:%d" % port}})
+        stampd, port = self.start_with_metrics_on([up.address], "0.0.0.0:%d", "0.0.0.0")
         stampd.wait_for_event("metrics-listening")
         rc, out, err = self.health(stampd)
         self.assertEqual(rc, 0, err)
@@ -51,27 +63,17 @@ class HealthCommandTest(StampdTestCase):
         if not has_ipv6_loopback():
             raise test_main.not_applicable("no IPv6 loopback on this machine")
         up = self.start_upstream()
-        # [::] takes the port on IPv4 too: pick one free on both, and pick
-        # again when another test took it in between (seen in CI).
-        for attempt in range(3):
-            port = free_port("::")
-            try:
-                stampd = self.start_stampd([up.address],
-                                           sections={"metrics": {"listen": "[::]:%d" % port}})
-                break
-            except RuntimeError as e:
-                if "Address already in use" not in str(e) or attempt == 2:
-                    raise
+        # [::] takes the port on IPv4 too: free_port("::") picks one free on both.
+        stampd, port = self.start_with_metrics_on([up.address], "[::]:%d", "::")
         stampd.wait_for_event("metrics-listening")
         rc, out, err = self.health(stampd)
         self.assertEqual(rc, 0, err)
         self.assertIn("[::1]:%d/healthz: 200" % port, out)
 
     def test_not_ready_says_why(self):
-        port = free_port()
-        stampd = self.start_stampd([("127.0.0.1:%d" % closed_port())], sections={
-            "metrics": {"listen": "127.0.0.1:%d" % port},
-            "upstream": {"health_check_interval": "1s", "connect_timeout": "1s"}})
+        stampd, port = self.start_with_metrics_on(
+            [("127.0.0.1:%d" % closed_port())], "127.0.0.1:%d", "127.0.0.1",
+            {"upstream": {"health_check_interval": "1s", "connect_timeout": "1s"}})
         address = "127.0.0.1:%d" % port
         wait_until(lambda: http_get(address, "/readyz")[0] == 503, what="/readyz 503")
         rc, out, err = self.health(stampd, "--ready")

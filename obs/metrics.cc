@@ -168,7 +168,7 @@ Metrics::Metrics()
   for (const char* result : {"ok", "failed"}) config_reloads.Add({{"result", result}});
   // Series that alerts watch with increase() exist at 0 from the start: a
   // series born at 1 shows no increase, so the first failure would go unseen.
-  for (const char* reason : {"key-unavailable", "signing-error"}) {
+  for (const char* reason : {"key-unavailable", "signing-error", "must-sign"}) {
     dkim_failures.Add({{"reason", reason}});
   }
   for (const char* kind : {"connect", "tls", "auth", "timeout", "dropped", "protocol", "local"}) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <type_traits>
 
 #include "auth/dkim/opendkim_tables.h"
+#include "auth/dns_name.h"
 #include "auth/mail_address.h"
 
 namespace stampd::proxy {
@@ -395,6 +397,18 @@ std::optional<std::string> check_resolver(const std::string& value) {
   return std::nullopt;
 }
 
+std::optional<std::string> check_must_sign(const std::string& value) {
+  const std::string_view domain =
+      std::string_view(value).substr(value.starts_with("*.") ? 2 : 0);
+  const bool hostname_chars = std::all_of(domain.begin(), domain.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+  if (!hostname_chars || !auth::is_spf_domain(domain)) {
+    return "'" + value + "': expected a domain like \"example.com\" or \"*.example.com\"";
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_ip(const std::string& value) {
   if (!net::parse_ip(value)) return "'" + value + "' is not an IP address";
   return std::nullopt;
@@ -693,6 +707,9 @@ const Keys<DkimConfig>& dkim_keys() {
               "x= is t= plus this; 0s: no x="),
         field("allow_group_readable_keys", &D::allow_group_readable_keys, boolean(),
               "accept key files readable by group or others"),
+        shown_if(field("must_sign", &D::must_sign, strings(true, check_must_sign),
+                       "From domains tempfailed (451 4.7.0) rather than relayed unsigned"),
+                 [](const D& d) { return !d.must_sign.empty(); }),
         shown_if(field("opendkim_key_table", &D::opendkim_key_table, text(), "a KeyTable"), never),
         shown_if(
             field("opendkim_signing_table", &D::opendkim_signing_table, text(), "a SigningTable"),

@@ -118,6 +118,8 @@ struct DkimConfig {
   std::string opendkim_signing_table;    // "refile:path" or path
   std::vector<auth::KeySpec> keys;       // [[dkim.key]], then the KeyTable's
   std::vector<auth::SigningRule> rules;  // [[dkim.sign]], then the SigningTable's
+  // must_sign: From domains never relayed unsigned ("*.d" is d's subdomains).
+  std::vector<std::string> must_sign;
 };
 
 struct DnsConfig {

@@ -68,9 +68,10 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
     runtime->stage_factories.push_back(
         std::make_shared<SpfStageFactory>(config, runtime->resolver, *runtime->metrics));
   }
-  if (!config->dkim.rules.empty()) {
+  if (!config->dkim.rules.empty() || !config->dkim.must_sign.empty()) {
     runtime->stage_factories.push_back(std::make_shared<DkimStageFactory>(
-        runtime->signing_keys, dkim_settings(config->dkim), *runtime->metrics));
+        runtime->signing_keys, dkim_settings(config->dkim), MustSign(config->dkim.must_sign),
+        *runtime->metrics));
   }
   return runtime;
 }

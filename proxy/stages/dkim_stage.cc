@@ -1,10 +1,13 @@
 #include "proxy/stages/dkim_stage.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <string_view>
 
 #include "auth/dkim/header_block.h"
+#include "auth/dns_name.h"
 
 namespace stampd::proxy {
 
@@ -13,8 +16,12 @@ namespace {
 class DkimStage final : public Stage {
  public:
   DkimStage(std::shared_ptr<const auth::SigningKeys> keys,
-            std::shared_ptr<const DkimSettings> settings, const DkimCounters& counters)
-      : keys_(keys), signer_(std::move(keys), std::move(settings)), counters_(counters) {}
+            std::shared_ptr<const DkimSettings> settings,
+            std::shared_ptr<const MustSign> must_sign, const DkimCounters& counters)
+      : keys_(keys),
+        signer_(std::move(keys), std::move(settings)),
+        must_sign_(std::move(must_sign)),
+        counters_(counters) {}
 
   const char* name() const override { return "dkim"; }
   void on_header_block(Transaction&, std::string_view header_block) override {
@@ -26,13 +33,35 @@ class DkimStage final : public Stage {
   boost::asio::awaitable<Verdict> on_end_of_data(Transaction& tx, const Message& message) override;
 
  private:
+  std::optional<Verdict> refuse_unsigned(Transaction& tx, const auth::SigningOutcome& outcome,
+                                         std::string_view why);
+
   std::shared_ptr<const auth::SigningKeys> keys_;
   auth::MessageSigner signer_;
+  std::shared_ptr<const MustSign> must_sign_;
   const DkimCounters& counters_;  // the factory's, which outlives its stages
 };
 
+// refuse_unsigned refuses a message about to leave unsigned when its From
+// domain is a must-sign one; nullopt lets it go.
+std::optional<Verdict> DkimStage::refuse_unsigned(Transaction& tx,
+                                                  const auth::SigningOutcome& outcome,
+                                                  std::string_view why) {
+  if (outcome.from_domain.empty() || !must_sign_->covers(outcome.from_domain)) return std::nullopt;
+  counters_.must_sign->Increment();
+  tx.log_fields.emplace_back("dkim", "failed");
+  return Verdict::stop(smtp::make_reply(451, "4.7.0",
+                                        "Mail from " + outcome.from_domain +
+                                            " must be signed and could not be, try again later"),
+                       "must-sign domain " + outcome.from_domain + " not signed: " +
+                           std::string(why));
+}
+
 boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const Message&) {
   auth::SigningOutcome outcome = signer_.finish(static_cast<std::int64_t>(std::time(nullptr)));
+  if (outcome.not_signed && !outcome.fail_closed()) {
+    if (auto refused = refuse_unsigned(tx, outcome, outcome.detail)) co_return std::move(*refused);
+  }
   if (outcome.not_signed && !outcome.failed()) {
     tx.log_fields.emplace_back("dkim", "unsigned");
     tx.log_fields.emplace_back("dkim_reason", outcome.detail);
@@ -85,9 +114,25 @@ DkimSettings dkim_settings(const DkimConfig& config) {
   return s;
 }
 
+bool MustSign::covers(std::string_view domain) const noexcept {
+  return std::any_of(domains_.begin(), domains_.end(), [domain](const std::string& listed) {
+    if (listed.starts_with("*.")) {
+      const std::string_view parent = std::string_view(listed).substr(2);
+      return auth::is_same_or_subdomain(domain, parent) &&
+             !auth::equals_ignore_case(auth::strip_trailing_dot(domain),
+                                       auth::strip_trailing_dot(parent));
+    }
+    return auth::equals_ignore_case(auth::strip_trailing_dot(domain),
+                                    auth::strip_trailing_dot(listed));
+  });
+}
+
 DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys,
-                                   DkimSettings settings, obs::Metrics& metrics)
-    : keys_(std::move(keys)), settings_(std::make_shared<const DkimSettings>(std::move(settings))) {
+                                   DkimSettings settings, MustSign must_sign,
+                                   obs::Metrics& metrics)
+    : keys_(std::move(keys)),
+      settings_(std::make_shared<const DkimSettings>(std::move(settings))),
+      must_sign_(std::make_shared<const MustSign>(std::move(must_sign))) {
   for (const auto& key : keys_->keys()) {
     counters_.signatures.push_back(
         key.signing_key ? &metrics.dkim_signatures.Add(
@@ -107,11 +152,12 @@ DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys
         &metrics.dkim_failures.Add({{"reason", auth::to_string(r)}});
   }
   counters_.send_unsigned = &metrics.dkim_skipped.Add({{"reason", "send-unsigned"}});
+  counters_.must_sign = &metrics.dkim_failures.Add({{"reason", "must-sign"}});
 }
 
 std::vector<std::unique_ptr<Stage>> DkimStageFactory::make_stages() const {
   std::vector<std::unique_ptr<Stage>> out;
-  out.push_back(std::make_unique<DkimStage>(keys_, settings_, counters_));
+  out.push_back(std::make_unique<DkimStage>(keys_, settings_, must_sign_, counters_));
   return out;
 }
 

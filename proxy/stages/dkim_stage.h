@@ -10,6 +10,8 @@
 
 #include <array>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "auth/dkim/keyring.h"
@@ -23,6 +25,21 @@ namespace stampd::proxy {
 // DkimSettings is what every signature of one config shares.
 using DkimSettings = auth::SignerSettings;
 
+// MustSign is [dkim] must_sign: From domains whose mail is tempfailed
+// (451 4.7.0) when it would leave unsigned, so that a missing rule or an
+// unreadable key cannot leak unsigned mail. "*.example.com" is the domains
+// under example.com, not example.com itself.
+class MustSign {
+ public:
+  explicit MustSign(std::vector<std::string> domains) : domains_(std::move(domains)) {}
+  bool empty() const noexcept { return domains_.empty(); }
+  // covers tells whether mail From domain must be signed.
+  bool covers(std::string_view domain) const noexcept;
+
+ private:
+  std::vector<std::string> domains_;
+};
+
 // dkim_settings derives the signing settings from [dkim].
 DkimSettings dkim_settings(const DkimConfig& config);
 
@@ -32,18 +49,20 @@ struct DkimCounters {
   std::array<prometheus::Counter*, 7> skipped{};   // by auth::NotSigned (those that skip)
   std::array<prometheus::Counter*, 7> failures{};  // by auth::NotSigned (those that fail)
   prometheus::Counter* send_unsigned = nullptr;    // a failure a rule let through unsigned
+  prometheus::Counter* must_sign = nullptr;        // refused: a must-sign domain unsigned
 };
 
 class DkimStageFactory final : public StageFactory {
  public:
   // The stages count what they do in metrics.
   DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys, DkimSettings settings,
-                   obs::Metrics& metrics);
+                   MustSign must_sign, obs::Metrics& metrics);
   std::vector<std::unique_ptr<Stage>> make_stages() const override;
 
  private:
   std::shared_ptr<const auth::SigningKeys> keys_;
   std::shared_ptr<const DkimSettings> settings_;
+  std::shared_ptr<const MustSign> must_sign_;
   DkimCounters counters_;
 };
 

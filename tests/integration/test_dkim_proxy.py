@@ -437,6 +437,73 @@ class FailClosedTest(DkimProxyCase):
         self.assertEqual(rc, 0, err)
 
 
+# ============================================================== must-sign
+
+class MustSignTest(DkimProxyCase):
+    """[dkim] must_sign: a listed From domain is tempfailed (451 4.7.0) when
+    its mail would leave unsigned (no rule, an unusable key under a
+    send-unsigned rule); "*.d" covers d's subdomains only; other domains
+    keep their behaviour."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="stampd-dkim-mustsign-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        loose = genkey(self.dir, "loose", "example.org", "loose")
+        os.chmod(loose.path, 0o644)  # unusable: group and others may read it
+        good = KEYS["ex-ed"]
+        self.stampd = self.start_signing({
+            "must_sign": ["example.com", "Norule.Example", "*.corp.example", "open.example"],
+            "key": [good.toml(name="good"),
+                    {"name": "loose", "domain": "example.org", "selector": "loose", "private_key": loose.path}],
+            "sign": [{"from": "*@example.com", "keys": ["good"]},
+                     {"from": "*@open.example", "keys": ["loose"], "on_error": "send-unsigned"},
+                     {"from": "*@other.example", "keys": ["loose"], "on_error": "send-unsigned"}],
+        }, extra={"metrics": {"listen": "127.0.0.1:0"}})
+        self.metrics = self.stampd.wait_for_event("metrics-listening")[0]["address"]
+
+    def refused(self):
+        status, text = http_get(self.metrics, "/metrics")
+        self.assertEqual(status, 200)
+        return metric_sum(text, "stampd_dkim_failures_total", reason="must-sign")
+
+    def test_listed_domains_are_tempfailed_when_they_would_leave_unsigned(self):
+        cases = ["<a@norule.example>", "<a@NORULE.example>", "<a@x.corp.example>",
+                 "<a@deep.x.corp.example>", "<a@open.example>"]
+        replies = self.send(self.stampd, [msg(f) for f in cases])
+        for f, r in zip(cases, replies):
+            self.assertEqual((r.code, r.enhanced), (451, "4.7.0"), (f, r))
+            self.assertIn("must be signed", r.text)
+        for ev in self.stampd.messages()[-len(cases):]:
+            self.assertEqual((ev["outcome"], ev.get("dkim")), ("tempfailed", "failed"), ev)
+        self.assertEqual(self.refused(), len(cases))
+        self.assertFalse(any(t.data_started for t in self.up.transactions), self.up.all_commands())
+
+    def test_signed_and_unlisted_mail_is_relayed(self):
+        # A listed domain with a working rule is signed; the apex of a "*."
+        # entry, an unlisted domain without a rule and an unlisted domain
+        # whose send-unsigned rule failed leave unsigned, as without must_sign.
+        signed, apex, unlisted, other = self.relay(self.stampd, [
+            msg("<a@example.com>"), msg("<a@corp.example>"), msg("<a@elsewhere.example>"),
+            msg("<a@other.example>")])
+        [(status, _)] = dkimpy_results(signed, KEYS["ex-ed"].record)
+        self.assertEqual(status, "pass")
+        for m in (apex, unlisted, other):
+            self.assertEqual(V.signatures(m), [])
+        self.assertEqual(self.refused(), 0)
+
+    def test_check_config_names_a_bad_entry(self):
+        for bad in ("*", "example", "a@example.com", "*.*.example.com", "exa mple.com"):
+            with self.subTest(entry=bad):
+                text = render_toml({"server": {"listen": ["127.0.0.1:0"]},
+                                    "upstream": {"servers": [self.up.address]},
+                                    "dkim": {"must_sign": [bad]}})
+                rc, out, err, path = check_config(text)
+                self.assertEqual(rc, 1, (out, err))
+                self.assertIn("must_sign", err)
+                self.assertIn(path, err)
+
+
 # ============================================================== OpenDKIM import
 
 class OpenDkimImportTest(DkimProxyCase):

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <array>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -403,7 +403,7 @@ std::optional<std::string> check_must_sign(const std::string& value) {
   const bool hostname_chars = std::all_of(domain.begin(), domain.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
   });
-  if (!hostname_chars || !auth::is_spf_domain(domain)) {
+  if (!hostname_chars || !auth::is_spf_domain(domain) || !auth::FromPattern::parse("*@" + value)) {
     return "'" + value + "': expected a domain like \"example.com\" or \"*.example.com\"";
   }
   return std::nullopt;

@@ -44,7 +44,7 @@ void MessageSigner::header(std::string_view header_block) {
                                          : NotSigned::BadFrom;
     return skip(reason, from.error().detail);
   }
-  outcome_.from_domain = from->domain;
+  outcome_.from = *from;
   selection_ = keys_->select(*from);
   if (!selection_) {
     return skip(NotSigned::NoRule, "no signing rule for the From domain " + from->domain);

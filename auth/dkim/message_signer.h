@@ -53,7 +53,7 @@ struct SigningOutcome {
   std::vector<Signature> signatures;    // in the rule's key order; empty unless signed
   std::optional<NotSigned> not_signed;  // set: why there are no signatures
   std::string detail;                   // what went wrong, for a log line
-  std::string from_domain;              // the From address's domain, when it has one
+  std::optional<MailAddress> from;      // the From address, when there is exactly one
   // rule is the rule that matched (nullptr when none was chosen); its
   // on_error decides what a KeyUnavailable or SigningError means.
   const SigningRule* rule = nullptr;

@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "auth/dkim/header_block.h"
-#include "auth/dns_name.h"
 
 namespace stampd::proxy {
 
@@ -33,8 +32,7 @@ class DkimStage final : public Stage {
   boost::asio::awaitable<Verdict> on_end_of_data(Transaction& tx, const Message& message) override;
 
  private:
-  std::optional<Verdict> refuse_unsigned(Transaction& tx, const auth::SigningOutcome& outcome,
-                                         std::string_view why);
+  std::optional<Verdict> refuse_unsigned(Transaction& tx, const auth::SigningOutcome& outcome);
 
   std::shared_ptr<const auth::SigningKeys> keys_;
   auth::MessageSigner signer_;
@@ -45,22 +43,21 @@ class DkimStage final : public Stage {
 // refuse_unsigned refuses a message about to leave unsigned when its From
 // domain is a must-sign one; nullopt lets it go.
 std::optional<Verdict> DkimStage::refuse_unsigned(Transaction& tx,
-                                                  const auth::SigningOutcome& outcome,
-                                                  std::string_view why) {
-  if (outcome.from_domain.empty() || !must_sign_->covers(outcome.from_domain)) return std::nullopt;
+                                                  const auth::SigningOutcome& outcome) {
+  if (!outcome.from || !must_sign_->covers(*outcome.from)) return std::nullopt;
+  const std::string& domain = outcome.from->domain;
   counters_.must_sign->Increment();
   tx.log_fields.emplace_back("dkim", "failed");
-  return Verdict::stop(smtp::make_reply(451, "4.7.0",
-                                        "Mail from " + outcome.from_domain +
-                                            " must be signed and could not be, try again later"),
-                       "must-sign domain " + outcome.from_domain + " not signed: " +
-                           std::string(why));
+  return Verdict::stop(
+      smtp::make_reply(451, "4.7.0",
+                       "Mail from " + domain + " must be signed and could not be, try again later"),
+      "must-sign domain " + domain + " not signed: " + outcome.detail);
 }
 
 boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const Message&) {
   auth::SigningOutcome outcome = signer_.finish(static_cast<std::int64_t>(std::time(nullptr)));
   if (outcome.not_signed && !outcome.fail_closed()) {
-    if (auto refused = refuse_unsigned(tx, outcome, outcome.detail)) co_return std::move(*refused);
+    if (auto refused = refuse_unsigned(tx, outcome)) co_return std::move(*refused);
   }
   if (outcome.not_signed && !outcome.failed()) {
     tx.log_fields.emplace_back("dkim", "unsigned");
@@ -114,17 +111,16 @@ DkimSettings dkim_settings(const DkimConfig& config) {
   return s;
 }
 
-bool MustSign::covers(std::string_view domain) const noexcept {
-  return std::any_of(domains_.begin(), domains_.end(), [domain](const std::string& listed) {
-    if (listed.starts_with("*.")) {
-      const std::string_view parent = std::string_view(listed).substr(2);
-      return auth::is_same_or_subdomain(domain, parent) &&
-             !auth::equals_ignore_case(auth::strip_trailing_dot(domain),
-                                       auth::strip_trailing_dot(parent));
-    }
-    return auth::equals_ignore_case(auth::strip_trailing_dot(domain),
-                                    auth::strip_trailing_dot(listed));
-  });
+MustSign::MustSign(const std::vector<std::string>& domains) {
+  for (const std::string& domain : domains) {
+    auto pattern = auth::FromPattern::parse("*@" + domain);
+    if (pattern) patterns_.push_back(std::move(*pattern));
+  }
+}
+
+bool MustSign::covers(const auth::MailAddress& from) const {
+  return std::any_of(patterns_.begin(), patterns_.end(),
+                     [&from](const auth::FromPattern& p) { return p.matches(from); });
 }
 
 DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys,

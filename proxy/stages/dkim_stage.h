@@ -11,10 +11,10 @@
 #include <array>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "auth/dkim/keyring.h"
+#include "auth/dkim/signing_rules.h"
 #include "auth/dkim/message_signer.h"
 #include "obs/metrics.h"
 #include "proxy/config.h"
@@ -29,15 +29,16 @@ using DkimSettings = auth::SignerSettings;
 // (451 4.7.0) when it would leave unsigned, so that a missing rule or an
 // unreadable key cannot leak unsigned mail. "*.example.com" is the domains
 // under example.com, not example.com itself.
+// The entries are matched as the From patterns of [[dkim.sign]]
+// ("*@example.com", "*@*.example.com"); the config has checked them.
 class MustSign {
  public:
-  explicit MustSign(std::vector<std::string> domains) : domains_(std::move(domains)) {}
-  bool empty() const noexcept { return domains_.empty(); }
-  // covers tells whether mail From domain must be signed.
-  bool covers(std::string_view domain) const noexcept;
+  explicit MustSign(const std::vector<std::string>& domains);
+  // covers tells whether mail From address from must be signed.
+  bool covers(const auth::MailAddress& from) const;
 
  private:
-  std::vector<std::string> domains_;
+  std::vector<auth::FromPattern> patterns_;
 };
 
 // dkim_settings derives the signing settings from [dkim].

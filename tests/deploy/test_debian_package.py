@@ -38,7 +38,7 @@ import debian_root
 from smtp_client import SmtpClient, make_message
 import test_main
 from stampd_harness import (BUILD_DIR, SOURCE_DIR, StampdTestCase, merge_sections, parse_log_line, render_toml,
-                            run_cli, stampd_bin)
+                            run_cli, sanitizer_build)
 
 UNIT = "/lib/systemd/system/stampd.service"
 CONFIG = "/etc/stampd/stampd.toml"
@@ -145,9 +145,7 @@ class Chrooted:
 
 class DebianPackageTest(StampdTestCase):
     def setUp(self):
-        binary = stampd_bin()
-        needed = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout
-        if re.search(r"Shared library: \[lib(asan|ubsan|tsan)\.", needed):
+        if sanitizer_build():
             raise test_main.not_applicable("the binary under test is a sanitizer build; the package holds Release")
         for tool in ("cpack", "dpkg-shlibdeps", "dpkg-deb", "strip"):
             if shutil.which(tool) is None:

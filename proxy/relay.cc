@@ -278,7 +278,7 @@ void Relay::start_message(bool chunked) {
   chunked_ = chunked;
   decoder_.emplace(smtp::DataDecoder::Options{s.bare_line_endings == BareLineEndings::Normalize,
                                               s.max_data_line_length, session_.message_size_limit(),
-                                              chunked});
+                                              chunked, chunked && session_.binarymime()});
   spool_.clear();
   assembler_.emplace(tx_, pipeline_, spool_, s.max_header_size);
   local_error_.reset();

@@ -237,6 +237,11 @@ const EsmtpParam* Command::param(std::string_view keyword) const {
   return nullptr;
 }
 
+bool Command::body_is(std::string_view type) const {
+  const EsmtpParam* body = param("BODY");
+  return body != nullptr && body->value && iequals(*body->value, type);
+}
+
 const char* verb_name(Verb verb) {
   const auto i = static_cast<std::size_t>(verb);
   return i < kVerbs.size() ? kVerbs[i].first.data() : "unknown";

@@ -55,6 +55,8 @@ struct Command {
 
   // param finds a parameter by upper-case keyword.
   const EsmtpParam* param(std::string_view keyword) const;
+  // body_is tells whether MAIL's BODY= is type (any case, RFC 1652).
+  bool body_is(std::string_view type) const;
 };
 
 // verb_name is the verb's upper-case name ("EHLO"; "unknown" for Unknown).

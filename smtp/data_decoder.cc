@@ -28,16 +28,29 @@ void DataDecoder::emit(const char* data, std::size_t n, std::string& out) {
 
 void DataDecoder::line_end(std::string& out, bool bare) {
   if (bare && !options_.normalize_bare_line_endings) fail(Problem::BareLineEnding);
+  // The empty line that ends the header section (it went out as CRLF, so a
+  // reader of what we emit splits there too).
+  const bool body_starts = options_.binary && line_length_ == 0;
   line_length_ = 0;
   size_ += 2;
   if (size_ > options_.max_size) fail(Problem::TooBig);
   if (problem_ == Problem::None) out.append("\r\n", 2);
   // After a bare CR or LF the next byte is not at a line start: a dot there is
   // content, never a terminator (see the header comment).
-  state_ = bare ? State::Text : State::LineStart;
+  state_ = body_starts ? State::Body : bare ? State::Text : State::LineStart;
+}
+
+void DataDecoder::emit_body(const char* data, std::size_t n, std::string& out) {
+  size_ += n;
+  if (size_ > options_.max_size) fail(Problem::TooBig);
+  if (problem_ == Problem::None) out.append(data, n);
 }
 
 void DataDecoder::end(std::string& out) {
+  if (state_ == State::Body) {  // a binary body ends where it ends
+    state_ = State::Done;
+    return;
+  }
   if (state_ == State::Cr) line_end(out, true);
   if (line_length_ > 0) {
     // RFC 5322 §2.1: lines end with CRLF; DATA would add it on the way out.
@@ -104,6 +117,10 @@ std::size_t DataDecoder::feed(std::string_view input, std::string& out) {
         } else {
           line_end(out, true);  // bare CR; *p is looked at again as text
         }
+        break;
+      case State::Body:
+        emit_body(p, static_cast<std::size_t>(end - p), out);
+        p = end;
         break;
       case State::Done:
         break;

@@ -11,6 +11,12 @@
 // / bare LF policy and the line limit are the same as for DATA: the message
 // leaves as canonical CRLF text, so no chunk content can end or split it at
 // an upstream that reads DATA loosely.
+//
+// Binary (BODY=BINARYMIME, chunked only, RFC 3030 §3): the header section is
+// decoded as above; from the empty line on, the body passes octet for octet
+// (bare CR and LF, NUL, any line length, no CRLF added at the end). Such a
+// message only ever leaves as BDAT, whose length-counted chunks nothing in
+// them can end early.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +33,7 @@ class DataDecoder {
     std::size_t max_line_length = 998;        // octets, without CRLF
     std::uint64_t max_size = 50ULL << 20;     // octets of message
     bool chunked = false;                     // BDAT content: no dots, no end-of-data
+    bool binary = false;  // with chunked: the body passes as it is (BINARYMIME)
   };
 
   explicit DataDecoder(Options options) : options_(options) {}
@@ -47,10 +54,11 @@ class DataDecoder {
   std::uint64_t size() const noexcept { return size_; }
 
  private:
-  enum class State { LineStart, Dot, DotCr, Text, Cr, Done };
+  enum class State { LineStart, Dot, DotCr, Text, Cr, Body, Done };
 
   void emit(const char* data, std::size_t n, std::string& out);
   void line_end(std::string& out, bool bare);
+  void emit_body(const char* data, std::size_t n, std::string& out);
   void fail(Problem p) {
     if (problem_ == Problem::None) problem_ = p;
   }

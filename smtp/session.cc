@@ -111,6 +111,9 @@ std::optional<Reply> Session::check(const Command& cmd) const {
     case Verb::Rcpt:
       return check_rcpt(cmd);
     case Verb::Data:
+      if (state_ == State::HaveRcpt && binarymime_transaction_) {
+        return make_reply(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA");  // RFC 3030 §3
+      }
       if (state_ == State::HaveRcpt) return std::nullopt;
       if (state_ == State::HaveMail) return make_reply(554, "5.5.1", "No valid recipients");
       // RFC 3030 §3: DATA and BDAT cannot be mixed in one transaction.
@@ -157,8 +160,9 @@ std::optional<Reply> Session::check_mail(const Command& cmd) const {
       }
     } else if (p.keyword == "BODY") {
       if (!p.value) return make_reply(501, "5.5.4", "Bad BODY value");
-      if (*p.value == "7BIT") continue;
-      if (*p.value == "8BITMIME" && caps_.eightbitmime) continue;
+      if (cmd.body_is("7BIT")) continue;
+      if (cmd.body_is("8BITMIME") && caps_.eightbitmime) continue;
+      if (cmd.body_is("BINARYMIME") && binarymime_offered()) continue;
       return make_reply(555, "5.5.4", "Unsupported BODY type " + *p.value);
     } else if (p.keyword == "SMTPUTF8" && caps_.smtputf8 && !p.value) {
       smtputf8 = true;
@@ -278,6 +282,7 @@ void Session::apply(const Command& cmd) {
       envelope_.null_sender = cmd.null_path;
       envelope_.mail_params = cmd.params;
       smtputf8_transaction_ = cmd.param("SMTPUTF8") != nullptr;
+      binarymime_transaction_ = cmd.body_is("BINARYMIME");
       state_ = State::HaveMail;
       break;
     case Verb::Rcpt:
@@ -320,6 +325,7 @@ void Session::reset_transaction() {
   envelope_ = {};
   chunked_octets_ = 0;
   smtputf8_transaction_ = false;
+  binarymime_transaction_ = false;
   if (state_ != State::Connected && state_ != State::Closed) state_ = State::Greeted;
 }
 
@@ -362,10 +368,10 @@ Reply Session::ehlo_reply() const {
   // RFC 3207 §4: offered only in clear, and only where a certificate is.
   if (tls_policy_.starttls && !tls_) text += "\nSTARTTLS";
   // RFC 3030: chunks are ours to take whatever the upstream speaks (they
-  // leave as BDAT when it offers CHUNKING, else as DATA). BINARYMIME is not
-  // offered: binary content would have to be signed and relayed unchanged
-  // (no bare CR/LF repair), and could not fail over to a server without it.
+  // leave as BDAT when it offers CHUNKING, else as DATA). A binary body
+  // cannot go as DATA, so BINARYMIME needs the upstream's too.
   text += "\nCHUNKING";
+  if (binarymime_offered()) text += "\nBINARYMIME";
   if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
   if (client_.trusted) text += "\nXFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";
   return make_reply(250, "", text);

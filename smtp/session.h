@@ -142,6 +142,11 @@ class Session {
   const UpstreamCapabilities& upstream_capabilities() const { return caps_; }
   // message_size_limit is the smaller of ours and the upstream's SIZE.
   std::uint64_t message_size_limit() const;
+  // binarymime_offered: the upstream takes BODY=BINARYMIME, which needs BDAT.
+  bool binarymime_offered() const { return caps_.binarymime && caps_.chunking; }
+  // binarymime tells whether this transaction's MAIL said BODY=BINARYMIME:
+  // its body passes as it is, and only in BDAT chunks (RFC 3030 §3).
+  bool binarymime() const { return binarymime_transaction_; }
   // chunked_octets counts the BDAT octets of this transaction so far.
   std::uint64_t chunked_octets() const { return chunked_octets_; }
 
@@ -167,6 +172,7 @@ class Session {
   std::string helo_;
   bool esmtp_ = false;
   bool smtputf8_transaction_ = false;
+  bool binarymime_transaction_ = false;
   Envelope envelope_;
   std::uint64_t chunked_octets_ = 0;
   Xforward xforward_;

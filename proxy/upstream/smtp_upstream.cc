@@ -454,11 +454,18 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
   if (!stream_) co_return failure_reply();
   if (!ahead_.empty() && !co_await drain_ahead()) co_return failure_reply();
   if (use_xclient() && !co_await xclient(session)) co_return failure_reply();
+  binary_ = mail.body_is("BINARYMIME");
+  if (binary_ && !(caps_.binarymime && caps_.chunking)) {
+    // Another server than the one whose EHLO we advertised (failover, or a
+    // changed server): a binary body cannot be converted or sent as DATA.
+    co_return smtp::make_reply(451, "4.6.3",
+                               "Upstream " + peer_ + " does not take BINARYMIME, try again later");
+  }
   std::string line = "MAIL FROM:<" + mail.argument + ">";
   for (const auto& p : mail.params) {
     // RFC 5321 §2.2.2: only parameters of extensions the server offered.
     const bool pass = (p.keyword == "SIZE" && caps_.size_offered) ||
-                      (p.keyword == "BODY" && caps_.eightbitmime) ||
+                      (p.keyword == "BODY" && (binary_ || caps_.eightbitmime)) ||
                       (p.keyword == "SMTPUTF8" && caps_.smtputf8) ||
                       ((p.keyword == "RET" || p.keyword == "ENVID") && caps_.dsn);
     if (pass) line += " " + p.wire();
@@ -542,6 +549,12 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   if (caps_.chunking) {
     const smtp::Reply r = co_await send_chunks(prepend_fields, spool);
     co_return r;
+  }
+  if (binary_) {
+    // mail() refused such a transaction; a binary body never goes as DATA,
+    // where a bare LF and a dot could end it early.
+    fail(UpstreamErrorKind::Local, "binary message without CHUNKING");
+    co_return failure_reply();
   }
   auto reply = co_await command("DATA", u.command_timeout);
   if (!reply) co_return failure_reply();

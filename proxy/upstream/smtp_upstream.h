@@ -92,6 +92,7 @@ class SmtpUpstream final : public Upstream {
   std::unique_ptr<net::LineReader> reader_;
   smtp::UpstreamCapabilities caps_;
   bool in_transaction_ = false;
+  bool binary_ = false;            // this transaction is BODY=BINARYMIME
   std::deque<std::string> ahead_;  // RCPT lines sent, replies not yet read
   std::string xclient_sent_;       // the XCLIENT line in force on this connection
   std::string peer_;

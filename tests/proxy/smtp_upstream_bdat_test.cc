@@ -33,12 +33,14 @@ using asio::ip::tcp;
 // what it saw.
 struct Server {
   bool chunking = true;
+  bool binarymime = false;
   int refuse_chunk = -1;  // this BDAT (0-based) gets refusal
   std::string refusal = "552 5.3.4 Message too big\r\n";
   std::string last_reply = "250 2.0.0 Ok: queued\r\n";  // to BDAT n LAST
   int drop_at_chunk = -1;  // after reading this BDAT's octets, close without a reply
 
   std::vector<std::string> commands;  // BDAT and DATA lines as received
+  std::vector<std::string> mails;     // MAIL lines as received
   std::string message;                // the chunks joined, or DATA's bytes as received
   bool completed = false;             // LAST (or the final dot) arrived
 };
@@ -97,7 +99,8 @@ asio::awaitable<void> serve(tcp::acceptor& acceptor, Server& s) {
     const std::string line = take_line(buffer, end);
     if (line.starts_with("EHLO")) {
       co_await reply(socket, std::string("250-fake\r\n250-PIPELINING\r\n") +
-                                 (s.chunking ? "250-CHUNKING\r\n" : "") + "250 8BITMIME\r\n");
+                                 (s.chunking ? "250-CHUNKING\r\n" : "") +
+                                 (s.binarymime ? "250-BINARYMIME\r\n" : "") + "250 8BITMIME\r\n");
     } else if (line.starts_with("BDAT ")) {
       if (!co_await bdat(socket, buffer, line, s)) co_return;
     } else if (line == "DATA") {
@@ -114,6 +117,7 @@ asio::awaitable<void> serve(tcp::acceptor& acceptor, Server& s) {
       co_await reply(socket, "221 bye\r\n");
       co_return;
     } else {
+      if (line.starts_with("MAIL")) s.mails.push_back(line);
       co_await reply(socket, "250 2.0.0 Ok\r\n");  // MAIL, RCPT, RSET
     }
   }
@@ -140,7 +144,7 @@ std::string tricky_body(std::size_t filler) {
 }
 
 asio::awaitable<Result> relay_one(asio::io_context& io, Server& s, const std::string& body,
-                                  std::uint64_t chunk) {
+                                  std::uint64_t chunk, std::string mail_line) {
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   asio::co_spawn(io, serve(acceptor, s), asio::detached);
   auto config = std::make_shared<Config>();
@@ -158,9 +162,13 @@ asio::awaitable<Result> relay_one(asio::io_context& io, Server& s, const std::st
   smtp::Session session({}, smtp::ClientInfo{*net::parse_ip("127.0.0.1"), 1, true}, "stampd");
   const smtp::Command ehlo = smtp::parse_command("EHLO client");
   session.apply(ehlo);
-  const smtp::Command mail = smtp::parse_command("MAIL FROM:<a@example.com>");
+  const smtp::Command mail = smtp::parse_command(mail_line);
   const smtp::Reply m = co_await upstream.mail(session, mail, {});
-  EXPECT_EQ(m.code, 250);
+  if (!m.positive()) {
+    Result refused{m, false, upstream.connected()};
+    co_await upstream.close();
+    co_return refused;
+  }
   const smtp::Recipient rcpt{"b@example.net", {}};
   const smtp::Reply r = co_await upstream.rcpt(rcpt, {});
   EXPECT_EQ(r.code, 250);
@@ -174,10 +182,11 @@ asio::awaitable<Result> relay_one(asio::io_context& io, Server& s, const std::st
 }
 
 Relayed relay(Server server, const std::string& body,
-              std::uint64_t chunk = SmtpUpstream::kBdatChunk) {
+              std::uint64_t chunk = SmtpUpstream::kBdatChunk,
+              const std::string& mail = "MAIL FROM:<a@example.com>") {
   Relayed r{std::move(server), {}};
   r.result = test::run_coroutine<Result>(
-      [&](asio::io_context& io) { return relay_one(io, r.server, body, chunk); });
+      [&](asio::io_context& io) { return relay_one(io, r.server, body, chunk, mail); });
   return r;
 }
 
@@ -282,6 +291,39 @@ TEST(SmtpUpstreamBdat, ADropAfterTheLastChunkIsTheDuplicateWindow) {
   EXPECT_FALSE(r.result.connected);
   // The upstream may have queued it: it must not go anywhere else.
   EXPECT_TRUE(r.result.maybe_delivered);
+}
+
+// A binary body (RFC 3030 §3): bare line ends and dot lines that DATA could
+// not carry; it goes as it is, in BDAT chunks, after MAIL ... BODY=BINARYMIME.
+using namespace std::string_literals;
+const std::string kBinary =
+    "From: <a@example.com>\r\n\r\n\0\xff\n.\nMAIL FROM:<e@x>\r\n.\r\nend\r"s;
+constexpr const char* kBinaryMail = "MAIL FROM:<a@example.com> BODY=BINARYMIME";
+
+TEST(SmtpUpstreamBdat, ABinaryMessageGoesAsItIsWithItsBodyType) {
+  Server s;
+  s.binarymime = true;
+  const Relayed r = relay(s, kBinary, 16, kBinaryMail);
+  EXPECT_EQ(r.result.reply.code, 250);
+  EXPECT_EQ(r.server.mails, std::vector<std::string>{kBinaryMail});
+  EXPECT_EQ(r.server.message, std::string(kField) + kBinary);
+  EXPECT_TRUE(r.server.completed);
+}
+
+TEST(SmtpUpstreamBdat, AServerWithoutBinarymimeIsNotGivenABinaryMessage) {
+  // Not the server whose EHLO we advertised: nothing of the message is sent,
+  // not even MAIL, and the client may try again (4xx).
+  for (const auto& [chunking, binarymime] : {std::pair{true, false}, std::pair{false, true}}) {
+    Server s;
+    s.chunking = chunking;
+    s.binarymime = binarymime;
+    const Relayed r = relay(s, kBinary, SmtpUpstream::kBdatChunk, kBinaryMail);
+    EXPECT_EQ(r.result.reply.code, 451);
+    EXPECT_EQ(r.result.reply.enhanced, "4.6.3");
+    EXPECT_TRUE(r.result.connected);  // the connection can carry the next one
+    EXPECT_TRUE(r.server.mails.empty());
+    EXPECT_TRUE(r.server.commands.empty());
+  }
 }
 
 }  // namespace

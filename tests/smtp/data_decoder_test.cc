@@ -317,5 +317,51 @@ TEST(DataDecoder, ChunkedSizeAndLineLimits) {
   EXPECT_EQ(chunked("12345\r\n", 2, o).problem, DataDecoder::Problem::LineTooLong);
 }
 
+DataDecoder::Options binary() {
+  DataDecoder::Options o;
+  o.binary = true;
+  o.max_line_length = 20;
+  return o;
+}
+
+TEST(DataDecoder, BinaryBodyPassesOctetForOctet) {
+  // Bare CR and LF, NUL, a line past the limit, dot lines and no final CRLF:
+  // all of it is the body as it is (RFC 3030 §3), however it was cut.
+  using namespace std::string_literals;
+  const std::string body = "\0\x01\xff\r.\r\n\n.\nMAIL FROM:<e@x>\r\n.\r\n"s + std::string(100, 'x') + "\r";
+  const std::string input = "Subject: x\r\nX: y\r\n\r\n" + body;
+  for (std::size_t step : {1u, 2u, 3u, 7u, 1000u}) {
+    const Decoded d = chunked(input, step, binary());
+    EXPECT_EQ(d.message, input) << step;
+    EXPECT_EQ(d.problem, DataDecoder::Problem::None) << step;
+  }
+}
+
+TEST(DataDecoder, BinaryHeaderSectionFollowsThePolicy) {
+  // The header section is still text: bare line ends are repaired (or
+  // refused) and its lines are limited; the first empty line, however it
+  // ended, starts the body.
+  EXPECT_EQ(chunked("A: 1\nB: 2\r\n\nbody\nx", 1, binary()).message,
+            "A: 1\r\nB: 2\r\n\r\nbody\nx");
+  EXPECT_EQ(chunked("A: 1\r\r\nbody\r", 2, binary()).message, "A: 1\r\n\r\nbody\r");
+  EXPECT_EQ(chunked("\r\n\nbody", 1, binary()).message, "\r\n\nbody");  // no header section
+  EXPECT_EQ(chunked("A: " + std::string(30, 'y') + "\r\n\r\nb", 4, binary()).problem,
+            DataDecoder::Problem::LineTooLong);
+  DataDecoder::Options reject = binary();
+  reject.normalize_bare_line_endings = false;
+  EXPECT_EQ(chunked("A: 1\nB: 2\r\n\r\nb", 3, reject).problem,
+            DataDecoder::Problem::BareLineEnding);
+  EXPECT_EQ(chunked("A: 1\r\n\r\nb\nc\r", 3, reject).problem, DataDecoder::Problem::None);
+  // Without an empty line it is all header section, ended as text is.
+  EXPECT_EQ(chunked("A: 1\r\nB: 2", 3, binary()).message, "A: 1\r\nB: 2\r\n");
+}
+
+TEST(DataDecoder, BinaryBodyCountsTowardsTheSize) {
+  DataDecoder::Options o = binary();
+  o.max_size = 12;
+  EXPECT_EQ(chunked("A: 1\r\n\r\n\n\n\n\n", 2, o).problem, DataDecoder::Problem::None);
+  EXPECT_EQ(chunked("A: 1\r\n\r\n\n\n\n\n\n", 2, o).problem, DataDecoder::Problem::TooBig);
+}
+
 }  // namespace
 }  // namespace stampd::smtp

@@ -302,6 +302,36 @@ TEST(Session, BdatChunksThenLast) {
   EXPECT_EQ(s.state(), Session::State::Greeted);
 }
 
+TEST(Session, BinarymimeOnlyWhenTheUpstreamTakesItWithChunking) {
+  for (const auto& [binarymime, chunking] : {std::pair{true, false}, std::pair{false, true}}) {
+    Session s({}, trusted_client(), "h");
+    UpstreamCapabilities caps;
+    caps.binarymime = binarymime;
+    caps.chunking = chunking;
+    s.set_upstream_capabilities(caps);
+    run(s, "EHLO x");
+    EXPECT_EQ(s.ehlo_reply().text.find("BINARYMIME"), std::string::npos);
+    EXPECT_EQ(run(s, "MAIL FROM:<a@example.com> BODY=BINARYMIME")->summary(),
+              "555 5.5.4 Unsupported BODY type BINARYMIME");
+  }
+  Session s({}, trusted_client(), "h");
+  UpstreamCapabilities caps;
+  caps.binarymime = caps.chunking = caps.eightbitmime = true;
+  s.set_upstream_capabilities(caps);
+  run(s, "EHLO x");
+  EXPECT_NE(s.ehlo_reply().text.find("\nCHUNKING\nBINARYMIME"), std::string::npos);
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com> BODY=binarymime")), 0);  // any case
+  EXPECT_TRUE(s.binarymime());
+  run(s, "RCPT TO:<b@example.com>");
+  // RFC 3030 §3: such a body goes in BDAT chunks only.
+  EXPECT_EQ(run(s, "DATA")->summary(), "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA");
+  EXPECT_EQ(code(run(s, "BDAT 10 LAST")), 0);
+  s.reset_transaction();
+  EXPECT_FALSE(s.binarymime());
+  EXPECT_EQ(code(run(s, "MAIL FROM:<a@example.com> BODY=8BITMIME")), 0);
+  EXPECT_FALSE(s.binarymime());
+}
+
 TEST(Session, BdatSequenceErrors) {
   Session s({}, trusted_client(), "h");
   EXPECT_EQ(code(run(s, "BDAT 10")), 503);  // no EHLO

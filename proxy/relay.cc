@@ -190,7 +190,12 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   if (!upstream_) {
     const std::optional<Reply> failed = co_await take();
     if (failed) co_return *failed;
-    // This connection may offer less than what we advertised.
+    // This connection may offer less than what we advertised. A binary body
+    // cannot be converted, but another try may find a server that takes it.
+    if (cmd.body_is("BINARYMIME") && !session_.binarymime_offered()) {
+      give_back();
+      co_return make_reply(451, "4.6.3", "Upstream does not take BINARYMIME now, try again later");
+    }
     if (auto refused = session_.check(cmd)) {
       give_back();
       co_return *refused;

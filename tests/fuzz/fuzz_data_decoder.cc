@@ -1,8 +1,10 @@
 // Fuzzes the DATA decoder with the anti-smuggling properties as assertions:
 // the data ends exactly at the first <CRLF>.<CRLF> (the start of DATA
 // counts as a CRLF) whatever the chunking, and the output has no bare CR or
-// LF. The first input byte picks the chunk size. Found by the fuzzer: a
-// decoder problem (line too long) must be the same whatever the chunking.
+// LF. The first input byte picks the chunk size (and, with its high bit,
+// also runs the BINARYMIME decoder, whose output must not depend on the
+// chunking either). Found by the fuzzer: a decoder problem (line too long)
+// must be the same whatever the chunking.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -18,12 +20,33 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
+// check_binary: BDAT content with BODY=BINARYMIME decodes the same whole and
+// in chunks, and all of it is used.
+void check_binary(std::string_view input, std::size_t chunk) {
+  stampd::smtp::DataDecoder::Options options;
+  options.chunked = true;
+  options.binary = true;
+  stampd::smtp::DataDecoder whole(options);
+  std::string whole_out;
+  check(whole.feed(input, whole_out) == input.size());
+  whole.end(whole_out);
+  stampd::smtp::DataDecoder split(options);
+  std::string split_out;
+  for (std::size_t pos = 0; pos < input.size(); pos += chunk) {
+    check(split.feed(input.substr(pos, chunk), split_out) == std::min(chunk, input.size() - pos));
+  }
+  split.end(split_out);
+  check(whole.problem() == split.problem());
+  if (whole.problem() == stampd::smtp::DataDecoder::Problem::None) check(whole_out == split_out);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::size_t chunk = 1 + data[0] % 64;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if ((data[0] & 0x80) != 0) check_binary(input, chunk);
 
   stampd::smtp::DataDecoder whole({});
   std::string whole_out;

@@ -19,7 +19,14 @@ CHUNKING (BdatOutTest runs every test below again against such an upstream).
   smuggling lookalike sequence of test_smuggling.py, with a whole second
   transaction behind it, arrives inside the one message as CRLF text
   (normalize) or the message is refused with 550 (reject).
-* EHLO offers CHUNKING and not BINARYMIME.
+* EHLO offers CHUNKING, and BINARYMIME only when the upstream offers it
+  with CHUNKING (BinaryMimeTest): then a binary body (NUL, 8-bit octets,
+  bare CR and LF, dot lines, a last line without CRLF) reaches the upstream
+  octet for octet in BDAT chunks after MAIL ... BODY=BINARYMIME, however the
+  client cut it, and the signature verifies with dkimpy and Mail::DKIM
+  (relaxed and simple); DATA in such a transaction is 503 5.5.1; when the
+  only server left does not take BINARYMIME the client gets 451 4.6.3 and
+  nothing of the message goes anywhere.
 * BDAT out: with CHUNKING upstream, a message sent with DATA and one sent in
   BDAT chunks both leave as BDAT, byte for byte (no dot-stuffing, no
   terminator), the signature verifies; a message over 1 MiB leaves in 1 MiB
@@ -315,6 +322,127 @@ class BdatOutTest(BdatTest):
         self.assertFalse(bytes(tx.raw).endswith(b"\r\n.\r\n"))
         self.assertEqual(self.stampd.wait_for_event("message", outcome="relayed")[0]["upstream"],
                          self.up.address)
+
+
+# Bodies only BINARYMIME can carry, and the verifiers that read each as RFC
+# 6376 does. Its line model makes a bare CR or LF an ordinary octet; so does
+# Mail::DKIM, which checks the first body: every octet value, bare CR and LF
+# (the smuggling lookalikes among them), dot lines, white space before a bare
+# CR. dkimpy reads a bare LF as a line end, so it checks the second (NUL,
+# 8-bit octets, bare CRs, a 2,000-octet line; no bare LF). OpenDKIM stops at
+# NUL and its relaxed canonicalization drops a bare CR, so all three check the
+# third (8-bit octets, a long line, dot lines), still more than DATA takes.
+def binary_message(body):
+    return make_message(subject="binary", body=body, extra_headers=(
+        "MIME-Version: 1.0", "Content-Type: application/octet-stream",
+        "Content-Transfer-Encoding: binary"))
+
+
+BINARY_MESSAGE = binary_message(
+    b"\x00\x01\xff binary\r\n"
+    b"bare LF\n.\nMAIL FROM:<evil@attacker.example>\n"
+    b"bare CR\r.\rtrailing space \r\r\n"
+    b"\r\n.\r\n" + bytes(range(256)) + b"  \t\r\n\r\n\r\n"
+    b"last line\r\n")
+VERIFIERS = {
+    BINARY_MESSAGE: (V.verify_mail_dkim,),
+    binary_message(b"\x00NUL\r\n" + bytes(range(0x80, 0x100)) + b"\r\n"
+                   b"bare CR\r.\rand \t more\r\n" + b"x" * 2000 + b"\r\n"):
+        (V.verify_dkimpy, V.verify_mail_dkim),
+    binary_message(bytes(range(0x80, 0x100)) + b"\r\n" + b"x" * 2000 + b"\r\n"
+                   b".\r\n..\r\nlast line\r\n"):
+        (V.verify_dkimpy, V.verify_mail_dkim, V.verify_opendkim),
+}
+
+
+class BinaryMimeTest(StampdTestCase):
+    """BODY=BINARYMIME (RFC 3030 §3) through to an upstream that takes it."""
+    canonicalization = "relaxed/relaxed"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stampd-binary-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
+        with open(record_path) as f:
+            self.records = V.records_for(f.read().splitlines())
+        self.up = self.start_upstream(
+            capabilities=FakeUpstream.BASIC + ["8BITMIME", "CHUNKING", "BINARYMIME"])
+        self.other = self.start_upstream(capabilities=FakeUpstream.BASIC + ["8BITMIME", "CHUNKING"])
+        self.stampd = self.start_stampd([self.up.address, self.other.address], {
+            "server": {"max_message_size": "8KiB"},
+            "dkim": {"canonicalization": self.canonicalization,
+                     "key": [{"name": "k", "domain": "example.com", "selector": SELECTOR,
+                              "private_key": key_path}],
+                     "sign": [{"from": "*@example.com", "keys": ["k"]}]},
+        })
+
+    def session(self):
+        c = self.connect(self.stampd)
+        self.assertEqual(c.ehlo().code, 250)
+        return c
+
+    def test_a_binary_body_leaves_as_it_is_and_verifies(self):
+        c = self.session()
+        self.assertIn("BINARYMIME", c.capabilities)
+        n = 0
+        for message, verifiers in VERIFIERS.items():
+            head = message.index(b"\r\n\r\n") + 4
+            splits = [[], [head - 1], [head, head + 1], [head + 9, head + 10, head + 11],
+                      list(range(1, len(message)))]
+            for cuts in splits:
+                c.send(b"MAIL FROM:<sender@example.com> BODY=BINARYMIME\r\n"
+                       b"RCPT TO:<rcpt@example.net>\r\n" + b"".join(chunked(message, cuts)))
+                codes = [r.code for r in c.replies(3 + len(cuts))]
+                self.assertEqual(codes, [250] * (3 + len(cuts)), cuts[:5])
+                n += 1
+                tx = self.up.wait_for_messages(n)[-1]
+                self.assertTrue(tx.accepted)
+                self.assertEqual(tx.body_type, "BINARYMIME")
+                self.assertTrue(tx.chunks)
+                self.assertNotIn("DATA", tx.connection.verbs())
+                signature, rest = split_signature(bytes(tx.content))
+                self.assertEqual(rest, message)  # octet for octet
+                self.assertIn(b"c=%s;" % self.canonicalization.encode(), signature)
+                for verify in verifiers:
+                    results = verify(bytes(tx.content), self.records)
+                    self.assertEqual([r.status for r in results], ["pass"], (verify.__name__, results))
+        c.quit()
+        self.assertEqual(self.other.messages, [])
+
+    def test_data_in_a_binary_transaction_is_503(self):
+        c = self.session()
+        self.assertEqual(c.mail("sender@example.com", "BODY=BINARYMIME").code, 250)
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
+        r = c.cmd("DATA")
+        self.assertEqual((r.code, r.enhanced), (503, "5.5.1"), r)
+        c.send(bdat(BINARY_MESSAGE, last=True))
+        self.assertEqual(c.reply().code, 250)
+        tx = self.up.wait_for_messages(1)[0]
+        self.assertEqual(split_signature(bytes(tx.content))[1], BINARY_MESSAGE)
+        self.assertNotIn("DATA", tx.connection.verbs())
+
+    def test_no_binary_message_for_a_server_without_binarymime(self):
+        # Offered while the first server was up; it is gone by MAIL and the
+        # other one cannot take the body as it is: a try later, not a bounce.
+        c = self.session()
+        self.assertIn("BINARYMIME", c.capabilities)
+        self.up.stop()
+        r = c.mail("sender@example.com", "BODY=BINARYMIME")
+        self.assertEqual((r.code, r.enhanced), (451, "4.6.3"), r)
+        # The server that took over still carries text mail.
+        self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], MESSAGE).code, 250)
+        self.assertEqual(len(self.other.wait_for_messages(1)), 1)
+        self.assertEqual([tx.body_type for tx in self.other.messages], [None])
+        c.quit()
+        self.assertEqual(self.stampd.wait_for_event("message", outcome="relayed")[0]["upstream"],
+                         self.other.address)
+
+
+class BinaryMimeSimpleTest(BinaryMimeTest):
+    canonicalization = "simple/simple"
+
+    test_data_in_a_binary_transaction_is_503 = None
+    test_no_binary_message_for_a_server_without_binarymime = None
 
 
 def large_message(size):

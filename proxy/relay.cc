@@ -63,6 +63,20 @@ asio::awaitable<std::optional<Reply>> Relay::take() {
   co_return std::nullopt;
 }
 
+asio::awaitable<std::optional<Reply>> Relay::take_for(const smtp::Command& mail) {
+  const std::optional<Reply> failed = co_await take();
+  if (failed) co_return failed;
+  // This connection may offer less than what we advertised. A binary body
+  // cannot be converted, but another try may find a server that takes it.
+  if (mail.body_is("BINARYMIME") && !session_.binarymime_offered()) {
+    give_back();
+    co_return make_reply(451, "4.6.3", "Upstream does not take BINARYMIME now, try again later");
+  }
+  std::optional<Reply> refused = session_.check(mail);
+  if (refused) give_back();
+  co_return refused;
+}
+
 void Relay::give_back() { pool_.release(std::move(upstream_)); }
 
 void Relay::upstream_trouble(std::string_view step, bool server_failed) {
@@ -188,18 +202,8 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     co_return refusal->reply;
   }
   if (!upstream_) {
-    const std::optional<Reply> failed = co_await take();
+    const std::optional<Reply> failed = co_await take_for(cmd);
     if (failed) co_return *failed;
-    // This connection may offer less than what we advertised. A binary body
-    // cannot be converted, but another try may find a server that takes it.
-    if (cmd.body_is("BINARYMIME") && !session_.binarymime_offered()) {
-      give_back();
-      co_return make_reply(451, "4.6.3", "Upstream does not take BINARYMIME now, try again later");
-    }
-    if (auto refused = session_.check(cmd)) {
-      give_back();
-      co_return *refused;
-    }
   }
   const std::vector<smtp::Recipient> recipients = sendable_ahead(cmd, ahead);
   Reply r = co_await upstream_mail(cmd, recipients);

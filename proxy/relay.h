@@ -109,6 +109,9 @@ class Relay {
   // take leases a connection for a transaction; the reply for the client
   // when none can be had (all busy, or no server answers).
   boost::asio::awaitable<std::optional<smtp::Reply>> take();
+  // take_for takes a connection for mail and checks mail again against what
+  // it offers; the reply for the client when it cannot go there.
+  boost::asio::awaitable<std::optional<smtp::Reply>> take_for(const smtp::Command& mail);
   // give_back returns the connection to the pool (kept or closed there).
   void give_back();
   boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd,

@@ -295,18 +295,20 @@ TEST(SmtpUpstreamBdat, ADropAfterTheLastChunkIsTheDuplicateWindow) {
 
 // A binary body (RFC 3030 §3): bare line ends and dot lines that DATA could
 // not carry; it goes as it is, in BDAT chunks, after MAIL ... BODY=BINARYMIME.
-using namespace std::string_literals;
-const std::string kBinary =
-    "From: <a@example.com>\r\n\r\n\0\xff\n.\nMAIL FROM:<e@x>\r\n.\r\nend\r"s;
+std::string binary_body() {
+  using namespace std::string_literals;
+  return "From: <a@example.com>\r\n\r\n\0\xff\n.\nMAIL FROM:<e@x>\r\n.\r\nend\r"s;
+}
 constexpr const char* kBinaryMail = "MAIL FROM:<a@example.com> BODY=BINARYMIME";
 
 TEST(SmtpUpstreamBdat, ABinaryMessageGoesAsItIsWithItsBodyType) {
   Server s;
   s.binarymime = true;
-  const Relayed r = relay(s, kBinary, 16, kBinaryMail);
+  const std::string body = binary_body();
+  const Relayed r = relay(s, body, 16, kBinaryMail);
   EXPECT_EQ(r.result.reply.code, 250);
   EXPECT_EQ(r.server.mails, std::vector<std::string>{kBinaryMail});
-  EXPECT_EQ(r.server.message, std::string(kField) + kBinary);
+  EXPECT_EQ(r.server.message, std::string(kField) + body);
   EXPECT_TRUE(r.server.completed);
 }
 
@@ -317,7 +319,7 @@ TEST(SmtpUpstreamBdat, AServerWithoutBinarymimeIsNotGivenABinaryMessage) {
     Server s;
     s.chunking = chunking;
     s.binarymime = binarymime;
-    const Relayed r = relay(s, kBinary, SmtpUpstream::kBdatChunk, kBinaryMail);
+    const Relayed r = relay(s, binary_body(), SmtpUpstream::kBdatChunk, kBinaryMail);
     EXPECT_EQ(r.result.reply.code, 451);
     EXPECT_EQ(r.result.reply.enhanced, "4.6.3");
     EXPECT_TRUE(r.result.connected);  // the connection can carry the next one

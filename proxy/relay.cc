@@ -53,8 +53,14 @@ asio::awaitable<std::optional<Reply>> Relay::take() {
     co_return make_reply(451, "4.4.5", "Upstream connections busy, try again later");
   }
   if (!upstream_->connected()) {
+    const UpstreamErrorKind kind = upstream_->last_error_kind();
     upstream_trouble("connect");
     give_back();
+    // RFC 3463: 4.7.0 when the server answered but our TLS or login failed
+    // (a security matter for its admin), 4.4.1 when it did not answer.
+    if (kind == UpstreamErrorKind::Tls || kind == UpstreamErrorKind::Auth) {
+      co_return make_reply(451, "4.7.0", "Upstream server refused our connection, try again later");
+    }
     co_return make_reply(451, "4.4.1", "Upstream server unavailable, try again later");
   }
   fresh_ = lease.opened;

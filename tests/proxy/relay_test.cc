@@ -294,6 +294,19 @@ TEST(Relay, RelaysOnceAndAnswersWithTheUpstreamsReply) {
   EXPECT_TRUE(h.ready());
 }
 
+TEST(Relay, TlsOrLoginFailureAtSetUpIsA451With470) {
+  for (const Kind kind : {Kind::Tls, Kind::Auth}) {
+    Harness h;
+    h.upstream_->then(Step::Open, Script::Failure{kind}).then(Step::Open, Script::Failure{kind});
+    h.hello();
+    const auto r = h.mail();
+    EXPECT_EQ(r.code, 451);
+    EXPECT_EQ(r.enhanced, "4.7.0");
+    EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
+    EXPECT_TRUE(h.upstream_->messages.empty());
+  }
+}
+
 TEST(Relay, ConnectFailureAtHelloThenAtMailIsA451AndNothingIsSent) {
   Harness h;
   h.upstream_->then(Step::Open, Script::Failure{Kind::Connect})

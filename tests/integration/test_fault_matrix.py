@@ -26,18 +26,31 @@ recipients; the greeting, EHLO and QUIT cases each get a stampd and an
 upstream of their own (they hit whichever connection is opened or closed
 next). So do the steps of opening a connection that stampd configures:
 the reply to STARTTLS and the TLS handshake after it (drop, reset, hang,
-garbage instead of a ServerHello) to an upstream offering STARTTLS (tls =
+the ServerHello one byte a second, garbage instead of a ServerHello) to an upstream offering STARTTLS (tls =
 "starttls", the test CA trusted), and the reply to AUTH to an upstream
 that wants it (auth_username); each at a session's first transaction and
 at its next one (the kept connection has gone idle and was closed, so it
 opens a new one). There a 5xx is stampd's own set-up failing too, never
-the client's fault: the client must hear a 4xx. Client-side STARTTLS and
-AUTH are not in the matrix. Timeouts are short (1 s to 2 s) so that a hang
-costs seconds.
+the client's fault: the client must hear a 4xx. Client faults at the
+client's own STARTTLS and AUTH, against a stampd of their own with a
+certificate and a users file and no trusted network (so only a login
+relays): after STARTTLS's 220 the client leaves, sends part of a real
+ClientHello and leaves, sends nothing, sends its ClientHello one byte a
+second, or sends garbage (stampd must hang up within the handshake
+deadline, 2 s); commands pipelined behind STARTTLS are dropped, never run
+(the message sent after the handshake is delivered once); over TLS the
+client leaves mid-DATA or one byte short of the dot; at AUTH it leaves or
+idles at the 334 challenge, answers garbage, or gives a wrong password and
+then tries to send (530, nothing delivered); after a good login it leaves
+mid-DATA; and a login over TLS that sends a whole message is delivered
+once. Timeouts are short (1 s to 2 s) so that a hang costs seconds.
 """
 import concurrent.futures
+import base64
+import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -45,7 +58,8 @@ import unittest
 
 from fake_upstream import FakeUpstream
 from smtp_client import ConnectionClosed, SmtpClient, dot_stuff
-from stampd_harness import Stampd, StampdTestCase, closed_port, default_sections, merge_sections
+from stampd_harness import (Stampd, StampdTestCase, closed_port, default_sections, merge_sections,
+                            run_cli)
 from tls_certs import make_certs
 import test_main
 
@@ -70,7 +84,7 @@ CONN_STEPS = ["greeting", "ehlo", "quit"]
 SETUP_STEPS = {
     "starttls": ("starttls", FAULTS),
     "tls handshake": ("tls", {"drop": {"drop": True}, "reset": {"reset": True},
-                              "hang": {"hang": True},
+                              "hang": {"hang": True}, "slow": {"slow": True},
                               "garbage": {"garbage": b"220 this is no ServerHello\r\n"}}),
     "auth": ("auth", FAULTS),
 }
@@ -83,6 +97,17 @@ CLIENT_FAULTS = [
     ("pipelined-garbage", "envelope"), ("pipelined-garbage", "after-dot"),
     ("pipelined-garbage", "overlong"),
 ]
+
+# Faults of a client at its own STARTTLS and AUTH (row, column).
+CLIENT_TLS_FAULTS = [
+    ("client starttls", "gone after 220"), ("client starttls", "part of ClientHello"),
+    ("client starttls", "silent"), ("client starttls", "1 byte/s"), ("client starttls", "garbage"),
+    ("client starttls", "pipelined commands"), ("client tls", "drop-mid-data"),
+    ("client tls", "short-of-dot"), ("client auth", "gone at 334"), ("client auth", "silent at 334"),
+    ("client auth", "garbage answer"), ("client auth", "wrong password"),
+    ("client auth", "drop-mid-data"), ("client auth", "control: delivered"),
+]
+CLIENT_USER, CLIENT_PASSWORD = "app", "client side password"
 
 TIMEOUTS = {
     "server": {"command_timeout": "2s", "data_timeout": "2s", "max_connections_per_ip": 1000,
@@ -160,6 +185,18 @@ def send_message(c, m, chunk=4096, pause=0.0):
             time.sleep(pause)
     m.final = c.reply(CLIENT_TIMEOUT).code
     m.replies.append(("dot", m.final))
+
+
+def send_partial(c, m, how):
+    """send_partial starts a transaction and sends half the message
+    (drop-mid-data) or all of it but the last byte (short-of-dot)."""
+    c.mail(m.sender)
+    c.rcpt(m.recipients[0])
+    if c.cmd("DATA").code != 354:
+        return
+    wire = dot_stuff(m.content)
+    c.send(wire[:len(wire) // 2] if how == "drop-mid-data" else wire[:-1])
+    c.close()
 
 
 def wait_pool_closed(c, up, timeout=6.0):
@@ -382,6 +419,134 @@ class FaultMatrixTest(StampdTestCase):
             pass
         return case
 
+    # client faults at the client's own STARTTLS and AUTH, on a pair of their own
+
+    def client_tls_pair(self):
+        certs = make_certs(("mail.example.com",))
+        line = run_cli("passwd", CLIENT_USER, input=(CLIENT_PASSWORD + "\n").encode())
+        self.assertEqual(line.returncode, 0, line.stderr)
+        files = {"tls.pem": certs.read("server_cert"), "tls.key": certs.read("server_key"),
+                 "users": line.stdout.decode()}
+        extra = {"server": {"trusted_networks": [], "tls_handshake_timeout": "2s",
+                            "certificate": [{"chain_file": "tls.pem", "key_file": "tls.key"}]},
+                 "auth": {"users_file": "users", "failure_delay": "100ms", "max_failures": 1000,
+                          "user": [{"name": CLIENT_USER, "senders": ["*@src.test"]}]}}
+        up = FakeUpstream(capabilities=FakeUpstream.BASIC, command_timeout=10.0)
+        up.start()
+        self.addCleanup(up.stop)
+        stampd = self.start_stampd([up.address], merge_sections(TIMEOUTS, extra), files=files,
+                                   start=False)
+        os.chmod(os.path.join(stampd.workdir, "users"), 0o600)
+        stampd.start()
+        with self.lock:
+            self.peers.append((stampd, up))
+        self.client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.client_ctx.load_verify_locations(certs.ca)
+        return stampd
+
+    def client_hello(self):
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.client_ctx.wrap_bio(incoming, outgoing, server_hostname="mail.example.com")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return outgoing.read()
+
+    def starttls(self, c, pipelined=""):
+        c.send("STARTTLS\r\n" + pipelined)
+        if c.reply().code != 220:
+            raise AssertionError("no 220 to STARTTLS")
+        c.sock = self.client_ctx.wrap_socket(c.sock, server_hostname="mail.example.com")
+        c.ehlo()
+
+    def login(self, c):
+        token = base64.b64encode(b"\0" + CLIENT_USER.encode() + b"\0" + CLIENT_PASSWORD.encode())
+        if c.cmd("AUTH PLAIN " + token.decode()).code != 235:
+            raise AssertionError("the login failed")
+
+    @staticmethod
+    def must_close(case, c, within=8.0):
+        try:
+            c.wait_closed(within)
+        except socket.timeout:
+            case.error = "stampd kept the connection open for %.0f s" % within
+
+    def client_tls_case(self, stampd, row, column):
+        case = Case("%s/%s" % (row, column), row, column)
+        m = case.message()
+        c = self.client(stampd)
+        try:
+            c.ehlo()
+            if row == "client starttls":
+                if column == "pipelined commands":
+                    # RFC 3207 §4.2 (CVE-2011-0411): dropped, never run.
+                    self.starttls(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\n" % (m.sender, m.recipients[0]))
+                    self.login(c)
+                    send_message(c, m)
+                    c.quit()
+                    if not m.got_250:
+                        case.error = "the message after the handshake was not taken: %s" % m.replies
+                    return case
+                self.assertEqual(c.cmd("STARTTLS").code, 220)
+                hello = self.client_hello()
+                if column == "gone after 220":
+                    c.close()
+                elif column == "part of ClientHello":
+                    c.send(hello[:len(hello) // 2])
+                    c.close()
+                elif column == "silent":
+                    self.must_close(case, c)
+                elif column == "1 byte/s":
+                    started = time.monotonic()
+                    for i in range(len(hello)):
+                        c.send(hello[i:i + 1])
+                        time.sleep(1.0)
+                        if time.monotonic() - started > 8:
+                            case.error = "stampd kept a 1 byte/s handshake for 8 s"
+                            break
+                elif column == "garbage":
+                    c.send(b"MAIL FROM:<%s>\r\n" % m.sender.encode() + b"\x16\x03\x01 no hello\r\n")
+                    self.must_close(case, c)
+                return case
+            if row == "client tls":
+                self.starttls(c)
+                self.login(c)
+                send_partial(c, m, column)
+                return case
+            # client auth
+            self.starttls(c)
+            if column == "control: delivered":
+                self.login(c)
+                send_message(c, m)
+                c.quit()
+                if not m.got_250:
+                    case.error = "a logged-in client's message was not taken: %s" % m.replies
+            elif column == "drop-mid-data":
+                self.login(c)
+                send_partial(c, m, column)
+            elif column in ("gone at 334", "silent at 334"):
+                self.assertEqual(c.cmd("AUTH LOGIN").code, 334)
+                if column == "gone at 334":
+                    c.close()
+                else:
+                    self.must_close(case, c)
+            else:
+                if column == "garbage answer":
+                    self.assertEqual(c.cmd("AUTH LOGIN").code, 334)
+                    r = c.cmd("!!! not base64 !!!")
+                else:
+                    bad = base64.b64encode(b"\0" + CLIENT_USER.encode() + b"\0wrong").decode()
+                    r = c.cmd("AUTH PLAIN " + bad)
+                m.replies.append(("auth", r.code))
+                send_message(c, m)  # not logged in: 530 at MAIL
+                c.quit()
+        except (ConnectionClosed, ConnectionResetError, BrokenPipeError, socket.timeout,
+                ssl.SSLError) as e:
+            if column in ("control: delivered", "pipelined commands"):
+                case.error = e
+        return case
+
     def garbage_case(self, case, c, m, where):
         if where == "after-dot":
             # A whole transaction and garbage behind the dot, in one write.
@@ -479,6 +644,9 @@ class FaultMatrixTest(StampdTestCase):
                     for fault in faults:
                         jobs.append(pool.submit(self.setup_case, step, fault, next_tx))
             jobs.append(pool.submit(self.refused_case))
+            client_tls = self.client_tls_pair()
+            for row, column in CLIENT_TLS_FAULTS:
+                jobs.append(pool.submit(self.client_tls_case, client_tls, row, column))
             cases = [j.result() for j in jobs]
         # Let every relay still running end (a hung upstream is cut after
         # 2 s at most): count once nothing has changed upstream for 3 s.

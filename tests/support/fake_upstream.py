@@ -11,8 +11,9 @@ argument is "N SIZE", N counting the transaction's chunks from 1), "dot"
 (the end of data: the final dot, or the octets of BDAT n LAST), "rset",
 "noop", "quit", "starttls", "auth" (the reply to the credentials; the
 argument is the mechanism), "tls" (the TLS handshake, after the 220 to
-STARTTLS or at once with implicit TLS: hang, drop, reset, or
-garbage=b"..." written instead of a ServerHello once the ClientHello came),
+STARTTLS or at once with implicit TLS: hang, drop, reset, slow (the
+real ServerHello flight one byte a second), or garbage=b"..." written
+instead of a ServerHello once the ClientHello came),
 "unknown".
 
 Offered "CHUNKING" (RFC 3030), BDAT is taken: each chunk's octets are read
@@ -510,6 +511,25 @@ class _Session:
             self.sock.sendall(rule.garbage)
             while True:  # until the client gives up on us
                 self._recv()
+        if rule.slow:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = self.server.tls_context.wrap_bio(incoming, outgoing, server_side=True)
+            flight = b""
+            while not flight:  # until the whole ClientHello came
+                incoming.write(self._recv())
+                try:
+                    obj.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+                flight = outgoing.read()
+            for i in range(len(flight)):  # until the client gives up on us
+                if self.server._stop.wait(1.0):
+                    break
+                try:
+                    self.sock.sendall(flight[i:i + 1])
+                except OSError:
+                    break
+            raise _Closed()
 
     # protocol
 

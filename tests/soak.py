@@ -10,6 +10,14 @@ descriptors grew after the warm-up.
 
     tests/soak.py                              # 200 sessions x 50 messages
     tests/soak.py --sessions 2000 --messages 50 --fault-rate 0.02
+    tests/soak.py --sessions 2000 --messages 50 --pause 10   # mostly idle sessions
+
+Each message's outcome is counted by the first reply that was not a
+success (e.g. "mail 451 4.4.5": every upstream connection stayed busy),
+so a load past what stampd, the fake upstream and the clients (one Python
+process) can carry shows as tempfails, which it must be, never as loss.
+--pause makes each session wait a random 0 to 2*P seconds between
+messages, as pooled app clients do.
 
 tests/integration/test_soak.py runs it small in the suite. Needs STAMPD_BIN
 (or build/stampd) and tests/support on the path (it puts it there).
@@ -42,8 +50,9 @@ def rss_kib(pid):
 
 
 class Soak:
-    def __init__(self, sessions, messages, fault_rate, seed, memory_check=True):
+    def __init__(self, sessions, messages, fault_rate, seed, memory_check=True, pause=0.0):
         self.memory_check = memory_check
+        self.pause = pause
         self.sessions = sessions
         self.messages = messages
         self.rng = random.Random(seed)
@@ -91,25 +100,35 @@ class Soak:
 
     def session(self, n):
         c = None
+        pauses = random.Random(n)
         for i in range(self.messages):
+            if self.pause:
+                time.sleep(pauses.uniform(0, 2 * self.pause))
             tag = "s%d-m%d" % (n, i)
             msg = ("From: <a@soak.test>\r\nTo: <b@soak.test>\r\nSubject: soak\r\n"
                    "Message-ID: <%s@soak.test>\r\n\r\n" % tag).encode() + b"line of the body\r\n" * 40
             final = None
+            why = "no reply"
             try:
                 if c is None:
                     c = SmtpClient(*self.stampd.address, timeout=30)
                     c.ehlo()
-                if c.mail("%s@soak.test" % tag).code == 250 and c.rcpt("b-%s@soak.test" % tag).code == 250:
-                    if c.cmd("DATA").code == 354:
-                        c.send(dot_stuff(msg))
-                        final = c.reply().code
+                for step, line in (("mail", "MAIL FROM:<%s@soak.test>" % tag),
+                                   ("rcpt", "RCPT TO:<b-%s@soak.test>" % tag), ("data", "DATA")):
+                    r = c.cmd(line)
+                    if r.code not in (250, 354):
+                        why = "%s %d %s" % (step, r.code, r.enhanced)
+                        c.cmd("RSET")
+                        break
                 else:
-                    c.cmd("RSET")
+                    c.send(dot_stuff(msg))
+                    r = c.reply()
+                    final = r.code
+                    why = "dot %d %s" % (r.code, r.enhanced)
             except (ConnectionClosed, ConnectionResetError, BrokenPipeError, socket.timeout, OSError):
                 c = None
             with self.lock:
-                self.results[tag] = (final, msg)
+                self.results[tag] = (final, msg, why)
         if c is not None:
             try:
                 c.quit()
@@ -146,10 +165,14 @@ class Soak:
             if tag in self.results and t.content == self.results[tag][1]:
                 whole[tag] = whole.get(tag, 0) + 1
         sent = len(self.results)
-        ok250 = [tag for tag, (final, _) in self.results.items() if final == 250]
+        ok250 = [tag for tag, (final, _, _) in self.results.items() if final == 250]
+        outcomes = {}
+        for _, _, why in self.results.values():
+            outcomes[why] = outcomes.get(why, 0) + 1
         lost = [tag for tag in ok250 if delivered.get(tag, 0) == 0]
         twice = [tag for tag in ok250 if delivered.get(tag, 0) > 1 or whole.get(tag, 0) != delivered.get(tag, 0)]
-        window = [tag for tag, (final, _) in self.results.items() if final != 250 and delivered.get(tag, 0)]
+        window = [tag for tag, (final, _, _) in self.results.items()
+                  if final != 250 and delivered.get(tag, 0)]
         bad_window = [tag for tag in window if delivered[tag] > 1]
         # stampd logs each message that may be in the window (the dot went
         # out, no reply came): every delivery without 250 must be one.
@@ -162,8 +185,9 @@ class Soak:
         rss_warm, rss_peak, rss_end = warm[0][1], max(s[1] for s in warm), self.samples[-1][1]
         fd_start, fd_peak, fd_end = self.samples[0][2], max(s[2] for s in self.samples), self.samples[-1][2]
         report = [
-            "soak: %d sessions x %d messages in %.1f s (%.0f msg/s), fault rate %.3f per step" % (
-                self.sessions, self.messages, elapsed, sent / elapsed, self.fault_rate),
+            "soak: %d sessions x %d messages in %.1f s (%.0f msg/s), fault rate %.3f per step, "
+            "pause %.1f s" % (self.sessions, self.messages, elapsed, sent / elapsed, self.fault_rate,
+                              self.pause),
             "  sent %d, 250 %d, delivered %d, duplicate window %d (logged by stampd as "
             "maybe_delivered: %d; upstream drops after the dot: %d), lost %d, "
             "250 but not exactly once %d" % (
@@ -171,6 +195,8 @@ class Soak:
                 len(logged), self.window_rule.used, len(lost), len(twice)),
             "  RSS KiB: after warm-up %d, peak %d, end %d; fds: start %d, peak %d, end %d" % (
                 rss_warm, rss_peak, rss_end, fd_start, fd_peak, fd_end),
+            "  outcomes (first reply that was not a success): " + ", ".join(
+                "%s: %d" % (k, v) for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1])),
         ]
         problems = []
         if lost:
@@ -194,11 +220,13 @@ def main():
     p.add_argument("--messages", type=int, default=50)
     p.add_argument("--fault-rate", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=15)
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="each session waits a random 0 to 2*PAUSE seconds before each message")
     p.add_argument("--no-memory-check", action="store_true",
                    help="report RSS but do not bound it (a sanitizer build's quarantine grows)")
     args = p.parse_args()
     report, ok = Soak(args.sessions, args.messages, args.fault_rate, args.seed,
-                      not args.no_memory_check).run()
+                      not args.no_memory_check, args.pause).run()
     print(report)
     sys.exit(0 if ok else 1)
 

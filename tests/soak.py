@@ -75,7 +75,10 @@ class Soak:
         self.up.start()
         sections = merge_sections(default_sections([self.up.address]), {
             "server": {"max_connections": 100000, "max_connections_per_ip": 100000,
-                       "command_timeout": "10s", "data_timeout": "10s"},
+                       # A session may wait up to 2 * pause between messages:
+                       # not an idle client to cut.
+                       "command_timeout": "%ds" % (10 + 2 * self.pause),
+                       "data_timeout": "10s"},
             "upstream": {"connect_timeout": "5s", "command_timeout": "10s", "data_timeout": "10s",
                          "max_connections": 64, "idle_timeout": "1s"},
             "log": {"level": "info"},

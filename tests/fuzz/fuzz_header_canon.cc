@@ -52,7 +52,9 @@ void headers(std::string_view text) {
     joined += f.raw;
     check(stampd::auth::canonicalize_header(Canonicalization::Simple, f.raw) == f.raw);
     relaxed_field(f.raw);
-    check(block->count(f.name) >= 1);
+    // count is linear: checked at both ends only, or a block of thousands
+    // of tiny fields costs the run most of its speed.
+    if (i < 4 || i + 4 >= block->size()) check(block->count(f.name) >= 1);
   }
   check(block->text().starts_with(joined));
 }

@@ -33,7 +33,7 @@ class DataDecoder {
     std::size_t max_line_length = 998;        // octets, without CRLF
     std::uint64_t max_size = 50ULL << 20;     // octets of message
     bool chunked = false;                     // BDAT content: no dots, no end-of-data
-    bool binary = false;  // with chunked: the body passes as it is (BINARYMIME)
+    bool binary = false;                      // with chunked: the body passes as it is (BINARYMIME)
   };
 
   explicit DataDecoder(Options options) : options_(options) {}

@@ -328,7 +328,8 @@ TEST(DataDecoder, BinaryBodyPassesOctetForOctet) {
   // Bare CR and LF, NUL, a line past the limit, dot lines and no final CRLF:
   // all of it is the body as it is (RFC 3030 §3), however it was cut.
   using namespace std::string_literals;
-  const std::string body = "\0\x01\xff\r.\r\n\n.\nMAIL FROM:<e@x>\r\n.\r\n"s + std::string(100, 'x') + "\r";
+  const std::string body =
+      "\0\x01\xff\r.\r\n\n.\nMAIL FROM:<e@x>\r\n.\r\n"s + std::string(100, 'x') + "\r";
   const std::string input = "Subject: x\r\nX: y\r\n\r\n" + body;
   for (std::size_t step : {1u, 2u, 3u, 7u, 1000u}) {
     const Decoded d = chunked(input, step, binary());
@@ -341,8 +342,7 @@ TEST(DataDecoder, BinaryHeaderSectionFollowsThePolicy) {
   // The header section is still text: bare line ends are repaired (or
   // refused) and its lines are limited; the first empty line, however it
   // ended, starts the body.
-  EXPECT_EQ(chunked("A: 1\nB: 2\r\n\nbody\nx", 1, binary()).message,
-            "A: 1\r\nB: 2\r\n\r\nbody\nx");
+  EXPECT_EQ(chunked("A: 1\nB: 2\r\n\nbody\nx", 1, binary()).message, "A: 1\r\nB: 2\r\n\r\nbody\nx");
   EXPECT_EQ(chunked("A: 1\r\r\nbody\r", 2, binary()).message, "A: 1\r\n\r\nbody\r");
   EXPECT_EQ(chunked("\r\n\nbody", 1, binary()).message, "\r\n\nbody");  // no header section
   EXPECT_EQ(chunked("A: " + std::string(30, 'y') + "\r\n\r\nb", 4, binary()).problem,

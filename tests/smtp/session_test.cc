@@ -167,8 +167,8 @@ TEST(Session, ErrorLimit) {
 
 TEST(Session, NotImplemented) {
   Session s({}, trusted_client(), "h");
-  for (const char* line : {"STARTTLS", "AUTH PLAIN", "EXPN list", "ETRN x",
-                           "TURN"}) {  // no TLS set up
+  for (const char* line :
+       {"STARTTLS", "AUTH PLAIN", "EXPN list", "ETRN x", "TURN"}) {  // no TLS set up
     EXPECT_EQ(code(run(s, line)), 502) << line;
   }
 }

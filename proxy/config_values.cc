@@ -43,33 +43,35 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {
-  using namespace std::chrono;
+  // Counted in milliseconds, each part and the sum bounded, so that no
+  // spelling ("2222210d", "1000000000d1000000000d") overflows the clock's
+  // nanoseconds (found by fuzz_config).
+  constexpr std::int64_t kMaxMs = 100LL * 366 * 24 * 3600 * 1000;  // a century
   if (text.empty()) return std::nullopt;
-  Duration total{};
+  std::int64_t total_ms = 0;
   while (!text.empty()) {
     auto value = leading_number(text);
     if (!value || *value > 1'000'000'000) return std::nullopt;
-    const auto v = static_cast<std::int64_t>(*value);
+    std::int64_t unit_ms = 0;
     if (text.starts_with("ms")) {
-      total += milliseconds(v);
+      unit_ms = 1;
       text.remove_prefix(2);
     } else if (!text.empty() && text.front() == 's') {
-      total += seconds(v);
-      text.remove_prefix(1);
+      unit_ms = 1000;
     } else if (!text.empty() && text.front() == 'm') {
-      total += minutes(v);
-      text.remove_prefix(1);
+      unit_ms = 60 * 1000;
     } else if (!text.empty() && text.front() == 'h') {
-      total += hours(v);
-      text.remove_prefix(1);
+      unit_ms = 3600 * 1000;
     } else if (!text.empty() && text.front() == 'd') {
-      total += hours(24 * v);
-      text.remove_prefix(1);
+      unit_ms = 24 * 3600 * 1000;
     } else {
       return std::nullopt;
     }
+    if (unit_ms != 1) text.remove_prefix(1);
+    total_ms += static_cast<std::int64_t>(*value) * unit_ms;  // at most 8.64e16
+    if (total_ms > kMaxMs) return std::nullopt;
   }
-  return total;
+  return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(total_ms));
 }
 
 std::string format_size(std::uint64_t bytes) {

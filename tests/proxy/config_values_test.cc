@@ -29,6 +29,12 @@ TEST(ConfigValues, Durations) {
   EXPECT_EQ(parse_duration("5m"), minutes(5));
   EXPECT_EQ(parse_duration("2h"), hours(2));
   EXPECT_EQ(parse_duration("1d"), hours(24));
+  // Nothing overflows the clock (found by fuzz_config): up to a century.
+  EXPECT_EQ(parse_duration("36500d"), hours(24 * 36500));
+  EXPECT_EQ(parse_duration("2222210d"), std::nullopt);
+  EXPECT_EQ(parse_duration("1000000000d"), std::nullopt);
+  EXPECT_EQ(parse_duration("36500d36500d"), std::nullopt);
+  EXPECT_EQ(parse_duration("1000000000s1000000000s1000000000s1000000000s"), std::nullopt);
   EXPECT_EQ(parse_duration("1m30s"), seconds(90));
   EXPECT_FALSE(parse_duration(""));
   EXPECT_FALSE(parse_duration("5"));

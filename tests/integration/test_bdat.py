@@ -79,16 +79,22 @@ def split_signature(message):
     return m.group(1), message[m.end():]
 
 
+def signing_key(test, prefix):
+    """signing_key makes example.com's key in a temporary directory removed
+    after test; returns (its private key file, its published records)."""
+    tmp = tempfile.mkdtemp(prefix=prefix + "-")
+    test.addCleanup(shutil.rmtree, tmp, True)
+    key_path, record_path = make_key(os.path.join(tmp, "keys"), "example.com", SELECTOR)
+    with open(record_path) as f:
+        return key_path, V.records_for(f.read().splitlines())
+
+
 class BdatTest(StampdTestCase):
     reject = False
     upstream_capabilities = None  # FakeUpstream.BASIC: no CHUNKING, stampd sends DATA
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="stampd-bdat-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
-        with open(record_path) as f:
-            self.records = V.records_for(f.read().splitlines())
+        key_path, self.records = signing_key(self, "stampd-bdat-")
         self.up = self.start_upstream(capabilities=self.upstream_capabilities)
         server = {"max_message_size": "8KiB"}
         if self.reject:
@@ -360,11 +366,7 @@ class BinaryMimeTest(StampdTestCase):
     canonicalization = "relaxed/relaxed"
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="stampd-binary-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
-        with open(record_path) as f:
-            self.records = V.records_for(f.read().splitlines())
+        key_path, self.records = signing_key(self, "stampd-binary-")
         self.up = self.start_upstream(
             capabilities=FakeUpstream.BASIC + ["8BITMIME", "CHUNKING", "BINARYMIME"])
         self.other = self.start_upstream(capabilities=FakeUpstream.BASIC + ["8BITMIME", "CHUNKING"])
@@ -457,11 +459,7 @@ class BdatOutLargeTest(StampdTestCase):
     sent DATA or BDAT, read from stampd's spool piece by piece."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="stampd-bdat-out-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        key_path, record_path = make_key(os.path.join(self.tmp, "keys"), "example.com", SELECTOR)
-        with open(record_path) as f:
-            self.records = V.records_for(f.read().splitlines())
+        key_path, self.records = signing_key(self, "stampd-bdat-out-")
         self.up = self.start_upstream(capabilities=FakeUpstream.BASIC + ["CHUNKING"])
         self.stampd = self.start_stampd([self.up.address], {
             "server": {"max_message_size": "8MiB", "data_timeout": "60s"},

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "net/result.h"
 
@@ -24,17 +26,30 @@ class Spool {
   // read returns up to max bytes starting at offset, using buffer when they come from disk.
   net::Result<std::string_view> read(std::uint64_t offset, std::string& buffer,
                                      std::size_t max = 64 * 1024) const;
-  std::uint64_t size() const noexcept { return memory_.size() + file_size_; }
+  std::uint64_t size() const noexcept { return memory_size_ + file_size_; }
   bool on_disk() const noexcept { return fd_ >= 0; }
-  // clear empties the spool for the next message (and closes the file).
+  // clear empties the spool for the next message, gives its memory back and
+  // closes the file: a session between messages holds no spool memory.
   void clear();
 
  private:
   net::Status open_file();
+  void append_to_memory(std::string_view data);
 
+  // The in-memory part is a list of blocks (4 KiB, doubling to 64 KiB, then
+  // 64 KiB each) rather than one growing string: growing never copies what
+  // is already there, and the blocks stay below malloc's mmap threshold, so
+  // they are reused from the heap instead of being mapped, faulted in and
+  // unmapped for every message.
+  struct Block {
+    std::unique_ptr<char[]> data;
+    std::size_t capacity;
+    std::size_t size;
+  };
   std::uint64_t memory_limit_;
   std::string dir_;
-  std::string memory_;
+  std::vector<Block> blocks_;
+  std::uint64_t memory_size_ = 0;
   int fd_ = -1;
   std::uint64_t file_size_ = 0;
 };

@@ -51,6 +51,54 @@ TEST(Spool, LargeMessagesSpillToAFile) {
   EXPECT_EQ(read_all(s), "again");
 }
 
+// The memory part is a list of blocks of growing size: every offset must read
+// back the right bytes whatever the block boundaries and the reads' sizes.
+TEST(Spool, BlocksReadBackFromAnyOffset) {
+  Spool s(1 << 20, tmpdir());
+  std::string expected;
+  std::uint32_t seed = 12345;
+  const auto next = [&seed] { return seed = seed * 1103515245u + 12345u; };
+  while (expected.size() < 700 * 1024) {
+    std::string piece(next() % 9000 + 1, '\0');
+    for (auto& c : piece) c = static_cast<char>(next() >> 16);
+    expected += piece;
+    ASSERT_TRUE(s.append(piece).ok());
+  }
+  EXPECT_FALSE(s.on_disk());
+  ASSERT_EQ(s.size(), expected.size());
+  EXPECT_EQ(read_all(s), expected);
+  std::string buffer;
+  for (int i = 0; i < 2000; ++i) {
+    const std::uint64_t offset = next() % expected.size();
+    const std::size_t max = next() % 100000 + 1;
+    auto chunk = s.read(offset, buffer, max);
+    ASSERT_TRUE(chunk.ok());
+    ASSERT_FALSE(chunk->empty());
+    ASSERT_LE(chunk->size(), max);
+    ASSERT_EQ(*chunk, std::string_view(expected).substr(offset, chunk->size())) << offset;
+  }
+  EXPECT_TRUE(s.read(expected.size(), buffer)->empty());
+  s.clear();
+  EXPECT_EQ(s.size(), 0u);
+  ASSERT_TRUE(s.append("next").ok());
+  EXPECT_EQ(read_all(s), "next");
+}
+
+// Past the memory limit the rest goes to the file, at a block boundary or not.
+TEST(Spool, MemoryThenFileAcrossBlocks) {
+  for (const std::uint64_t limit : {4096u, 4097u, 12288u, 200000u}) {
+    Spool s(limit, tmpdir());
+    std::string expected;
+    for (int i = 0; i < 3000; ++i) {
+      const std::string line = "line " + std::to_string(i) + " of the message\r\n";
+      expected += line;
+      ASSERT_TRUE(s.append(line).ok());
+    }
+    EXPECT_EQ(s.on_disk(), expected.size() > limit);
+    EXPECT_EQ(read_all(s), expected) << limit;
+  }
+}
+
 TEST(Spool, UnwritableDirectoryIsAnError) {
   Spool s(4, "/nonexistent-spool-dir");
   auto r = s.append("more than four bytes");

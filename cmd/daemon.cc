@@ -1,5 +1,6 @@
 #include "cmd/daemon.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -352,11 +353,28 @@ int Daemon::serve() {
   return 0;
 }
 
+// keep_freed_memory stops glibc's malloc from giving the top of each heap
+// back to the kernel whenever a message's buffers are freed (its default
+// threshold is 128 KiB): a busy relay frees and takes back the same
+// few hundred KiB per message, and the sbrk/madvise round trips and the page
+// faults after them were about 6% of the daemon's samples at 4 KiB. Up to
+// 4 MiB of free memory per heap stays mapped instead.
+void keep_freed_memory() {
+#ifdef M_TRIM_THRESHOLD
+  mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  mallopt(M_TOP_PAD, 1 << 20);
+  // A fixed threshold: only blocks of 1 MiB and more (none on the hot path)
+  // are mapped on their own.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 }  // namespace
 
 int run_daemon(const std::string& config_path) {
   // Before any thread exists, so that every thread inherits the mask.
   block_control_signals();
+  keep_freed_memory();
   std::shared_ptr<const proxy::Config> loaded;
   try {
     loaded = proxy::load_config(config_path);

@@ -1,5 +1,6 @@
 #include "auth/dkim/verifier.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -22,6 +23,10 @@ struct BodyResult {
 class BodyHashes {
  public:
   explicit BodyHashes(std::string_view body) : body_(body) {}
+  // put stores a hash computed elsewhere (while the body streamed).
+  void put(Canonicalization c, std::optional<std::uint64_t> limit, BodyResult result) {
+    cache_.insert_or_assign(std::make_pair(static_cast<int>(c), limit), result);
+  }
   const BodyResult& get(Canonicalization c, std::optional<std::uint64_t> limit) {
     const auto key = std::make_pair(static_cast<int>(c), limit);
     auto it = cache_.find(key);
@@ -206,6 +211,76 @@ std::vector<SignatureResult> verify_message_with_key(std::string_view message, c
     return KeyLookup{key, VerifyStatus::Pass, {}};
   };
   return verify_message_with_lookup(message, lookup, options);
+}
+
+MessageVerifier::MessageVerifier(VerifyOptions options, std::optional<FieldRange> only,
+                                 std::size_t max_header_bytes)
+    : options_(options), only_(only), splitter_(max_header_bytes) {}
+
+std::vector<std::size_t> MessageVerifier::signature_fields() const {
+  std::vector<std::size_t> out = block_->find_all("DKIM-Signature");
+  if (only_) {
+    std::erase_if(out, [this](std::size_t i) {
+      return i < only_->first || i - only_->first >= only_->count;
+    });
+  }
+  return out;
+}
+
+void MessageVerifier::header_complete() {
+  auto block = HeaderBlock::parse(splitter_.header());
+  if (!block) {
+    header_error_ = "malformed header section: " + block.error().detail;
+    return;
+  }
+  block_ = std::move(block).value();
+  // One hasher per (canonicalization, l=) the signatures ask for.
+  for (const std::size_t i : signature_fields()) {
+    auto sig = parse_signature(block_->field(i).raw);
+    if (!sig) continue;
+    const Canonicalization c = sig->canonicalization.body;
+    const bool have = std::any_of(hashers_.begin(), hashers_.end(), [&](const Hasher& h) {
+      return h.canonicalization == c && h.limit == sig->body_length;
+    });
+    if (!have) hashers_.push_back({c, sig->body_length, BodyHasher(c, sig->body_length)});
+  }
+}
+
+void MessageVerifier::update(std::string_view chunk) {
+  const bool was_complete = splitter_.header_complete();
+  auto body = splitter_.feed(chunk);
+  if (!body) {
+    if (header_error_.empty()) header_error_ = "malformed header section: " + body.error().detail;
+    return;
+  }
+  if (!was_complete && splitter_.header_complete()) header_complete();
+  for (auto& h : hashers_) h.hasher.update(*body);
+}
+
+std::vector<SignatureResult> MessageVerifier::finish(const KeyLookupFunction& lookup) {
+  if (header_error_.empty() && !splitter_.header_complete()) {
+    if (auto done = splitter_.finish(); !done) {
+      header_error_ = "malformed header section: " + done.error().detail;
+    } else {
+      header_complete();  // a message without a body
+    }
+  }
+  if (!header_error_.empty() || !block_) {
+    SignatureResult r;
+    r.status = VerifyStatus::PermError;
+    r.reason = header_error_.empty() ? "malformed header section" : header_error_;
+    return {r};
+  }
+  BodyHashes bodies{std::string_view{}};
+  for (auto& h : hashers_) {
+    const Sha256Digest digest = h.hasher.finish();
+    bodies.put(h.canonicalization, h.limit, BodyResult{digest, h.hasher.canonical_length()});
+  }
+  std::vector<SignatureResult> results;
+  for (const std::size_t i : signature_fields()) {
+    results.push_back(verify_one(*block_, i, bodies, lookup, options_));
+  }
+  return results;
 }
 
 boost::asio::awaitable<std::vector<SignatureResult>> verify_message(std::string message,

@@ -13,8 +13,11 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/dkim/body_hasher.h"
+#include "auth/dkim/header_block.h"
 #include "auth/dkim/key_record.h"
 #include "auth/dkim/keys.h"
+#include "auth/dkim/message_splitter.h"
 #include "net/resolver.h"
 
 namespace stampd::auth {
@@ -86,5 +89,44 @@ std::vector<SignatureResult> verify_message_with_key(std::string_view message, c
 std::vector<SignatureResult> verify_message_with_lookup(std::string_view message,
                                                         const KeyLookupFunction& lookup,
                                                         const VerifyOptions& options);
+
+// MessageVerifier verifies a message that arrives in chunks split anywhere
+// (a spool read back piece by piece), in one pass: once the header section
+// is complete, each body hash the signatures need is computed as the body
+// streams through; nothing of the body is kept. finish gives the same
+// results as verify_message_with_lookup on the whole text.
+class MessageVerifier {
+ public:
+  // FieldRange limits verification to the DKIM-Signature fields at header
+  // positions [first, first + count) (say, the ones a signer just added).
+  struct FieldRange {
+    std::size_t first = 0;
+    std::size_t count = 0;
+  };
+
+  explicit MessageVerifier(VerifyOptions options, std::optional<FieldRange> only = std::nullopt,
+                           std::size_t max_header_bytes = HeaderSplitter::kDefaultMaxHeaderBytes);
+
+  // update feeds the next bytes of the message (CRLF text, not dot-stuffed).
+  void update(std::string_view chunk);
+  // finish ends the message and verifies, with keys from lookup; call once.
+  std::vector<SignatureResult> finish(const KeyLookupFunction& lookup);
+
+ private:
+  void header_complete();
+  std::vector<std::size_t> signature_fields() const;
+
+  VerifyOptions options_;
+  std::optional<FieldRange> only_;
+  HeaderSplitter splitter_;
+  std::optional<HeaderBlock> block_;
+  std::string header_error_;
+  struct Hasher {
+    Canonicalization canonicalization;
+    std::optional<std::uint64_t> limit;
+    BodyHasher hasher;
+  };
+  std::vector<Hasher> hashers_;
+};
 
 }  // namespace stampd::auth

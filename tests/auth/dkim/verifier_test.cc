@@ -307,5 +307,62 @@ TEST(DkimVerifier, OfflineKeyFromText) {
   EXPECT_EQ(results[1].status, VerifyStatus::PermError);
 }
 
+// The streaming verifier gives what the whole-message one gives, however the
+// message is cut: the RFC examples, tampered copies, l=, a header section
+// without a body or a blank line, a broken header.
+TEST(DkimVerifier, StreamingAgreesWithWholeMessage) {
+  auto ed = parse_public_key_text(read_test_file("dkim/rfc8463/ed25519.public.pem"));
+  ASSERT_TRUE(ed.ok());
+  const std::string rfc8463 = read_test_file("dkim/rfc8463/message-signed.eml");
+  std::string tampered_body = rfc8463;
+  replace(tampered_body, "We lost the game.", "We won the game.");
+  std::string tampered_header = rfc8463;
+  replace(tampered_header, "Subject: Is dinner ready?", "Subject: Is lunch ready?");
+  const std::string signature_field = rfc8463.substr(0, rfc8463.find("\r\nFrom:") + 2);
+  const std::vector<std::string> messages = {
+      rfc8463,
+      tampered_body,
+      tampered_header,
+      read_test_file("dkim/rfc6376/appendix-a-signed-errata-applied.eml"),
+      read_test_file("dkim/rfc6376/appendix-a-signed-with-double-space.eml"),
+      signature_field + "From: a@example.com\r\n",  // no blank line, no body
+      signature_field + "From: a@example.com\r\n\r\n",
+      "no colon here\r\n\r\nbody\r\n",
+      "From: a@example.com\r\n\r\nno signature\r\n",
+  };
+  const KeyLookupFunction lookup = [&](const std::string&, const std::string&) {
+    return KeyLookup{*ed, VerifyStatus::Pass, {}};
+  };
+  for (const std::string& message : messages) {
+    const auto whole = verify_message_with_lookup(message, lookup, {kNow});
+    for (const std::size_t chunk : {1ul, 2ul, 3ul, 7ul, 64ul, 1000ul, message.size() + 1}) {
+      MessageVerifier v({kNow});
+      for (std::size_t pos = 0; pos < message.size(); pos += chunk) {
+        v.update(std::string_view(message).substr(pos, chunk));
+      }
+      const auto streamed = v.finish(lookup);
+      ASSERT_EQ(streamed.size(), whole.size()) << message.substr(0, 60) << " chunk " << chunk;
+      for (std::size_t i = 0; i < whole.size(); ++i) {
+        EXPECT_EQ(streamed[i].status, whole[i].status) << i << " chunk " << chunk;
+        EXPECT_EQ(streamed[i].reason, whole[i].reason) << i << " chunk " << chunk;
+        EXPECT_EQ(streamed[i].field_index, whole[i].field_index);
+      }
+    }
+  }
+  // The RFC 8463 message has an Ed25519 (pass) and an RSA signature (the
+  // Ed25519 key does not fit it): a range picks either.
+  MessageVerifier first({kNow}, MessageVerifier::FieldRange{0, 1});
+  first.update(rfc8463);
+  const auto only_first = first.finish(lookup);
+  ASSERT_EQ(only_first.size(), 1u);
+  EXPECT_EQ(only_first[0].status, VerifyStatus::Pass);
+  MessageVerifier second({kNow}, MessageVerifier::FieldRange{1, 5});
+  second.update(rfc8463);
+  const auto only_second = second.finish(lookup);
+  ASSERT_EQ(only_second.size(), 1u);
+  EXPECT_EQ(only_second[0].status, VerifyStatus::PermError);
+  EXPECT_EQ(only_second[0].field_index, 1u);
+}
+
 }  // namespace
 }  // namespace stampd::auth

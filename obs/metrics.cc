@@ -128,6 +128,10 @@ Metrics::Metrics()
                         .Name("stampd_dkim_failures_total")
                         .Help("Messages that a rule wanted signed but could not be, by reason.")
                         .Register(*registry_)),
+      dkim_self_verify(BuildCounter()
+                           .Name("stampd_dkim_self_verify_total")
+                           .Help("Messages whose new signatures stampd verified itself, by result.")
+                           .Register(*registry_)),
       dkim_key_age(BuildGauge()
                        .Name("stampd_dkim_key_age_seconds")
                        .Help("Age of each loaded private key file, by domain and selector.")
@@ -171,6 +175,7 @@ Metrics::Metrics()
   for (const char* reason : {"key-unavailable", "signing-error", "must-sign"}) {
     dkim_failures.Add({{"reason", reason}});
   }
+  for (const char* result : {"pass", "fail"}) dkim_self_verify.Add({{"result", result}});
   for (const char* kind : {"connect", "tls", "auth", "timeout", "dropped", "protocol", "local"}) {
     upstream_errors.Add({{"kind", kind}});
   }

@@ -54,10 +54,11 @@ class Metrics {
   prometheus::Gauge& ready;                                  // 1: /readyz says ready
 
   // DKIM.
-  prometheus::Family<prometheus::Counter>& dkim_signatures;  // domain, selector, algorithm
-  prometheus::Family<prometheus::Counter>& dkim_skipped;     // reason
-  prometheus::Family<prometheus::Counter>& dkim_failures;    // reason
-  prometheus::Family<prometheus::Gauge>& dkim_key_age;       // domain, selector; seconds
+  prometheus::Family<prometheus::Counter>& dkim_signatures;   // domain, selector, algorithm
+  prometheus::Family<prometheus::Counter>& dkim_skipped;      // reason
+  prometheus::Family<prometheus::Counter>& dkim_failures;     // reason
+  prometheus::Family<prometheus::Counter>& dkim_self_verify;  // result
+  prometheus::Family<prometheus::Gauge>& dkim_key_age;        // domain, selector; seconds
 
   // SPF and DNS.
   prometheus::Family<prometheus::Counter>& spf_results;  // result, action

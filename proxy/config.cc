@@ -398,8 +398,7 @@ std::optional<std::string> check_resolver(const std::string& value) {
 }
 
 std::optional<std::string> check_must_sign(const std::string& value) {
-  const std::string_view domain =
-      std::string_view(value).substr(value.starts_with("*.") ? 2 : 0);
+  const std::string_view domain = std::string_view(value).substr(value.starts_with("*.") ? 2 : 0);
   const bool hostname_chars = std::all_of(domain.begin(), domain.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
   });
@@ -710,6 +709,11 @@ const Keys<DkimConfig>& dkim_keys() {
         shown_if(field("must_sign", &D::must_sign, strings(true, check_must_sign),
                        "From domains tempfailed (451 4.7.0) rather than relayed unsigned"),
                  [](const D& d) { return !d.must_sign.empty(); }),
+        field("self_verify", &D::self_verify,
+              choice(Choices<SelfVerify>{{"off", SelfVerify::Off},
+                                         {"sample", SelfVerify::Sample},
+                                         {"all", SelfVerify::All}}),
+              "verify our signatures before the message leaves"),
         shown_if(field("opendkim_key_table", &D::opendkim_key_table, text(), "a KeyTable"), never),
         shown_if(
             field("opendkim_signing_table", &D::opendkim_signing_table, text(), "a SigningTable"),

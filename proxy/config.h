@@ -30,6 +30,10 @@ class ConfigError : public std::runtime_error {
 };
 
 enum class BareLineEndings { Normalize, Reject };
+// SelfVerify is [dkim] self_verify: which signed messages stampd verifies
+// itself before they leave (off, one in kSelfVerifySampleEvery, or all).
+enum class SelfVerify { Off, Sample, All };
+inline constexpr unsigned kSelfVerifySampleEvery = 100;
 enum class TlsMode { None, Starttls, Required, Implicit };
 using obs::LogFormat;
 using obs::LogLevel;
@@ -120,6 +124,7 @@ struct DkimConfig {
   std::vector<auth::SigningRule> rules;  // [[dkim.sign]], then the SigningTable's
   // must_sign: From domains never relayed unsigned ("*.d" is d's subdomains).
   std::vector<std::string> must_sign;
+  SelfVerify self_verify = SelfVerify::Off;
 };
 
 struct DnsConfig {

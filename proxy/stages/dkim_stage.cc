@@ -7,6 +7,8 @@
 #include <string_view>
 
 #include "auth/dkim/header_block.h"
+#include "auth/dkim/verifier.h"
+#include "proxy/spool.h"
 
 namespace stampd::proxy {
 
@@ -15,11 +17,12 @@ namespace {
 class DkimStage final : public Stage {
  public:
   DkimStage(std::shared_ptr<const auth::SigningKeys> keys,
-            std::shared_ptr<const DkimSettings> settings,
-            std::shared_ptr<const MustSign> must_sign, const DkimCounters& counters)
+            std::shared_ptr<const DkimSettings> settings, std::shared_ptr<const MustSign> must_sign,
+            std::shared_ptr<const SelfVerification> self_verification, const DkimCounters& counters)
       : keys_(keys),
         signer_(std::move(keys), std::move(settings)),
         must_sign_(std::move(must_sign)),
+        self_verification_(std::move(self_verification)),
         counters_(counters) {}
 
   const char* name() const override { return "dkim"; }
@@ -33,10 +36,16 @@ class DkimStage final : public Stage {
 
  private:
   std::optional<Verdict> refuse_unsigned(Transaction& tx, const auth::SigningOutcome& outcome);
+  std::optional<std::string> self_verify(const Transaction& tx, const Message& message,
+                                         const auth::SigningOutcome& outcome,
+                                         std::size_t first_field) const;
+  std::optional<Verdict> self_verify_failed(Transaction& tx, const auth::SigningOutcome& outcome,
+                                            std::size_t first_field, const std::string& why);
 
   std::shared_ptr<const auth::SigningKeys> keys_;
   auth::MessageSigner signer_;
   std::shared_ptr<const MustSign> must_sign_;
+  std::shared_ptr<const SelfVerification> self_verification_;
   const DkimCounters& counters_;  // the factory's, which outlives its stages
 };
 
@@ -54,7 +63,76 @@ std::optional<Verdict> DkimStage::refuse_unsigned(Transaction& tx,
       "must-sign domain " + domain + " not signed: " + outcome.detail);
 }
 
-boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const Message&) {
+// self_verify checks the signatures just made (the fields from first_field
+// on, in front of the message as spooled: the bytes the upstream is handed)
+// with each key's public half; nullopt when all pass, else why not.
+std::optional<std::string> DkimStage::self_verify(const Transaction& tx, const Message& message,
+                                                  const auth::SigningOutcome& outcome,
+                                                  std::size_t first_field) const {
+  const auto& records = self_verification_->records;
+  const auto* base = keys_->keys().data();
+  const auth::KeyLookupFunction lookup = [&](const std::string& domain,
+                                             const std::string& selector) {
+    for (const auto& signature : outcome.signatures) {
+      const auto& record = records.at(static_cast<std::size_t>(signature.key - base));
+      if (record && signature.key->spec.domain == domain &&
+          signature.key->spec.selector == selector) {
+        return auth::KeyLookup{*record, auth::VerifyStatus::Pass, {}};
+      }
+    }
+    return auth::KeyLookup{std::nullopt, auth::VerifyStatus::PermError, "not a key of ours"};
+  };
+  auth::MessageVerifier verifier(
+      auth::VerifyOptions{static_cast<std::int64_t>(std::time(nullptr))},
+      auth::MessageVerifier::FieldRange{first_field, outcome.signatures.size()});
+  for (const std::string& field : tx.prepend_fields) verifier.update(field);
+  std::string buffer;
+  for (std::uint64_t offset = 0; offset < message.size;) {
+    auto chunk = message.spool->read(offset, buffer);
+    if (!chunk) return "cannot read the spool: " + chunk.error().message();
+    if (chunk->empty()) return std::string("the spool ends early");
+    verifier.update(*chunk);
+    offset += chunk->size();
+  }
+  const auto results = verifier.finish(lookup);
+  if (results.size() != outcome.signatures.size()) {
+    return "found " + std::to_string(results.size()) + " of the " +
+           std::to_string(outcome.signatures.size()) + " signatures made";
+  }
+  for (const auto& r : results) {
+    if (r.status != auth::VerifyStatus::Pass) {
+      return "d=" + r.domain + " s=" + r.selector + ": " + r.reason;
+    }
+  }
+  return std::nullopt;
+}
+
+// self_verify_failed handles a signature that does not verify as the rule's
+// on_error says a signing failure is handled; nullopt relays the message
+// without the signatures.
+std::optional<Verdict> DkimStage::self_verify_failed(Transaction& tx,
+                                                     const auth::SigningOutcome& outcome,
+                                                     std::size_t first_field,
+                                                     const std::string& why) {
+  counters_.self_verify_fail->Increment();
+  tx.log_fields.emplace_back("dkim_self_verify", "fail");
+  const auto first = tx.prepend_fields.begin() + static_cast<std::ptrdiff_t>(first_field);
+  tx.prepend_fields.erase(first, first + static_cast<std::ptrdiff_t>(outcome.signatures.size()));
+  if (outcome.rule->on_error == auth::OnError::FailClosed) {
+    tx.log_fields.emplace_back("dkim", "failed");
+    return Verdict::stop(
+        smtp::make_reply(451, "4.7.5", "Message could not be signed, try again later"),
+        "self-verification failed (" + outcome.rule->origin + " is fail-closed): " + why);
+  }
+  if (auto refused = refuse_unsigned(tx, outcome)) return refused;
+  tx.log_fields.emplace_back("dkim", "unsigned");
+  tx.log_fields.emplace_back("dkim_reason",
+                             "self-verification failed, rule says send-unsigned: " + why);
+  counters_.send_unsigned->Increment();
+  return std::nullopt;
+}
+
+boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const Message& message) {
   auth::SigningOutcome outcome = signer_.finish(static_cast<std::int64_t>(std::time(nullptr)));
   if (outcome.not_signed && !outcome.fail_closed()) {
     if (auto refused = refuse_unsigned(tx, outcome)) co_return std::move(*refused);
@@ -79,12 +157,24 @@ boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const
         smtp::make_reply(451, "4.7.5", "Message could not be signed, try again later"),
         "signing failed (" + outcome.rule->origin + " is fail-closed): " + outcome.detail);
   }
+  const std::size_t first_field = tx.prepend_fields.size();
+  for (auto& signature : outcome.signatures)
+    tx.prepend_fields.push_back(std::move(signature.field));
+  if (self_verification_->wanted()) {
+    if (auto why = self_verify(tx, message, outcome, first_field)) {
+      if (auto verdict = self_verify_failed(tx, outcome, first_field, *why)) {
+        co_return std::move(*verdict);
+      }
+      co_return Verdict::next();
+    }
+    counters_.self_verify_pass->Increment();
+    tx.log_fields.emplace_back("dkim_self_verify", "pass");
+  }
   std::string names;
   for (std::size_t i = 0; i < outcome.signatures.size(); ++i) {
-    auto& [field, key] = outcome.signatures[i];
+    const auto* key = outcome.signatures[i].key;
     counters_.signatures.at(static_cast<std::size_t>(key - keys_->keys().data()))->Increment();
     names += (i ? "," : "") + key->spec.domain + ":" + key->spec.selector;
-    tx.prepend_fields.push_back(std::move(field));
   }
   tx.log_fields.emplace_back("dkim", "signed");
   tx.log_fields.emplace_back("dkim_keys", names);
@@ -111,6 +201,18 @@ DkimSettings dkim_settings(const DkimConfig& config) {
   return s;
 }
 
+bool SelfVerification::wanted() const {
+  switch (mode) {
+    case SelfVerify::Off:
+      return false;
+    case SelfVerify::All:
+      return true;
+    case SelfVerify::Sample:
+      return messages.fetch_add(1, std::memory_order_relaxed) % kSelfVerifySampleEvery == 0;
+  }
+  return false;
+}
+
 MustSign::MustSign(const std::vector<std::string>& domains) {
   for (const std::string& domain : domains) {
     auto pattern = auth::FromPattern::parse("*@" + domain);
@@ -124,11 +226,23 @@ bool MustSign::covers(const auth::MailAddress& from) const {
 }
 
 DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys,
-                                   DkimSettings settings, MustSign must_sign,
-                                   obs::Metrics& metrics)
+                                   DkimSettings settings, MustSign must_sign, obs::Metrics& metrics,
+                                   SelfVerify self_verify)
     : keys_(std::move(keys)),
       settings_(std::make_shared<const DkimSettings>(std::move(settings))),
       must_sign_(std::make_shared<const MustSign>(std::move(must_sign))) {
+  auto verification = std::make_shared<SelfVerification>();
+  verification->mode = self_verify;
+  for (const auto& key : keys_->keys()) {
+    std::optional<auth::KeyRecord> record;
+    if (self_verify != SelfVerify::Off && key.signing_key) {
+      record.emplace();
+      record->type = key.signing_key->key->type();
+      record->key = key.signing_key->key->public_key();
+    }
+    verification->records.push_back(std::move(record));
+  }
+  self_verification_ = std::move(verification);
   for (const auto& key : keys_->keys()) {
     counters_.signatures.push_back(
         key.signing_key ? &metrics.dkim_signatures.Add(
@@ -149,11 +263,14 @@ DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys
   }
   counters_.send_unsigned = &metrics.dkim_skipped.Add({{"reason", "send-unsigned"}});
   counters_.must_sign = &metrics.dkim_failures.Add({{"reason", "must-sign"}});
+  counters_.self_verify_pass = &metrics.dkim_self_verify.Add({{"result", "pass"}});
+  counters_.self_verify_fail = &metrics.dkim_self_verify.Add({{"result", "fail"}});
 }
 
 std::vector<std::unique_ptr<Stage>> DkimStageFactory::make_stages() const {
   std::vector<std::unique_ptr<Stage>> out;
-  out.push_back(std::make_unique<DkimStage>(keys_, settings_, must_sign_, counters_));
+  out.push_back(
+      std::make_unique<DkimStage>(keys_, settings_, must_sign_, self_verification_, counters_));
   return out;
 }
 

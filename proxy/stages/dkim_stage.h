@@ -9,13 +9,16 @@
 #include <prometheus/counter.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/dkim/key_record.h"
 #include "auth/dkim/keyring.h"
-#include "auth/dkim/signing_rules.h"
 #include "auth/dkim/message_signer.h"
+#include "auth/dkim/signing_rules.h"
 #include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
@@ -51,19 +54,34 @@ struct DkimCounters {
   std::array<prometheus::Counter*, 7> failures{};  // by auth::NotSigned (those that fail)
   prometheus::Counter* send_unsigned = nullptr;    // a failure a rule let through unsigned
   prometheus::Counter* must_sign = nullptr;        // refused: a must-sign domain unsigned
+  prometheus::Counter* self_verify_pass = nullptr;
+  prometheus::Counter* self_verify_fail = nullptr;
+};
+
+// SelfVerification is [dkim] self_verify for one configuration: which
+// messages are checked, and each key's public half (derived once from the
+// private key, by index in SigningKeys::keys()).
+struct SelfVerification {
+  SelfVerify mode = SelfVerify::Off;
+  std::vector<std::optional<auth::KeyRecord>> records;
+  mutable std::atomic<unsigned> messages{0};  // for "sample"
+  // wanted tells whether this message is to be checked.
+  bool wanted() const;
 };
 
 class DkimStageFactory final : public StageFactory {
  public:
   // The stages count what they do in metrics.
   DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys, DkimSettings settings,
-                   MustSign must_sign, obs::Metrics& metrics);
+                   MustSign must_sign, obs::Metrics& metrics,
+                   SelfVerify self_verify = SelfVerify::Off);
   std::vector<std::unique_ptr<Stage>> make_stages() const override;
 
  private:
   std::shared_ptr<const auth::SigningKeys> keys_;
   std::shared_ptr<const DkimSettings> settings_;
   std::shared_ptr<const MustSign> must_sign_;
+  std::shared_ptr<const SelfVerification> self_verification_;
   DkimCounters counters_;
 };
 

@@ -18,7 +18,9 @@ Postfix + OpenDKIM (issue 14). It prints:
    message, paced at half of stampd's measured peak (tests/bench/paced_smtp.py
    over 20 sessions), through stampd and direct, and their difference;
 5. the `[server] threads` models: 4 KiB unsigned with threads = 1 and 2
-   (the table's stampd runs the default, 0 = one per core);
+   (the table's stampd runs the default, 0 = one per core); and what
+   `[dkim] self_verify = "all"` costs: 4 KiB RSA-2048 through a stampd that
+   verifies every signature it makes, as a share of RSA-2048 without;
 6. the peak RSS (VmHWM) of a fresh stampd relaying one 200 MiB message, which
    must stay under 64 MiB (the spool is bounded): the script fails otherwise.
 
@@ -105,6 +107,7 @@ RSA = VARIANTS[2]
 DIRECT = "direct"
 INCUMBENT = "Postfix+OpenDKIM"
 THREADS = (1, 2)
+SELF_VERIFY = "RSA-2048 self_verify=all"
 
 # Counts per cell: each cell takes about 1 to 4 s in the full run.
 Profile = collections.namedtuple(
@@ -233,7 +236,7 @@ def dns_records(keys):
     return records
 
 
-def stampd_sections(upstream, keys, threads=0, connections=100, log_level="info"):
+def stampd_sections(upstream, keys, threads=0, connections=100, log_level="info", self_verify="off"):
     """stampd_sections is the benchmark's config: the test defaults, large
     limits and timeouts, `connections` clients allowed (from one address),
     and a [[dkim.sign]] rule per signing variant."""
@@ -244,6 +247,7 @@ def stampd_sections(upstream, keys, threads=0, connections=100, log_level="info"
         "log": {"level": log_level},
     })
     sections["dkim"] = {
+        "self_verify": self_verify,
         "key": [{"name": name, "domain": KEYS[name][0], "selector": KEYS[name][1], "private_key": paths[0]}
                 for name, paths in keys.items()],
         "sign": [{"from": "*@" + v.domain, "keys": list(v.keys)} for v in VARIANTS if v.keys],
@@ -440,6 +444,8 @@ def plan_cells(profile, sink, stampds, incumbent, incumbent_sink):
                 s = stampds[threads]
                 cells.append(Cell("threads=%d" % threads, "%s:%d" % s.address, sink, UNSIGNED.domain,
                                   profile.threads_count, s))
+            s = stampds[SELF_VERIFY]
+            cells.append(Cell(SELF_VERIFY, "%s:%d" % s.address, sink, RSA.domain, profile.threads_count, s))
             if incumbent is not None:
                 cells.append(Cell(INCUMBENT, incumbent.address, incumbent_sink, RSA.domain,
                                   profile.incumbent_count, queueing=True))
@@ -491,6 +497,8 @@ def bench_rates(profile, keys, progress=None):
         progress("signatures checked")
         for threads in (0,) + THREADS:
             stampds[threads] = BenchStampd(sections=stampd_sections(sink.address, keys, threads)).start()
+        stampds[SELF_VERIFY] = BenchStampd(sections=stampd_sections(sink.address, keys,
+                                                                    self_verify="all")).start()
         plans = plan_cells(profile, sink, stampds, incumbent, incumbent_sink)
         expected = collections.Counter()
         warm_up(plans, profile.warmup, expected)
@@ -821,6 +829,10 @@ def report(results, out=sys.stdout):
                 ", threads=0 (one per core: %d) %s (%.2f×)\n" % (
                     rates["threads_auto"], human_rate(median_rate(small[UNSIGNED.name])),
                     median_ratio(small[UNSIGNED.name], small[DIRECT])))
+        if SELF_VERIFY in small:
+            w("\n[dkim] self_verify = \"all\", 4 KiB RSA-2048: %s msg/s, %.2f× of RSA-2048 without it"
+              " (same rounds)\n" % (human_rate(median_rate(small[SELF_VERIFY])),
+                                    median_ratio(small[SELF_VERIFY], small[RSA.name])))
         w("\nsignatures (one message per variant, dkimpy): " + "; ".join(
             "%s: %s" % (name, ", ".join("%s d=%s %s" % s for s in sigs) or "none")
             for name, sigs in rates["signatures"].items()) + "\n")

@@ -506,6 +506,45 @@ class MustSignTest(DkimProxyCase):
 
 # ============================================================== OpenDKIM import
 
+class SelfVerifyTest(DkimProxyCase):
+    """[dkim] self_verify = "all": every message's new signatures are checked
+    before they leave; the log line says dkim_self_verify=pass and the
+    counter counts them; what the upstream gets verifies with dkimpy. (A
+    signing path that hashes other bytes than it spools cannot be provoked
+    from outside; the unit tests DkimStageSelfVerify do it and show the 451
+    and the send-unsigned handling.)"""
+
+    def setUp(self):
+        super().setUp()
+        k = KEYS
+        self.stampd = self.start_signing({
+            "self_verify": "all",
+            "key": [k["ex-rsa"].toml(), k["ex-ed"].toml()],
+            "sign": [{"from": "*@example.com", "keys": ["ex-rsa", "ex-ed"]}],
+        }, extra={"metrics": {"listen": "127.0.0.1:0"}})
+        self.metrics = self.stampd.wait_for_event("metrics-listening")[0]["address"]
+
+    def test_every_message_is_verified_before_it_leaves(self):
+        bodies = [b"Hello.\r\n", b"", (b"x" * 70 + b"\r\n") * 100, b"line  with   spaces \t\r\n\r\n\r\n",
+                  ("caf\u00e9 8-bit\r\n".encode())]
+        got = self.relay(self.stampd, [msg("<a@example.com>", subject="sv %d" % i, body=b)
+                                       for i, b in enumerate(bodies)])
+        for message in got:
+            results = dkimpy_results(message)
+            self.assertEqual([status for status, _ in results], ["pass", "pass"], results)
+        for ev in self.stampd.messages()[-len(bodies):]:
+            self.assertEqual((ev.get("dkim"), ev.get("dkim_self_verify")), ("signed", "pass"), ev)
+        status, text = http_get(self.metrics, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertEqual(metric_sum(text, "stampd_dkim_self_verify_total", result="pass"), len(bodies))
+        self.assertEqual(metric_sum(text, "stampd_dkim_self_verify_total", result="fail"), 0)
+
+    def test_unsigned_mail_is_not_verified(self):
+        self.relay(self.stampd, [msg("<a@elsewhere.example>")])
+        ev = self.stampd.messages()[-1]
+        self.assertNotIn("dkim_self_verify", ev)
+
+
 class OpenDkimImportTest(DkimProxyCase):
     """KeyTable / SigningTable as the classic how-to writes them: key names
     like default._domainkey.example.com, absolute key paths, a refile:

@@ -14,6 +14,7 @@
 #include "cmd/check_config_command.h"
 #include "cmd/daemon.h"
 #include "cmd/dkim_commands.h"
+#include "cmd/explain_command.h"
 #include "cmd/health_command.h"
 #include "cmd/passwd_command.h"
 #include "cmd/spf_commands.h"
@@ -46,6 +47,7 @@ struct Parsed {
   std::string key_file;
   bool ready = false;
   PasswdArgs passwd;
+  ExplainArgs explain;
 };
 
 // add_command adds a subcommand that, once parsed without error, chooses run.
@@ -132,6 +134,20 @@ void add_probe_commands(CLI::App& app, Parsed& p) {
                                  [&p] { return cmd_health(p.config, p.ready); });
   add_config(health, p.config, "the daemon's config ([metrics] listen)")->required();
   health->add_flag("--ready", p.ready, "ask /readyz instead");
+
+  CLI::App* explain = add_command(
+      app, p, "explain",
+      "what FILE's stampd would do with the message on stdin: SPF, the signing rule, keys, "
+      "signed headers, the fields added, or why not; exit 0 signed, 1 unsigned, 3 refused",
+      [&p] { return cmd_explain(p.explain, std::cin, std::cout); });
+  add_config(explain, p.explain.config_path, "the config")->required();
+  explain->add_option("--ip", p.explain.ip, "the client's address (default 127.0.0.1)")
+      ->type_name("IP");
+  explain->add_option("--helo", p.explain.helo, "the HELO name (default localhost)")
+      ->type_name("NAME");
+  explain->add_option("--mail-from", p.explain.mail_from, "the envelope sender (default: From)")
+      ->type_name("ADDR");
+  explain->add_option("--rcpt", p.explain.rcpt, "the recipient")->type_name("ADDR");
 }
 
 }  // namespace

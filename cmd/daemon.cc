@@ -17,6 +17,7 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "obs/metrics_server.h"
 #include "obs/record.h"
 #include "proxy/config.h"
+#include "proxy/key_watch.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "smtp/command.h"
@@ -128,6 +130,9 @@ class Daemon {
   asio::awaitable<void> drain();
   // probe checks now and then that the upstream answers, for /readyz.
   asio::awaitable<void> probe();
+  // watch_keys checks the keys' DNS records at start, after each reload
+  // (which wakes it) and every [dkim] dns_check_interval.
+  asio::awaitable<void> watch_keys();
 
   static std::vector<std::unique_ptr<IoContext>> make_contexts(unsigned n) {
     std::vector<std::unique_ptr<IoContext>> out;
@@ -151,6 +156,9 @@ class Daemon {
   std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<obs::MetricsServer> metrics_server_;
   bool told_ignored_ = false;
+  proxy::KeyWatch key_watch_{*metrics_};
+  // Runs on control_, as reload() does, which cancels it to check at once.
+  std::optional<asio::steady_timer> key_watch_timer_;
 };
 
 void Daemon::report_keys(const proxy::Runtime& runtime) {
@@ -238,6 +246,7 @@ void Daemon::reload() {
     metrics_->config_reloads.Add({{"result", "ok"}}).Increment();
     metrics_->set_config_hash(config->hash);
     obs::log_info("reloaded", {{"config", config_path_}, {"sha256", config->hash}});
+    if (key_watch_timer_) key_watch_timer_->cancel();  // check the new keys now
   } catch (const std::exception& e) {
     metrics_->config_reloads.Add({{"result", "failed"}}).Increment();
     obs::log_error("reload-failed",
@@ -267,9 +276,25 @@ asio::awaitable<void> Daemon::drain() {
     co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   obs::log_info("stopped", {{"unfinished_sessions", std::to_string(left)}});
+  if (key_watch_timer_) key_watch_timer_->cancel();
   server_->stop();
   if (metrics_server_) metrics_server_->stop();
   stop_all();
+}
+
+asio::awaitable<void> Daemon::watch_keys() {
+  key_watch_timer_.emplace(co_await asio::this_coro::executor);
+  for (;;) {
+    auto runtime = server_->runtime();
+    if (runtime->resolver) co_await key_watch_.check(*runtime->signing_keys, *runtime->resolver);
+    const auto interval = runtime->config->dkim.dns_check_interval;
+    // Zero: no periodic checks, only after a reload.
+    key_watch_timer_->expires_after(interval.count() == 0 ? std::chrono::hours(24 * 365)
+                                                          : interval);
+    boost::system::error_code ec;
+    co_await key_watch_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (server_->draining()) co_return;
+  }
 }
 
 asio::awaitable<void> Daemon::probe() {
@@ -337,6 +362,7 @@ int Daemon::serve() {
   }
   // On a strand like every session: the stream's timers must not race it.
   asio::co_spawn(asio::make_strand(io_), probe(), asio::detached);
+  asio::co_spawn(control_, watch_keys(), asio::detached);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < ios_.size(); ++i) {
     threads.emplace_back([io = ios_[i].get()] { io->run(); });

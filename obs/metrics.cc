@@ -136,6 +136,11 @@ Metrics::Metrics()
                        .Name("stampd_dkim_key_age_seconds")
                        .Help("Age of each loaded private key file, by domain and selector.")
                        .Register(*registry_)),
+      dkim_key_dns_state(BuildGauge()
+                             .Name("stampd_dkim_key_dns_state")
+                             .Help("1 for the state of each signing key's DNS record, by domain, "
+                                   "selector and state.")
+                             .Register(*registry_)),
       spf_results(BuildCounter()
                       .Name("stampd_spf_results_total")
                       .Help("SPF evaluations by result and the action taken.")

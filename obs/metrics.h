@@ -59,6 +59,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& dkim_failures;     // reason
   prometheus::Family<prometheus::Counter>& dkim_self_verify;  // result
   prometheus::Family<prometheus::Gauge>& dkim_key_age;        // domain, selector; seconds
+  prometheus::Family<prometheus::Gauge>& dkim_key_dns_state;  // domain, selector, state; 0/1
 
   // SPF and DNS.
   prometheus::Family<prometheus::Counter>& spf_results;  // result, action

@@ -709,6 +709,8 @@ const Keys<DkimConfig>& dkim_keys() {
         shown_if(field("must_sign", &D::must_sign, strings(true, check_must_sign),
                        "From domains tempfailed (451 4.7.0) rather than relayed unsigned"),
                  [](const D& d) { return !d.must_sign.empty(); }),
+        field("dns_check_interval", &D::dns_check_interval, duration(Duration{}, hours(24 * 366)),
+              "check the keys' DNS records this often; 0s: never"),
         field("self_verify", &D::self_verify,
               choice(Choices<SelfVerify>{{"off", SelfVerify::Off},
                                          {"sample", SelfVerify::Sample},

@@ -125,6 +125,8 @@ struct DkimConfig {
   // must_sign: From domains never relayed unsigned ("*.d" is d's subdomains).
   std::vector<std::string> must_sign;
   SelfVerify self_verify = SelfVerify::Off;
+  // How often the daemon checks that each key's DNS record is its public half; zero: never.
+  Duration dns_check_interval = std::chrono::minutes(15);
 };
 
 struct DnsConfig {

@@ -26,7 +26,10 @@ import tempfile
 import time
 import unittest
 
-from stampd_harness import make_key, render_toml, run_cli
+import signal
+
+from prometheus_tools import scrape
+from stampd_harness import StampdTestCase, make_key, render_toml, run_cli
 from unbound_server import SilentDns, UnboundServer, find_unbound, zone_line_txt
 import test_main
 
@@ -347,6 +350,53 @@ class SpfCommandTest(CliCase):
         self.assertEqual((rc, f["result"]), (1, "temperror"), out)
         self.assertIn("timeout", trace)
         self.assertLess(elapsed, 3.0)
+
+
+class DaemonKeyWatchTest(StampdTestCase):
+    """The running daemon checks each key's record as dns-check does, at
+    start and after SIGHUP ([dkim] dns_check_interval for the rest): the
+    stampd_dkim_key_dns_state gauge is 1 for each key's state, and each key
+    whose record is not right gets an event=dkim-key-dns warning naming it."""
+
+    STATES = {"good": "matches", "rsa": "matches", "wrong": "other-key", "missing": "missing",
+              "revoked": "revoked", "malformed": "malformed", "several": "several",
+              "truncated": "truncated", "shorter": "truncated"}
+
+    def test_states_on_metrics_and_in_the_log(self):
+        keys = list(self.STATES)
+        sections = {"dkim": {"key": [{"name": n, "domain": "%s.check.example" % n, "selector": "s1",
+                                      "private_key": os.path.join(_keys, n, "s1.private")} for n in keys],
+                             "sign": [{"from": "*@good.check.example", "keys": ["good"]}]},
+                    "dns": {"resolvers": [_dns.resolver], "timeout": "5s"},
+                    "metrics": {"listen": "127.0.0.1:0"}}
+        stampd = self.start_stampd(["127.0.0.1:9"], sections=sections)
+        warned = len(self.STATES) - 2
+        events = stampd.wait_for_event("dkim-key-dns", count=warned, timeout=20)
+        by_domain = {e["domain"]: e for e in events}
+        for name, state in self.STATES.items():
+            domain = "%s.check.example" % name
+            if state == "matches":
+                self.assertNotIn(domain, by_domain)
+            else:
+                self.assertEqual((by_domain[domain]["state"], by_domain[domain]["level"]), (state, "warning"))
+        page = scrape(stampd)
+        for name, state in self.STATES.items():
+            domain = "%s.check.example" % name
+            with self.subTest(key=name):
+                self.assertEqual(page.value("stampd_dkim_key_dns_state", domain=domain, selector="s1",
+                                            state=state), 1, page.series("stampd_dkim_key_dns_state"))
+                self.assertEqual(page.value("stampd_dkim_key_dns_state", domain=domain, selector="s1"), 1)
+        # A reload checks again at once (one more TXT query per key); nothing
+        # changed, so nothing more is logged.
+        queries = page.value("stampd_dns_queries_total", type="TXT")
+        self.assertEqual(queries, len(self.STATES), page.series("stampd_dns_queries_total"))
+        stampd.proc.send_signal(signal.SIGHUP)
+        stampd.wait_for_event("reloaded")
+        deadline = time.monotonic() + 10
+        while scrape(stampd).value("stampd_dns_queries_total", type="TXT") < 2 * queries:
+            self.assertLess(time.monotonic(), deadline, "no second check after SIGHUP")
+            time.sleep(0.1)
+        self.assertEqual(len(stampd.events("dkim-key-dns")), warned)
 
 
 if __name__ == "__main__":

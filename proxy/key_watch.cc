@@ -1,0 +1,87 @@
+#include "proxy/key_watch.h"
+
+#include <array>
+
+#include "auth/dkim/published_key.h"
+#include "auth/dkim/verifier.h"
+#include "obs/log.h"
+
+namespace stampd::proxy {
+
+namespace {
+
+constexpr std::array<const char*, 8> kStates = {"matches",   "missing", "several",   "truncated",
+                                                "malformed", "revoked", "other-key", "unknown"};
+
+const char* state_name(auth::PublishedKeyState s) {
+  using S = auth::PublishedKeyState;
+  switch (s) {
+    case S::Matches:
+      return "matches";
+    case S::Missing:
+      return "missing";
+    case S::Several:
+      return "several";
+    case S::Truncated:
+      return "truncated";
+    case S::Malformed:
+      return "malformed";
+    case S::Revoked:
+      return "revoked";
+    case S::OtherKey:
+      return "other-key";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> KeyWatch::check(const auth::SigningKeys& keys,
+                                             net::Resolver& resolver) {
+  for (const auto& key : keys.keys()) {
+    if (!key.signing_key) continue;
+    const std::string name = auth::key_record_name(key.spec.selector, key.spec.domain);
+    const net::DnsAnswer answer = co_await resolver.query(name, net::RrType::Txt);
+    if (answer.status == net::DnsStatus::ServFail || answer.status == net::DnsStatus::Timeout) {
+      record(key.spec.domain, key.spec.selector, "unknown",
+             std::string("lookup of ") + name + " failed: " + net::to_string(answer.status));
+      continue;
+    }
+    const std::vector<std::string> none;
+    const auto verdict = auth::check_published_key(answer.ok() ? answer.txt : none,
+                                                   key.signing_key->key->public_key());
+    record(key.spec.domain, key.spec.selector, state_name(verdict.state), verdict.detail);
+  }
+}
+
+void KeyWatch::record(const std::string& domain, const std::string& selector,
+                      const std::string& state, const std::string& detail) {
+  for (const char* s : kStates) {
+    metrics_.dkim_key_dns_state.Add({{"domain", domain}, {"selector", selector}, {"state", s}})
+        .Set(state == s ? 1 : 0);
+  }
+  std::string& last = states_[{domain, selector}];
+  if (last == state || (last.empty() && state == "matches")) {
+    last = state;
+    return;
+  }
+  const std::string before = last.empty() ? "first check" : last;
+  last = state;
+  if (state == "matches") {
+    obs::log_info("dkim-key-dns",
+                  {{"domain", domain}, {"selector", selector}, {"state", state}, {"was", before}});
+  } else {
+    obs::log_warning("dkim-key-dns", {{"domain", domain},
+                                      {"selector", selector},
+                                      {"state", state},
+                                      {"was", before},
+                                      {"detail", detail}});
+  }
+}
+
+std::string KeyWatch::state(const std::string& domain, const std::string& selector) const {
+  const auto it = states_.find({domain, selector});
+  return it == states_.end() ? "" : it->second;
+}
+
+}  // namespace stampd::proxy

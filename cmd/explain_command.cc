@@ -1,6 +1,5 @@
 #include "cmd/explain_command.h"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <iostream>
@@ -15,6 +14,8 @@
 #include "auth/dkim/signature.h"
 #include "auth/mail_address.h"
 #include "auth/spf/evaluator.h"
+#include "cmd/dkim_commands.h"
+#include "cmd/run_to_completion.h"
 #include "net/cidr.h"
 #include "proxy/message_assembler.h"
 #include "proxy/pipeline.h"
@@ -28,18 +29,6 @@ namespace stampd::cmd {
 namespace asio = boost::asio;
 
 namespace {
-
-// with_crlf turns bare LF line ends (a message saved to a file) into CRLF,
-// as the DATA decoder does for a client when bare_line_endings = "normalize".
-std::string with_crlf(const std::string& text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 32);
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out += '\r';
-    out += text[i];
-  }
-  return out;
-}
 
 std::string address_text(const auth::MailAddress& a) { return a.local + "@" + a.domain; }
 
@@ -238,7 +227,7 @@ int cmd_explain(const ExplainArgs& args, std::istream& in, std::ostream& out) {
     return 2;
   }
   std::string message =
-      with_crlf(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+      to_crlf(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
   asio::io_context io;
   std::shared_ptr<const proxy::Runtime> runtime;
   try {
@@ -258,22 +247,8 @@ int cmd_explain(const ExplainArgs& args, std::istream& in, std::ostream& out) {
     }
   }
   Explainer explainer(effective, runtime, net::unmap(*ip), out);
-  std::optional<int> status;
   std::string error;
-  asio::co_spawn(io, explainer.run(std::move(message)),
-                 [&](const std::exception_ptr& e, int value) {
-                   if (e) {
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       error = ex.what();
-                     }
-                   } else {
-                     status = value;
-                   }
-                   io.stop();  // the resolver's reader would keep run() going
-                 });
-  io.run();
+  const auto status = run_to_completion<int>(io, explainer.run(std::move(message)), error);
   if (!status) {
     std::cerr << "stampd explain: " << error << "\n";
     return 2;

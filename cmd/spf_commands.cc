@@ -15,6 +15,7 @@
 #include "auth/spf/evaluator.h"
 #include "auth/spf/suggest.h"
 #include "cmd/dmarc_check.h"
+#include "cmd/run_to_completion.h"
 #include "net/unbound_resolver.h"
 #include "proxy/config.h"
 #include "proxy/runtime.h"
@@ -44,21 +45,7 @@ std::optional<T> run_with_resolver(const proxy::Config* config, Work work, std::
     error = "DNS: " + resolver.error().message();
     return std::nullopt;
   }
-  std::optional<T> out;
-  asio::co_spawn(io, work(**resolver), [&](const std::exception_ptr& e, T value) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        error = ex.what();
-      }
-    } else {
-      out = std::move(value);
-    }
-    io.stop();  // the resolver's reader would keep run() going
-  });
-  io.run();
-  return out;
+  return run_to_completion<T>(io, work(**resolver), error);
 }
 
 asio::awaitable<auth::SpfResult> spf_check(net::Resolver& resolver, net::IpAddress ip,

@@ -13,27 +13,6 @@ namespace {
 constexpr std::array<const char*, 8> kStates = {"matches",   "missing", "several",   "truncated",
                                                 "malformed", "revoked", "other-key", "unknown"};
 
-const char* state_name(auth::PublishedKeyState s) {
-  using S = auth::PublishedKeyState;
-  switch (s) {
-    case S::Matches:
-      return "matches";
-    case S::Missing:
-      return "missing";
-    case S::Several:
-      return "several";
-    case S::Truncated:
-      return "truncated";
-    case S::Malformed:
-      return "malformed";
-    case S::Revoked:
-      return "revoked";
-    case S::OtherKey:
-      return "other-key";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 boost::asio::awaitable<void> KeyWatch::check(const auth::SigningKeys& keys,
@@ -50,7 +29,7 @@ boost::asio::awaitable<void> KeyWatch::check(const auth::SigningKeys& keys,
     const std::vector<std::string> none;
     const auto verdict = auth::check_published_key(answer.ok() ? answer.txt : none,
                                                    key.signing_key->key->public_key());
-    record(key.spec.domain, key.spec.selector, state_name(verdict.state), verdict.detail);
+    record(key.spec.domain, key.spec.selector, auth::to_string(verdict.state), verdict.detail);
   }
 }
 

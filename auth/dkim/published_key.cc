@@ -85,4 +85,25 @@ PublishedKeyCheck check_published_key(const std::vector<std::string>& txt, const
   return verdict(PublishedKeyState::OtherKey, "another key");
 }
 
+const char* to_string(PublishedKeyState s) noexcept {
+  using S = PublishedKeyState;
+  switch (s) {
+    case S::Matches:
+      return "matches";
+    case S::Missing:
+      return "missing";
+    case S::Several:
+      return "several";
+    case S::Truncated:
+      return "truncated";
+    case S::Malformed:
+      return "malformed";
+    case S::Revoked:
+      return "revoked";
+    case S::OtherKey:
+      return "other-key";
+  }
+  return "unknown";  // not a state: keeps -Wreturn-type quiet
+}
+
 }  // namespace stampd::auth

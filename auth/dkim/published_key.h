@@ -21,6 +21,10 @@ enum class PublishedKeyState {
   OtherKey,   // a valid key, not ours
 };
 
+// to_string names a state for metrics and logs: "matches", "missing",
+// "several", "truncated", "malformed", "revoked", "other-key".
+const char* to_string(PublishedKeyState state) noexcept;
+
 // PublishedKeyCheck is the verdict and, unless it matches, the reason.
 struct PublishedKeyCheck {
   PublishedKeyState state = PublishedKeyState::Missing;

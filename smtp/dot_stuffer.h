@@ -13,6 +13,10 @@ class DotStuffer {
  public:
   // feed appends the stuffed form of chunk to out.
   void feed(std::string_view chunk, std::string& out);
+  // unchanged says whether stuffing chunk would leave it as it is (no line
+  // in it starts with a dot); if so it is taken as fed, and the caller sends
+  // chunk itself instead of a stuffed copy. Otherwise nothing changes.
+  bool unchanged(std::string_view chunk);
   // finish appends the end-of-data (after a CRLF if the text did not end with one).
   void finish(std::string& out);
 

@@ -575,8 +575,15 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
       fail(UpstreamErrorKind::Local, chunk.error().message());
       co_return smtp::make_reply(451, "4.3.0", "Local error while relaying, try again later");
     }
-    stuffer.feed(*chunk, out);
     offset += chunk->size();
+    // A chunk with no dotted line goes as it is, from the spool's memory or
+    // the read buffer, rather than as a stuffed copy; the last one is copied
+    // so that it leaves in one write with the end-of-data.
+    if (out.empty() && offset < spool.size() && stuffer.unchanged(*chunk)) {
+      if (!co_await send(*chunk, u.data_timeout)) co_return failure_reply();
+      continue;
+    }
+    stuffer.feed(*chunk, out);
     if (out.size() >= kSendBatch) {
       if (!co_await send(out, u.data_timeout)) co_return failure_reply();
       out.clear();

@@ -58,6 +58,21 @@ class RelayTest(StampdTestCase):
         tx = self.relay(msg)
         self.assertRelayedExactly(msg, tx)
 
+    def test_large_message_with_dotted_lines_here_and_there(self):
+        # Past spool_memory (into the file) and over many 64 KiB send pieces:
+        # pieces without a dotted line go as they are, the others are stuffed;
+        # the upstream must get the message exactly.
+        lines = []
+        for i in range(50000):
+            if i % 997 == 0 or i % 1489 == 0:
+                lines.append(b"." * (1 + i % 3) + b"dotted line %d" % i)
+            else:
+                lines.append(b"line %d " % i + b"x" * (i % 70))
+        msg = make_message(body=b"\r\n".join(lines) + b"\r\n")
+        self.assertGreater(len(msg), 2 << 20)
+        tx = self.relay(msg)
+        self.assertRelayedExactly(msg, tx)
+
     def test_message_whose_first_line_starts_with_a_dot(self):
         msg = b".first line is a dot line\r\n\r\nbody\r\n"
         tx = self.relay(msg)

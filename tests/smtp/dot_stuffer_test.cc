@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "smtp/data_decoder.h"
 
 namespace stampd::smtp {
@@ -37,6 +40,48 @@ TEST(DotStuffer, ChunkSplitsDoNotMatter) {
     s.finish(out);
     EXPECT_EQ(out, whole) << cut;
   }
+}
+
+// What a sender does with unchanged(): a chunk it accepts goes as it is,
+// any other is stuffed; the wire must be what feed() alone makes.
+std::string stuff_passing_through(const std::vector<std::string>& chunks) {
+  DotStuffer s;
+  std::string out;
+  for (const auto& c : chunks) {
+    if (s.unchanged(c)) {
+      out += c;
+    } else {
+      s.feed(c, out);
+    }
+  }
+  s.finish(out);
+  return out;
+}
+
+TEST(DotStuffer, UnchangedOnlyForChunksWithoutADottedLine) {
+  DotStuffer s;
+  EXPECT_TRUE(s.unchanged("a\r\nb.c\r\n"));
+  EXPECT_FALSE(s.unchanged(".x\r\n"));  // after a line end: a dotted line
+  EXPECT_FALSE(s.unchanged("y\r\n.z\r\n"));
+  EXPECT_TRUE(s.unchanged(""));
+  EXPECT_TRUE(s.unchanged("no line end"));
+  EXPECT_TRUE(s.unchanged(".mid-line\r\n"));  // continues the line before
+  EXPECT_FALSE(s.unchanged("."));             // at a line start again
+}
+
+TEST(DotStuffer, PassingChunksThroughMakesTheSameWire) {
+  const std::string text = "a\r\n.b\r\n..\r\nplain\r\n.\r\nend\r\nlast";
+  const std::string whole = stuff(text);
+  for (std::size_t cut1 = 0; cut1 <= text.size(); ++cut1) {
+    for (std::size_t cut2 = cut1; cut2 <= text.size(); ++cut2) {
+      EXPECT_EQ(stuff_passing_through(
+                    {text.substr(0, cut1), text.substr(cut1, cut2 - cut1), text.substr(cut2)}),
+                whole)
+          << cut1 << " " << cut2;
+    }
+  }
+  EXPECT_EQ(stuff_passing_through({"x\r", "\n"}), "x\r\n.\r\n");
+  EXPECT_EQ(stuff_passing_through({"x\r"}), "x\r\n.\r\n");
 }
 
 TEST(DotStuffer, RoundTripsThroughTheDecoder) {

@@ -236,6 +236,9 @@ void Daemon::reload() {
     // Strict: the running config works; a broken key must not replace it.
     auto runtime = proxy::build_runtime(config, proxy::KeyPolicy::Strict, asio::make_strand(io_),
                                         metrics_, executors_);
+    // Gated keys whose record matched a moment ago go on signing; the check
+    // woken below confirms it.
+    key_watch_.restore(*runtime->signing_keys);
     const auto old = server_->runtime();
     server_->swap_runtime(runtime);
     // The old pools' kept connections were made for the old config.

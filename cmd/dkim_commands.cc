@@ -144,7 +144,7 @@ int cmd_sign(const std::string& config_path) {
       runtime->signing_keys,
       std::make_shared<const auth::SignerSettings>(proxy::dkim_settings(runtime->config->dkim)));
   const auth::SplitMessage parts = auth::split_message(message);
-  signer.header(parts.header);
+  signer.header(parts.header, *timestamp);
   signer.body(parts.body);
   const auth::SigningOutcome outcome = signer.finish(*timestamp);
   if (outcome.is_signed()) {

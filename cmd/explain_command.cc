@@ -113,7 +113,7 @@ void Explainer::explain_rule(std::string_view header_block) {
     out_ << "dkim rule: none (" << from.error().detail << ")\n";
     return;
   }
-  const auto selection = runtime_->signing_keys->select(*from);
+  const auto selection = runtime_->signing_keys->select(*from, std::time(nullptr));
   if (!selection) {
     out_ << "dkim rule: no [[dkim.sign]] rule matches From " << address_text(*from) << "\n";
     return;

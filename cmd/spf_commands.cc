@@ -120,7 +120,7 @@ struct DnsCheckReport {
 std::vector<DmarcSigner> signers_for(const auth::SigningKeys& keys, const std::string& domain) {
   std::vector<DmarcSigner> out;
   const auth::MailAddress from{"postmaster", domain};
-  if (auto selection = keys.select(from)) {
+  if (auto selection = keys.select(from, std::time(nullptr))) {
     for (const auto* key : selection->keys) out.push_back({key->spec.name, key->spec.domain});
   }
   if (out.empty()) {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -623,6 +625,38 @@ void read_algorithm(const Reader& r, const toml::node& node, auth::KeySpec& k) {
   if (!k.generate) r.fail(node, "algorithm", "expected \"rsa-2048\", \"rsa-3072\" or \"ed25519\"");
 }
 
+// read_retire_after takes a TOML date (midnight UTC), local date-time (UTC)
+// or offset date-time.
+void read_retire_after(const Reader& r, const toml::node& node, auth::KeySpec& k) {
+  toml::date date;
+  std::int64_t seconds = 0;
+  if (const auto* dt = node.as_date_time()) {
+    date = dt->get().date;
+    const toml::time t = dt->get().time;
+    seconds = t.hour * 3600 + t.minute * 60 + t.second;
+    if (dt->get().offset) seconds -= dt->get().offset->minutes * 60;
+  } else if (const auto* d = node.as_date()) {
+    date = d->get();
+  } else {
+    r.fail(node, "retire_after",
+           "expected a TOML date or date-time, such as 2027-01-31 or 2027-01-31T12:00:00Z");
+  }
+  const std::chrono::sys_days day{std::chrono::year{date.year} / std::chrono::month{date.month} /
+                                  std::chrono::day{date.day}};
+  k.retire_after =
+      static_cast<std::int64_t>(day.time_since_epoch() / std::chrono::seconds{1}) + seconds;
+}
+
+std::string show_retire_after(const auth::KeySpec& k) {
+  if (!k.retire_after) return quoted("");  // not set (and not shown)
+  const auto t = static_cast<std::time_t>(k.retire_after.value_or(0));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
 const Keys<auth::KeySpec>& dkim_key_keys() {
   using K = auth::KeySpec;
   const auto generating = [](const K& k) { return k.generate.has_value(); };
@@ -643,6 +677,12 @@ const Keys<auth::KeySpec>& dkim_key_keys() {
                         return quoted(auth::to_string(k.generate.value_or(kDefaultKeyAlgorithm)));
                       }},
                generating),
+      shown_if(field("replaces", &K::replaces, text(),
+                     "the key it takes over from once its DNS record matches"),
+               [](const K& k) { return !k.replaces.empty(); }),
+      shown_if(Key<K>{"retire_after", "when the key stops signing (a TOML date or date-time)",
+                      read_retire_after, show_retire_after},
+               [](const K& k) { return k.retire_after.has_value(); }),
   };
   return keys;
 }

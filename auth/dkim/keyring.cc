@@ -1,5 +1,8 @@
 #include "auth/dkim/keyring.h"
 
+#include <algorithm>
+#include <ctime>
+
 #include "auth/dkim/keys.h"
 
 namespace stampd::auth {
@@ -21,7 +24,56 @@ std::string replace_percent(std::string_view text, std::string_view domain) {
   return out;
 }
 
+std::string utc_time(std::int64_t seconds) {
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
 }  // namespace
+
+net::Status SigningKeys::link_replacements(SigningKeys& ring) {
+  for (Key& key : ring.keys_) {
+    const KeySpec& spec = key.spec;
+    if (spec.replaces.empty()) continue;
+    const std::string what = where(spec.origin) + "key \"" + spec.name + "\" replaces ";
+    Key* old = nullptr;
+    for (Key& k : ring.keys_) {
+      if (k.spec.name == spec.replaces) old = &k;
+    }
+    if (old == nullptr)
+      return net::make_error(net::Errc::NotFound, what + "unknown key \"" + spec.replaces + "\"");
+    if (old == &key) return net::make_error(net::Errc::BadInput, what + "itself");
+    if (old->spec.domain != spec.domain) {
+      return net::make_error(net::Errc::BadInput,
+                             what + "\"" + old->spec.name + "\" of domain " + old->spec.domain +
+                                 "; a key can only replace one of its own domain");
+    }
+    if (old->replaced_by != nullptr) {
+      return net::make_error(net::Errc::BadInput, what + "\"" + old->spec.name + "\", which \"" +
+                                                      old->replaced_by->spec.name +
+                                                      "\" already replaces");
+    }
+    key.replaces = old;
+    old->replaced_by = &key;
+  }
+  // Each key has at most one successor, so a chain is a loop exactly when
+  // following replaces comes back round.
+  for (const Key& key : ring.keys_) {
+    std::size_t steps = 0;
+    for (const Key* k = key.replaces; k != nullptr; k = k->replaces) {
+      if (k == &key || ++steps > ring.keys_.size()) {
+        return net::make_error(net::Errc::BadInput,
+                               where(key.spec.origin) + "key \"" + key.spec.name +
+                                   "\" is in a loop of keys replacing each other");
+      }
+    }
+  }
+  return net::Ok{};
+}
 
 net::Result<std::shared_ptr<const SigningKeys>> SigningKeys::build(std::vector<KeySpec> keys,
                                                                    std::vector<SigningRule> rules,
@@ -57,6 +109,9 @@ net::Result<std::shared_ptr<const SigningKeys>> SigningKeys::build(std::vector<K
     key.spec = std::move(spec);
     ring->keys_.push_back(std::move(key));
   }
+  // keys_ does not change from here on: the Key pointers stay valid.
+  if (auto linked = link_replacements(*ring); !linked) return std::move(linked).error();
+  ring->record_matches_ = std::make_unique<std::atomic<bool>[]>(ring->keys_.size());
   for (const SigningRule& rule : rules) {
     if (rule.keys.empty()) {
       return net::make_error(net::Errc::BadInput,
@@ -81,7 +136,8 @@ const SigningKeys::Key* SigningKeys::find_key(std::string_view name) const {
   return nullptr;
 }
 
-std::optional<SigningKeys::Selection> SigningKeys::select(const MailAddress& from) const {
+std::optional<SigningKeys::Selection> SigningKeys::select(const MailAddress& from,
+                                                          std::int64_t now) const {
   const SigningRule* rule = match_rule(rules_, from);
   if (rule == nullptr) return std::nullopt;
   Selection sel;
@@ -95,13 +151,53 @@ std::optional<SigningKeys::Selection> SigningKeys::select(const MailAddress& fro
                                   where(rule->origin) + "no key named \"" + resolved + "\"");
       break;
     }
-    if (key->error) {
-      sel.error = key->error;
+    auto signing = signing_key(*key, now);
+    if (!signing) {
+      sel.error = std::move(signing).error();
       break;
     }
-    sel.keys.push_back(key);
+    // A rule naming an old key and its successor signs once with the one
+    // that signs now.
+    if (std::find(sel.keys.begin(), sel.keys.end(), *signing) == sel.keys.end())
+      sel.keys.push_back(*signing);
   }
   return sel;
+}
+
+std::string SigningKeys::why_not(const Key& key, std::int64_t now) const {
+  if (key.error) return key.error->detail;
+  const std::string name = "key \"" + key.spec.name + "\"";
+  if (key.retired(now)) return name + " retired at " + utc_time(*key.spec.retire_after);
+  if (key.gated() && !record_matches(key)) {
+    return name + " waits for its DNS record (" + key.spec.selector + "._domainkey." +
+           key.spec.domain + ") to publish its public key";
+  }
+  return {};
+}
+
+net::Result<const SigningKeys::Key*> SigningKeys::signing_key(const Key& named,
+                                                              std::int64_t now) const {
+  const Key* newest = &named;
+  while (newest->replaced_by != nullptr) newest = newest->replaced_by;
+  std::string reasons;
+  for (const Key* k = newest; k != nullptr; k = k->replaces) {
+    const std::string why = why_not(*k, now);
+    if (why.empty()) return k;
+    // A lone broken key keeps its own error (its code and text).
+    if (k->error && newest == k && k->replaces == nullptr) return *k->error;
+    reasons += (reasons.empty() ? "" : "; ") + why;
+  }
+  return net::make_error(net::Errc::NotFound, "no key may sign: " + reasons);
+}
+
+void SigningKeys::set_record_matches(const Key& key, bool matches) const {
+  record_matches_[static_cast<std::size_t>(&key - keys_.data())].store(matches,
+                                                                       std::memory_order_relaxed);
+}
+
+bool SigningKeys::record_matches(const Key& key) const {
+  return record_matches_[static_cast<std::size_t>(&key - keys_.data())].load(
+      std::memory_order_relaxed);
 }
 
 std::vector<std::string> SigningKeys::warnings() const {

@@ -4,6 +4,8 @@
 // pointer. Loading reads key files; selection is pure.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +33,13 @@ struct KeySpec {
   // does not exist yet ([[dkim.key]] generate = true); without it a missing
   // file is an error.
   std::optional<KeyAlgorithm> generate;
+  // replaces names the key this one takes over from ([[dkim.key]] replaces):
+  // such a key is gated on DNS. Until its record is seen to publish its
+  // public half (KeyWatch), the key it replaces signs in its place.
+  std::string replaces;
+  // retire_after (seconds since the epoch): from then on the key no longer
+  // signs. nullopt: never.
+  std::optional<std::int64_t> retire_after;
 };
 
 struct KeyringOptions {
@@ -51,6 +60,13 @@ class SigningKeys {
     std::optional<SigningKey> signing_key;
     std::optional<net::Error> error;
     std::optional<std::string> warning;
+    const Key* replaces = nullptr;     // the key this one takes over from
+    const Key* replaced_by = nullptr;  // the key that takes over from this one
+
+    bool gated() const noexcept { return replaces != nullptr; }
+    bool retired(std::int64_t now) const noexcept {
+      return spec.retire_after && now >= *spec.retire_after;
+    }
   };
 
   // Selection is what a rule match gives: the keys to sign with, or the error
@@ -69,9 +85,21 @@ class SigningKeys {
                                                                std::vector<SigningRule> rules,
                                                                const KeyringOptions& options = {});
 
-  // select applies the rules to the From address; nullopt when no rule
-  // matches (the message is relayed unsigned).
-  std::optional<Selection> select(const MailAddress& from) const;
+  // select applies the rules to the From address at time now (seconds since
+  // the epoch); nullopt when no rule matches (the message is relayed
+  // unsigned). A key a rule names stands for its whole replacement chain:
+  // the newest key of the chain that may sign now signs (loaded, not
+  // retired, and when gated, its record matches).
+  std::optional<Selection> select(const MailAddress& from, std::int64_t now) const;
+  // signing_key gives the key of named's chain that signs at now, or the
+  // error saying why none can (each key of the chain, newest first).
+  net::Result<const Key*> signing_key(const Key& named, std::int64_t now) const;
+  // set_record_matches records whether a gated key's DNS record publishes
+  // its public half (the daemon's KeyWatch; explain and dns-check look
+  // once). The only state that changes after build: atomic, so sessions
+  // read it while the watch writes it.
+  void set_record_matches(const Key& key, bool matches) const;
+  bool record_matches(const Key& key) const;
   const Key* find_key(std::string_view name) const;
   const std::vector<Key>& keys() const noexcept { return keys_; }
   const std::vector<SigningRule>& rules() const noexcept { return rules_; }
@@ -80,8 +108,12 @@ class SigningKeys {
 
  private:
   SigningKeys() = default;
+  static net::Status link_replacements(SigningKeys& ring);
+  std::string why_not(const Key& key, std::int64_t now) const;
+
   std::vector<Key> keys_;
   std::vector<SigningRule> rules_;
+  std::unique_ptr<std::atomic<bool>[]> record_matches_;  // by index in keys_
 };
 
 }  // namespace stampd::auth

@@ -31,7 +31,7 @@ void MessageSigner::skip(NotSigned reason, std::string detail) {
   outcome_.signatures.clear();
 }
 
-void MessageSigner::header(std::string_view header_block) {
+void MessageSigner::header(std::string_view header_block, std::int64_t now) {
   header_seen_ = true;
   auto block = HeaderBlock::parse(std::string(header_block));
   if (!block) return skip(NotSigned::MalformedHeader, "malformed header: " + block.error().detail);
@@ -45,7 +45,7 @@ void MessageSigner::header(std::string_view header_block) {
     return skip(reason, from.error().detail);
   }
   outcome_.from = *from;
-  selection_ = keys_->select(*from);
+  selection_ = keys_->select(*from, now);
   if (!selection_) {
     return skip(NotSigned::NoRule, "no signing rule for the From domain " + from->domain);
   }

@@ -82,8 +82,8 @@ class MessageSigner {
 
   // header takes the header block (the fields with their CRLFs, no blank
   // line), once, before the body: parses it, reads the From address and
-  // picks the rule.
-  void header(std::string_view header_block);
+  // picks the rule and the keys that sign at now (seconds since the epoch).
+  void header(std::string_view header_block, std::int64_t now);
   // body feeds the next body chunk (CRLF text, dot-unstuffed); nothing is
   // done with it when there is nothing to sign.
   void body(std::string_view chunk);

@@ -27,7 +27,7 @@ class DkimStage final : public Stage {
 
   const char* name() const override { return "dkim"; }
   void on_header_block(Transaction&, std::string_view header_block) override {
-    signer_.header(header_block);
+    signer_.header(header_block, static_cast<std::int64_t>(std::time(nullptr)));
   }
   void on_body(std::span<const char> chunk) override {
     signer_.body(std::string_view(chunk.data(), chunk.size()));

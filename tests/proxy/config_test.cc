@@ -122,6 +122,35 @@ TEST(Config, DkimSpfAndDnsErrorsNameFileAndLine) {
             "load balancers");
 }
 
+TEST(Config, KeyReplacementAndRetirement) {
+  const std::string keys =
+      "[[dkim.key]]\nname = \"old\"\ndomain = \"example.com\"\nselector = \"a\"\n"
+      "private_key = \"a.pem\"\n"
+      "[[dkim.key]]\nname = \"new\"\ndomain = \"example.com\"\nselector = \"b\"\n"
+      "private_key = \"b.pem\"\nreplaces = \"old\"\n";
+  const auto retire = [&](const std::string& when) {
+    return parse_config(keys + "retire_after = " + when + "\n", "/x/test.toml");
+  };
+  const auto c = retire("2027-01-31");
+  ASSERT_EQ(c->dkim.keys.size(), 2u);
+  EXPECT_EQ(c->dkim.keys[1].replaces, "old");
+  EXPECT_EQ(c->dkim.keys[1].retire_after, 1801353600);  // 2027-01-31T00:00:00Z
+  EXPECT_FALSE(c->dkim.keys[0].retire_after.has_value());
+  EXPECT_EQ(retire("2027-01-31T12:30:00Z")->dkim.keys[1].retire_after, 1801353600 + 45000);
+  EXPECT_EQ(retire("2027-01-31T12:30:00+02:00")->dkim.keys[1].retire_after,
+            1801353600 + 45000 - 7200);
+  EXPECT_EQ(retire("2027-01-31T12:30:00")->dkim.keys[1].retire_after, 1801353600 + 45000);
+  // Printed and read back the same.
+  const auto again = parse_config(describe_config(*retire("2027-01-31T12:30:00Z")), "/x/test.toml");
+  EXPECT_EQ(again->dkim.keys[1].retire_after, 1801353600 + 45000);
+  EXPECT_EQ(again->dkim.keys[1].replaces, "old");
+  EXPECT_EQ(error_of(keys + "retire_after = \"next year\"\n"),
+            "test.toml:12: [[dkim.key]] retire_after: expected a TOML date or date-time, such as "
+            "2027-01-31 or 2027-01-31T12:00:00Z");
+  EXPECT_EQ(error_of("[[dkim.key]]\nreplaces = 3\n"),
+            "test.toml:2: [[dkim.key]] replaces: expected a string");
+}
+
 TEST(Config, SpfPolicyFromConfig) {
   auto c = parse_config(R"(
 [spf]

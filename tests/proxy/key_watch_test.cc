@@ -86,5 +86,73 @@ TEST(KeyWatch, EachKeyGetsExactlyOneState) {
   EXPECT_EQ(gauge(metrics, "gone", "missing"), 0);
 }
 
+// The gate: "new" replaces "old"; the rule names "old". The key that signs
+// follows what the DNS publishes for "new", and nothing else.
+TEST(KeyWatch, ReplacingKeySignsOnlyWhileItsRecordMatches) {
+  std::vector<auth::KeySpec> specs;
+  std::vector<auth::PrivateKey> privates;
+  for (const std::string name : {"old", "new"}) {
+    auto key = auth::generate_private_key(auth::KeyAlgorithm::Ed25519);
+    ASSERT_TRUE(key.ok());
+    auth::KeySpec spec;
+    spec.name = name;
+    spec.domain = "example.com";
+    spec.selector = name;
+    spec.private_key_pem = key->to_pem();
+    if (name == "new") spec.replaces = "old";
+    specs.push_back(std::move(spec));
+    privates.push_back(*key);
+  }
+  auth::SigningRule rule;
+  rule.from = auth::FromPattern::glob("*@example.com");
+  rule.keys = {"old"};
+  auto built = auth::SigningKeys::build(specs, {rule});
+  ASSERT_TRUE(built.ok()) << built.error().message();
+  const auto keys = *built;
+  const auto signer = [&] {
+    const auto sel = keys->select(auth::MailAddress{"a", "example.com"}, 0);
+    return sel && !sel->error && sel->keys.size() == 1 ? sel->keys[0]->spec.name : "?";
+  };
+  test::DkimFakeResolver dns;
+  obs::Metrics metrics;
+  KeyWatch watch(metrics);
+  const auto check = [&] {
+    test::run_coroutine<bool>([&](boost::asio::io_context&) -> boost::asio::awaitable<bool> {
+      co_await watch.check(*keys, dns);
+      co_return true;
+    });
+  };
+  const std::string new_record = "new._domainkey.example.com";
+  dns.add_txt("old._domainkey.example.com", auth::make_key_record(privates[0].public_key()));
+  check();  // no record for "new" yet
+  EXPECT_EQ(signer(), "old");
+  dns.add_txt(new_record, auth::make_key_record(privates[0].public_key()));
+  check();  // a record, but of the other key
+  EXPECT_EQ(watch.state("example.com", "new"), "other-key");
+  EXPECT_EQ(signer(), "old");
+  dns.clear(new_record);
+  dns.add_txt(new_record, auth::make_key_record(privates[1].public_key()));
+  check();
+  EXPECT_EQ(signer(), "new");
+  // A failed lookup neither starts nor stops a key.
+  dns.fail(new_record, net::DnsStatus::ServFail);
+  check();
+  EXPECT_EQ(watch.state("example.com", "new"), "unknown");
+  EXPECT_EQ(signer(), "new");
+  // Keys built anew (a reload) sign as before once restored.
+  auto rebuilt = auth::SigningKeys::build(specs, {rule});
+  ASSERT_TRUE(rebuilt.ok());
+  dns.clear(new_record);
+  dns.add_txt(new_record, auth::make_key_record(privates[1].public_key()));
+  check();
+  watch.restore(**rebuilt);
+  EXPECT_TRUE((*rebuilt)->record_matches(*(*rebuilt)->find_key("new")));
+  // The record removed: the old key signs again.
+  dns.clear(new_record);
+  check();
+  EXPECT_EQ(watch.state("example.com", "new"), "missing");
+  EXPECT_EQ(signer(), "old");
+}
+
 }  // namespace
 }  // namespace stampd::proxy

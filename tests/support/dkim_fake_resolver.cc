@@ -12,6 +12,11 @@ void DkimFakeResolver::fail(const std::string& name, net::DnsStatus status) {
   failures_[auth::ascii_lower(name)] = status;
 }
 
+void DkimFakeResolver::clear(const std::string& name) {
+  txt_.erase(auth::ascii_lower(name));
+  failures_.erase(auth::ascii_lower(name));
+}
+
 boost::asio::awaitable<net::DnsAnswer> DkimFakeResolver::query(std::string name, net::RrType type) {
   ++queries_;
   std::string key = auth::ascii_lower(name);

@@ -17,6 +17,8 @@ class DkimFakeResolver final : public net::Resolver {
   void add_txt(const std::string& name, const std::string& txt);
   // fail makes queries for name answer status (e.g. ServFail, Timeout).
   void fail(const std::string& name, net::DnsStatus status);
+  // clear removes name's records and injected failure.
+  void clear(const std::string& name);
 
   boost::asio::awaitable<net::DnsAnswer> query(std::string name, net::RrType type) override;
 

@@ -70,7 +70,7 @@ SigningOutcome sign_whole(const std::shared_ptr<const SigningKeys>& ring,
                           std::string_view message) {
   MessageSigner signer(ring, s);
   const SplitMessage parts = split_message(message);
-  signer.header(parts.header);
+  signer.header(parts.header, kNow);
   signer.body(parts.body);
   return signer.finish(kNow);
 }
@@ -89,13 +89,13 @@ SigningOutcome sign_in_chunks(const std::shared_ptr<const SigningKeys>& ring,
     const bool in_header = !splitter.header_complete();
     auto body = splitter.feed(message.substr(pos, cut - pos));
     EXPECT_TRUE(body.ok());
-    if (in_header && splitter.header_complete()) signer.header(splitter.header());
+    if (in_header && splitter.header_complete()) signer.header(splitter.header(), kNow);
     signer.body(*body);
     pos = cut;
   }
   if (!splitter.header_complete()) {
     EXPECT_TRUE(splitter.finish().ok());
-    signer.header(splitter.header());
+    signer.header(splitter.header(), kNow);
   }
   return signer.finish(kNow);
 }

@@ -139,7 +139,7 @@ TEST(DkimOpenDkimTables, LoadFilesAndBuildKeyring) {
   ASSERT_TRUE(rules.ok()) << rules.error().message();
   auto ring = SigningKeys::build(*keys, *rules);
   ASSERT_TRUE(ring.ok()) << ring.error().message();
-  const auto sel = (*ring)->select(addr("a@example.com"));
+  const auto sel = (*ring)->select(addr("a@example.com"), 0);
   ASSERT_TRUE(sel && !sel->error);
   EXPECT_EQ(sel->keys.front()->signing_key->selector, "ed");
 

@@ -114,6 +114,8 @@ std::vector<KeySpec> rfc_keys() {
               "",
               read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"),
               "test:1",
+              {},
+              {},
               {}},
       KeySpec{"rsa",
               "example.com",
@@ -121,6 +123,8 @@ std::vector<KeySpec> rfc_keys() {
               "",
               read_test_file("dkim/rfc8463/rsa.private.pkcs8.pem"),
               "test:2",
+              {},
+              {},
               {}},
       KeySpec{"broken",
               "example.org",
@@ -128,6 +132,8 @@ std::vector<KeySpec> rfc_keys() {
               "",
               "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
               "test:3",
+              {},
+              {},
               {}},
   };
 }
@@ -171,6 +177,8 @@ TEST(DkimKeyring, PercentKeyNameAndIdentity) {
                                        "",
                                        read_test_file("dkim/rfc8463/ed25519.private.pkcs8.pem"),
                                        "",
+                                       {},
+                                       {},
                                        {}}};
   SigningRule rule;
   rule.from = FromPattern::glob("*");
@@ -178,14 +186,134 @@ TEST(DkimKeyring, PercentKeyNameAndIdentity) {
   rule.identity = "postmaster@%";
   auto ring = SigningKeys::build(keys, {rule});
   ASSERT_TRUE(ring.ok()) << ring.error().message();
-  const auto sel = (*ring)->select(addr("x@example.com"));
+  const auto sel = (*ring)->select(addr("x@example.com"), 0);
   ASSERT_TRUE(sel.has_value());
   ASSERT_FALSE(sel->error.has_value());
   EXPECT_EQ(sel->identity, "postmaster@example.com");
-  const auto missing = (*ring)->select(addr("x@example.net"));
+  const auto missing = (*ring)->select(addr("x@example.net"), 0);
   ASSERT_TRUE(missing.has_value());
   ASSERT_TRUE(missing->error.has_value());
   EXPECT_NE(missing->error->detail.find("example.net"), std::string::npos);
+}
+
+// chain_keys: "old" (RSA), "new" replacing it (Ed25519) and "newer"
+// replacing "new" (RSA again), all of example.com; one rule naming "old".
+std::vector<KeySpec> chain_keys() {
+  auto keys = rfc_keys();
+  keys.pop_back();  // the broken one
+  KeySpec old = keys[1];
+  old.name = "old";
+  old.selector = "s202611";
+  KeySpec next = keys[0];
+  next.name = "new";
+  next.selector = "s202612";
+  next.replaces = "old";
+  next.origin = "test:5";
+  KeySpec newer = keys[1];
+  newer.name = "newer";
+  newer.selector = "s202701";
+  newer.replaces = "new";
+  return {old, next, newer};
+}
+
+SigningRule rule_for(std::vector<std::string> keys) {
+  SigningRule rule;
+  rule.from = FromPattern::glob("*@example.com");
+  rule.keys = std::move(keys);
+  rule.origin = "test:9";
+  return rule;
+}
+
+std::string signer_at(const SigningKeys& ring, std::int64_t now) {
+  const auto sel = ring.select(MailAddress{"a", "example.com"}, now);
+  if (!sel) return "no rule";
+  if (sel->error) return "error: " + sel->error->detail;
+  std::string names;
+  for (const auto* k : sel->keys) names += (names.empty() ? "" : ",") + k->spec.name;
+  return names;
+}
+
+TEST(DkimKeyring, ReplacementWaitsForTheRecord) {
+  auto ring = SigningKeys::build(chain_keys(), {rule_for({"old"})});
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  const SigningKeys& r = **ring;
+  const auto& old = *r.find_key("old");
+  const auto& next = *r.find_key("new");
+  const auto& newer = *r.find_key("newer");
+  EXPECT_FALSE(old.gated());
+  EXPECT_TRUE(next.gated());
+  EXPECT_EQ(next.replaces, &old);
+  EXPECT_EQ(old.replaced_by, &next);
+  // Neither successor's record seen yet: the old key signs.
+  EXPECT_EQ(signer_at(r, 0), "old");
+  // The newest whose record matches signs; a rule naming any key of the
+  // chain gets it.
+  r.set_record_matches(next, true);
+  EXPECT_EQ(signer_at(r, 0), "new");
+  r.set_record_matches(newer, true);
+  EXPECT_EQ(signer_at(r, 0), "newer");
+  // Its record gone again: back to the one before.
+  r.set_record_matches(newer, false);
+  EXPECT_EQ(signer_at(r, 0), "new");
+  auto named_new = SigningKeys::build(chain_keys(), {rule_for({"new", "old"})});
+  ASSERT_TRUE(named_new.ok());
+  EXPECT_EQ(signer_at(**named_new, 0), "old");  // the same key once, not twice
+}
+
+TEST(DkimKeyring, RetiredKeysStopSigning) {
+  auto keys = chain_keys();
+  keys[0].retire_after = 1000;
+  auto ring = SigningKeys::build(keys, {rule_for({"old"})});
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  EXPECT_EQ(signer_at(**ring, 999), "old");
+  // Retired, and its successors wait for their records: nothing may sign,
+  // and the error says why for each key, newest first.
+  const std::string none = signer_at(**ring, 1000);
+  EXPECT_EQ(none.rfind("error: no key may sign: key \"newer\" waits for its DNS record "
+                       "(s202701._domainkey.example.com)",
+                       0),
+            0u)
+      << none;
+  EXPECT_NE(none.find("key \"old\" retired at 1970-01-01T00:16:40Z"), std::string::npos) << none;
+  (*ring)->set_record_matches(*(*ring)->find_key("new"), true);
+  EXPECT_EQ(signer_at(**ring, 1000), "new");
+}
+
+TEST(DkimKeyring, BrokenSuccessorLeavesTheOldKeySigning) {
+  auto keys = chain_keys();
+  keys[1].private_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+  KeyringOptions keep;
+  keep.keep_broken_keys = true;
+  auto ring = SigningKeys::build(keys, {rule_for({"new"})}, keep);
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  (*ring)->set_record_matches(*(*ring)->find_key("new"), true);  // cannot sign anyway
+  EXPECT_EQ(signer_at(**ring, 0), "old");
+}
+
+TEST(DkimKeyring, ReplacesIsChecked) {
+  const auto error_of = [](std::vector<KeySpec> keys) {
+    auto ring = SigningKeys::build(std::move(keys), {});
+    return ring.ok() ? std::string("built") : ring.error().detail;
+  };
+  auto unknown = chain_keys();
+  unknown[1].replaces = "nope";
+  EXPECT_EQ(error_of(unknown), "test:5: key \"new\" replaces unknown key \"nope\"");
+  auto itself = chain_keys();
+  itself[1].replaces = "new";
+  EXPECT_EQ(error_of(itself), "test:5: key \"new\" replaces itself");
+  auto twice = chain_keys();
+  twice[2].replaces = "old";
+  EXPECT_EQ(error_of(twice),
+            "test:2: key \"newer\" replaces \"old\", which \"new\" already replaces");
+  auto other_domain = chain_keys();
+  other_domain[0].domain = "example.net";
+  EXPECT_EQ(error_of(other_domain),
+            "test:5: key \"new\" replaces \"old\" of domain example.net; a key can only "
+            "replace one of its own domain");
+  auto loop = chain_keys();
+  loop[0].replaces = "newer";
+  EXPECT_NE(error_of(loop).find("in a loop of keys replacing each other"), std::string::npos)
+      << error_of(loop);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "cmd/dkim_commands.h"
 #include "cmd/explain_command.h"
 #include "cmd/health_command.h"
+#include "cmd/keys_command.h"
 #include "cmd/passwd_command.h"
 #include "cmd/spf_commands.h"
 
@@ -48,6 +49,7 @@ struct Parsed {
   bool ready = false;
   PasswdArgs passwd;
   ExplainArgs explain;
+  RotateArgs rotate;
 };
 
 // add_command adds a subcommand that, once parsed without error, chooses run.
@@ -112,6 +114,26 @@ void add_dkim_commands(CLI::App& app, Parsed& p) {
   verify->add_option("--key-file", p.key_file, "the key instead of DNS: PEM, record or .txt")
       ->type_name("F");
   add_config(verify, p.config, "ask DNS as its [dns] says");
+
+  CLI::App* keys = app.add_subcommand("keys", "manage signing keys: keys rotate");
+  keys->require_subcommand(1);
+  CLI::App* rotate = add_command(*keys, p, "rotate",
+                                 "make a domain's next key beside the current one; print the DNS "
+                                 "record and the [[dkim.key]] block (edits no file)",
+                                 [&p] { return cmd_keys_rotate(p.rotate); });
+  add_config(rotate, p.rotate.config, "the config with the current key")->required();
+  rotate->add_option("--domain", p.rotate.domain, "the signing domain (d=)")
+      ->type_name("D")
+      ->required();
+  rotate->add_option("--key", p.rotate.key, "which current key, when the domain has several")
+      ->type_name("NAME");
+  rotate
+      ->add_option("--selector", p.rotate.selector_template,
+                   "the new selector; {yyyy} {mm} {dd} are today's (UTC)")
+      ->type_name("TEMPLATE")
+      ->capture_default_str();
+  rotate->add_option("--algorithm", p.rotate.algorithm, "default: the current key's")
+      ->check(CLI::IsMember({"rsa-2048", "rsa-3072", "ed25519"}));
 }
 
 // add_probe_commands adds the commands that ask the network: spf, dns-check

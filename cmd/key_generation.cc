@@ -70,11 +70,41 @@ std::string record_path_for(const std::string& private_key_path) {
   return p.replace_extension(".txt").string();
 }
 
+std::optional<GeneratedKey> make_key_file(const auth::KeySpec& spec, auth::KeyAlgorithm algorithm,
+                                          const std::string& owner) {
+  const auto ids = owner_ids(owner);
+  make_directories(fs::path(spec.private_key_path).parent_path(), ids, spec);
+  auto key = auth::generate_private_key(algorithm);
+  if (!key) fail(spec, key.error().message());
+  const std::string tmp = spec.private_key_path + ".new." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());  // a leftover of a crashed start of this very pid number
+  if (auto written = auth::write_private_key_file(tmp, *key); !written) {
+    fail(spec, written.error().message());
+  }
+  give(tmp, ids, spec);
+  // link() refuses to replace: a key that appeared meanwhile is kept.
+  const int linked = ::link(tmp.c_str(), spec.private_key_path.c_str());
+  const int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (linked != 0) {
+    if (link_errno == EEXIST) return std::nullopt;
+    fail(spec, std::string("link: ") + std::strerror(link_errno));
+  }
+  GeneratedKey g;
+  g.name = spec.name;
+  g.private_key_path = spec.private_key_path;
+  g.record_path = record_path_for(spec.private_key_path);
+  g.zone_line =
+      auth::zone_file_line(spec.selector, spec.domain, auth::make_key_record(key->public_key()));
+  write_record(g.record_path, g.zone_line + "\n", spec);
+  give(g.record_path, ids, spec);
+  return g;
+}
+
 std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
                                                 const std::string& owner,
                                                 const std::set<std::string>& in_use) {
   std::vector<GeneratedKey> made;
-  const auto ids = owner_ids(owner);
   for (const auto& spec : config.dkim.keys) {
     if (!spec.generate || spec.private_key_path.empty()) continue;
     std::error_code ec;
@@ -86,32 +116,7 @@ std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
                                "published in the DNS, so no new key is generated in its place: "
                                "put the file back, or name a new file and selector");
     }
-    make_directories(fs::path(spec.private_key_path).parent_path(), ids, spec);
-    auto key = auth::generate_private_key(*spec.generate);
-    if (!key) fail(spec, key.error().message());
-    const std::string tmp = spec.private_key_path + ".new." + std::to_string(::getpid());
-    ::unlink(tmp.c_str());  // a leftover of a crashed start of this very pid number
-    if (auto written = auth::write_private_key_file(tmp, *key); !written) {
-      fail(spec, written.error().message());
-    }
-    give(tmp, ids, spec);
-    // link() refuses to replace: a key that appeared meanwhile is kept.
-    const int linked = ::link(tmp.c_str(), spec.private_key_path.c_str());
-    const int link_errno = errno;
-    ::unlink(tmp.c_str());
-    if (linked != 0) {
-      if (link_errno == EEXIST) continue;
-      fail(spec, std::string("link: ") + std::strerror(link_errno));
-    }
-    GeneratedKey g;
-    g.name = spec.name;
-    g.private_key_path = spec.private_key_path;
-    g.record_path = record_path_for(spec.private_key_path);
-    g.zone_line =
-        auth::zone_file_line(spec.selector, spec.domain, auth::make_key_record(key->public_key()));
-    write_record(g.record_path, g.zone_line + "\n", spec);
-    give(g.record_path, ids, spec);
-    made.push_back(std::move(g));
+    if (auto g = make_key_file(spec, *spec.generate, owner)) made.push_back(std::move(*g));
   }
   return made;
 }

@@ -4,6 +4,7 @@
 // overwrites a key file; no logging (the caller logs what was made).
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,6 +36,14 @@ struct GeneratedKey {
 std::vector<GeneratedKey> generate_missing_keys(const proxy::Config& config,
                                                 const std::string& owner,
                                                 const std::set<std::string>& in_use = {});
+
+// make_key_file makes one key for spec (d=, s=, private_key) with
+// algorithm, as generate_missing_keys does for each: directories 0700, the
+// key 0600 linked into place, the record file beside it, owned by owner when
+// we are root. nullopt when the key file exists (it is left as it is).
+// Throws ConfigError naming spec's origin on failure.
+std::optional<GeneratedKey> make_key_file(const auth::KeySpec& spec, auth::KeyAlgorithm algorithm,
+                                          const std::string& owner);
 
 // record_path_for names the record file of a key file: "dir/S.private" -> "dir/S.txt".
 std::string record_path_for(const std::string& private_key_path);

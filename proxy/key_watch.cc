@@ -35,11 +35,13 @@ boost::asio::awaitable<void> KeyWatch::check(const auth::SigningKeys& keys,
     record(key.spec.domain, key.spec.selector, auth::to_string(verdict.state), verdict.detail);
     const bool matches = verdict.state == auth::PublishedKeyState::Matches;
     keys.set_record_matches(key, matches);
-    if (key.gated()) gate(keys, key, matches);
+    if (key.gated()) gate(keys, key, auth::to_string(verdict.state));
   }
 }
 
-void KeyWatch::gate(const auth::SigningKeys& keys, const auth::SigningKeys::Key& key, bool open) {
+void KeyWatch::gate(const auth::SigningKeys& keys, const auth::SigningKeys::Key& key,
+                    const std::string& record_state) {
+  const bool open = record_state == "matches";
   const auto id = std::make_pair(key.spec.domain, key.spec.selector);
   const auto last = gates_.find(id);
   if (last != gates_.end() && last->second == open) return;
@@ -50,14 +52,15 @@ void KeyWatch::gate(const auth::SigningKeys& keys, const auth::SigningKeys::Key&
     detail = "its record matches: it signs in place of key \"" + key.replaces->spec.name + "\"";
   } else {
     const auto instead = keys.signing_key(key, static_cast<std::int64_t>(std::time(nullptr)));
-    detail = "its record does not publish its public key yet; " +
+    detail = "its record does not publish its public key (" + record_state + "); " +
              (instead ? "key \"" + (*instead)->spec.name + "\" signs in its place"
                       : instead.error().detail);
   }
   const std::vector<obs::LogField> fields{
-      {"domain", key.spec.domain},    {"selector", key.spec.selector},
-      {"key", key.spec.name},         {"replaces", key.replaces->spec.name},
-      {"signs", open ? "yes" : "no"}, {"detail", detail}};
+      {"domain", key.spec.domain}, {"selector", key.spec.selector},
+      {"key", key.spec.name},      {"replaces", key.replaces->spec.name},
+      {"record", record_state},    {"signs", open ? "yes" : "no"},
+      {"detail", detail}};
   obs::Logger::write(open ? obs::LogLevel::Info : obs::LogLevel::Warning, "dkim-key-gate", fields);
 }
 

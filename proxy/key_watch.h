@@ -43,7 +43,10 @@ class KeyWatch {
  private:
   void record(const std::string& domain, const std::string& selector, const std::string& state,
               const std::string& detail);
-  void gate(const auth::SigningKeys& keys, const auth::SigningKeys::Key& key, bool open);
+  // gate logs (once per change) whether a replacing key signs, given its
+  // record's state.
+  void gate(const auth::SigningKeys& keys, const auth::SigningKeys::Key& key,
+            const std::string& record_state);
 
   obs::Metrics& metrics_;
   bool log_;

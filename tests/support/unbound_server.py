@@ -145,11 +145,13 @@ class UnboundServer:
     to that server (unbound answers SERVFAIL when it refuses or fails).
     port: the port to serve on (a server coming back where another was);
     default, a free one.
+    ttl: the TTL of the records (how long a resolver caches them).
     """
 
     def __init__(self, zones=(), records=(), host="127.0.0.1", auth_zones=(), refuse_zones=(),
-                 forward_zones=(), port=None):
+                 forward_zones=(), port=None, ttl=300):
         self.host = host
+        self.ttl = ttl
         self.zones = list(zones)
         self.records = list(records)
         self.auth_zones = list(auth_zones)
@@ -196,7 +198,7 @@ class UnboundServer:
             lines.append('  local-zone: "%s." static' % z.rstrip("."))
         for name, rtype, value in self.records:
             rdata = txt_strings(value) if rtype.upper() == "TXT" else value
-            line = "%s. 300 IN %s %s" % (name.rstrip("."), rtype.upper(), rdata)
+            line = "%s. %d IN %s %s" % (name.rstrip("."), self.ttl, rtype.upper(), rdata)
             if "'" in line:
                 raise ValueError("unbound local-data cannot hold a single quote: %r" % line)
             lines.append("  local-data: '%s'" % line)

@@ -15,6 +15,7 @@
 #include "auth/spf/evaluator.h"
 #include "auth/spf/suggest.h"
 #include "cmd/dmarc_check.h"
+#include "cmd/rotation_status.h"
 #include "cmd/run_to_completion.h"
 #include "net/unbound_resolver.h"
 #include "proxy/config.h"
@@ -248,9 +249,19 @@ asio::awaitable<DnsCheckReport> dns_check(net::Resolver& resolver,
                                           std::shared_ptr<const proxy::Runtime> runtime) {
   DnsCheckReport report;
   const auto& config = *runtime->config;
-  for (const auto& key : runtime->signing_keys->keys()) {
+  const auth::SigningKeys& keys = *runtime->signing_keys;
+  for (const auto& key : keys.keys()) {
     auto line = co_await check_key(resolver, key);
+    // As the daemon's key watch would: a replacing key signs once its record matches.
+    if (key.signing_key) keys.set_record_matches(key, line.ok);
     report.keys.push_back(std::move(line));
+  }
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const auto lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(config.dkim.signature_lifetime);
+  for (std::size_t i = 0; i < keys.keys().size(); ++i) {
+    if (auto status = rotation_status(keys, keys.keys()[i], now, lifetime))
+      report.keys[i].text += "\n    " + *status;
   }
   for (const auto& domain : signing_domains(*runtime->signing_keys)) {
     auto spf = co_await check_spf(resolver, config.spf.egress_ips, domain);

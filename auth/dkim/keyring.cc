@@ -24,6 +24,8 @@ std::string replace_percent(std::string_view text, std::string_view domain) {
   return out;
 }
 
+}  // namespace
+
 std::string utc_time(std::int64_t seconds) {
   const auto t = static_cast<std::time_t>(seconds);
   std::tm tm{};
@@ -32,8 +34,6 @@ std::string utc_time(std::int64_t seconds) {
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
 }
-
-}  // namespace
 
 net::Status SigningKeys::link_replacements(SigningKeys& ring) {
   for (Key& key : ring.keys_) {

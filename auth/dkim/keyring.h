@@ -51,6 +51,9 @@ struct KeyringOptions {
   bool keep_broken_keys = false;
 };
 
+// utc_time formats seconds since the epoch as RFC 3339 UTC ("...T...Z").
+std::string utc_time(std::int64_t seconds);
+
 class SigningKeys {
  public:
   // Key is one configured key after loading: usable (signing_key) or broken

@@ -20,7 +20,7 @@ import unittest
 
 import dkim_verifiers as V
 from smtp_client import make_message
-from stampd_harness import StampdTestCase, check_config, make_key, run_cli
+from stampd_harness import Stampd, StampdTestCase, check_config, make_key, run_cli
 from unbound_server import UnboundServer, find_unbound, zone_line_txt
 import test_main
 
@@ -202,6 +202,12 @@ class RotationGatedOnDnsTest(StampdTestCase):
             self.assertEqual([(r.status, r.selector) for r in results], [("pass", selector)],
                              (verifier, results))
 
+    def dns_check(self, stampd):
+        r = run_cli("dns-check", "-c", stampd.config_path, cwd=stampd.workdir)
+        out = r.stdout.decode()
+        self.assertIn("DKIM a (s1._domainkey.rot.example): ok", out)
+        return out
+
     def test_new_key_signs_only_once_its_record_is_right(self):
         with open(os.path.join(self.workdir, "stampd.toml"), "w") as f:
             f.write(base_config(self.dns.resolver))
@@ -219,6 +225,10 @@ class RotationGatedOnDnsTest(StampdTestCase):
         self.assertEqual(gate["record"], "missing")
         self.assertIn('key "a" signs in its place', gate["detail"])
         self.assert_signed_by(self.send(stampd), "s1", records)
+        check = self.dns_check(stampd)
+        self.assertIn('rotation: does not sign yet: "a" signs until this key', check)
+        self.assertIn('rotation: signs now; "rot.example-s202611" takes over once its record is published',
+                      check)
 
         # B's selector publishes A's key: still A.
         self.dns.set_records([self.a_record_row(), (b_record[0], "TXT", self.a_record[1])])
@@ -231,6 +241,12 @@ class RotationGatedOnDnsTest(StampdTestCase):
         stampd.wait_for_event("dkim-key-gate", signs="yes", timeout=10)
         self.assertLess(time.monotonic() - started, 5)
         self.assert_signed_by(self.send(stampd), "s202611", records)
+        # dns-check says A no longer signs and when its record may go.
+        check = self.dns_check(stampd)
+        self.assertIn('rotation: no longer signs ("rot.example-s202611" signs in its place); set '
+                      'retire_after', check)
+        self.assertIn("may be removed 5 days after its last signature", check)
+        self.assertIn('rotation: signs now in place of "a"', check)
 
         # B's record goes away again: A takes over.
         self.dns.set_records([self.a_record_row()])
@@ -252,6 +268,26 @@ class RotationGatedOnDnsTest(StampdTestCase):
         r = c.send_mail("me@rot.example", ["you@example.net"], make_message(sender="me@rot.example"))
         self.assertEqual(r.code // 100, 4, r)
         c.quit()
+        check = self.dns_check(stampd)
+        self.assertIn("rotation: no key of its chain may sign", check)
+        self.assertIn("retired at 2020-01-01T00:00:00Z", check)
+
+    def test_dns_check_says_when_a_retired_record_may_go(self):
+        with open(os.path.join(self.workdir, "stampd.toml"), "w") as f:
+            f.write(base_config(self.dns.resolver))
+        rc, out, err = rotate(self.workdir, "--domain", ZONE)
+        self.assertEqual(rc, 0, err + out)
+        b_record = zone_line_txt(printed_record(out))
+        self.dns.set_records([self.a_record_row(), (b_record[0], "TXT", b_record[1])])
+        config = base_config(self.dns.resolver, extra_key="retire_after = 2020-01-01\n\n" + printed_block(out))
+        # x= ten days after t=: the record stays as long as signatures are valid.
+        config = config.replace('dns_check_interval = "1s"', 'dns_check_interval = "1s"\nsignature_lifetime = "10d"')
+        path = os.path.join(self.workdir, "stampd.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        out = self.dns_check(Stampd(config_text=config, workdir=self.workdir))
+        self.assertIn('rotation: no longer signs ("rot.example-s202611" signs in its place); its record '
+                      "may be removed after 2020-01-11T00:00:00Z", out)
 
 
 if __name__ == "__main__":

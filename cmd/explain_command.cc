@@ -1,5 +1,6 @@
 #include "cmd/explain_command.h"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <iostream>
@@ -15,8 +16,10 @@
 #include "auth/mail_address.h"
 #include "auth/spf/evaluator.h"
 #include "cmd/dkim_commands.h"
+#include "cmd/rotation_status.h"
 #include "cmd/run_to_completion.h"
 #include "net/cidr.h"
+#include "proxy/key_watch.h"
 #include "proxy/message_assembler.h"
 #include "proxy/pipeline.h"
 #include "proxy/runtime.h"
@@ -55,6 +58,7 @@ class Explainer {
  private:
   bool client_may_relay();
   asio::awaitable<void> explain_spf();
+  boost::asio::awaitable<void> check_key_records();
   void explain_rule(std::string_view header_block);
   void explain_signature(const std::string& field, const auth::HeaderBlock& block);
   int refused(const proxy::Refusal& r, const char* when);
@@ -102,6 +106,18 @@ asio::awaitable<void> Explainer::explain_spf() {
   for (std::string line; std::getline(trace, line);) out_ << "  " << line << "\n";
 }
 
+// check_key_records looks up the records of a rotation's keys, as the
+// daemon's key watch does, so a replacing key signs here only where it
+// would sign there.
+asio::awaitable<void> Explainer::check_key_records() {
+  const auto& keys = runtime_->signing_keys->keys();
+  const bool rotating =
+      std::any_of(keys.begin(), keys.end(), [](const auto& k) { return k.gated(); });
+  if (!rotating || !runtime_->resolver) co_return;
+  proxy::KeyWatch watch(*runtime_->metrics, false);
+  co_await watch.check(*runtime_->signing_keys, *runtime_->resolver);
+}
+
 void Explainer::explain_rule(std::string_view header_block) {
   auto block = auth::HeaderBlock::parse(std::string(header_block));
   if (!block) {
@@ -113,7 +129,8 @@ void Explainer::explain_rule(std::string_view header_block) {
     out_ << "dkim rule: none (" << from.error().detail << ")\n";
     return;
   }
-  const auto selection = runtime_->signing_keys->select(*from, std::time(nullptr));
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const auto selection = runtime_->signing_keys->select(*from, now);
   if (!selection) {
     out_ << "dkim rule: no [[dkim.sign]] rule matches From " << address_text(*from) << "\n";
     return;
@@ -128,6 +145,10 @@ void Explainer::explain_rule(std::string_view header_block) {
          << (key->signing_key ? auth::algorithm_name(key->signing_key->key->type())
                               : "unusable: " + key->error->message())
          << ")\n";
+    const auto lifetime =
+        std::chrono::duration_cast<std::chrono::seconds>(config_.dkim.signature_lifetime);
+    if (auto status = rotation_status(*runtime_->signing_keys, *key, now, lifetime))
+      out_ << "    " << *status << "\n";
   }
   if (selection->error) out_ << "  cannot sign: " << selection->error->message() << "\n";
 }
@@ -163,6 +184,7 @@ int Explainer::refused(const proxy::Refusal& r, const char* when) {
 
 asio::awaitable<int> Explainer::run(std::string message) {
   if (!client_may_relay()) co_return kExplainRefused;
+  co_await check_key_records();
   tx_.id = "explain";
   tx_.session = &session_;
   session_.apply(smtp::parse_command("EHLO " + args_.helo));

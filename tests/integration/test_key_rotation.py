@@ -208,6 +208,15 @@ class RotationGatedOnDnsTest(StampdTestCase):
         self.assertIn("DKIM a (s1._domainkey.rot.example): ok", out)
         return out
 
+    def explain(self, stampd):
+        """explain says which key would sign, looking up the records as the daemon does."""
+        r = run_cli("explain", "-c", stampd.config_path, "--ip", "127.0.0.1", "--helo", "h.rot.example",
+                    "--rcpt", "you@example.net", input=make_message(sender="me@rot.example"),
+                    cwd=stampd.workdir)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+        return out
+
     def test_new_key_signs_only_once_its_record_is_right(self):
         with open(os.path.join(self.workdir, "stampd.toml"), "w") as f:
             f.write(base_config(self.dns.resolver))
@@ -225,6 +234,9 @@ class RotationGatedOnDnsTest(StampdTestCase):
         self.assertEqual(gate["record"], "missing")
         self.assertIn('key "a" signs in its place', gate["detail"])
         self.assert_signed_by(self.send(stampd), "s1", records)
+        explained = self.explain(stampd)
+        self.assertIn("s=s1 ", explained)
+        self.assertNotIn("s=s202611", explained)
         check = self.dns_check(stampd)
         self.assertIn('rotation: does not sign yet: "a" signs until this key', check)
         self.assertIn('rotation: signs now; "rot.example-s202611" takes over once its record is published',
@@ -242,6 +254,9 @@ class RotationGatedOnDnsTest(StampdTestCase):
         self.assertLess(time.monotonic() - started, 5)
         self.assert_signed_by(self.send(stampd), "s202611", records)
         # dns-check says A no longer signs and when its record may go.
+        explained = self.explain(stampd)
+        self.assertIn('key rot.example-s202611: d=rot.example s=s202611', explained)
+        self.assertIn('rotation: signs now in place of "a"', explained)
         check = self.dns_check(stampd)
         self.assertIn('rotation: no longer signs ("rot.example-s202611" signs in its place); set '
                       'retire_after', check)

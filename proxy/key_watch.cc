@@ -24,7 +24,8 @@ boost::asio::awaitable<void> KeyWatch::check(const auth::SigningKeys& keys,
     const net::DnsAnswer answer = co_await resolver.query(name, net::RrType::Txt);
     if (answer.status == net::DnsStatus::ServFail || answer.status == net::DnsStatus::Timeout) {
       record(key.spec.domain, key.spec.selector, "unknown",
-             std::string("lookup of ") + name + " failed: " + net::to_string(answer.status));
+             std::string("lookup of ") + name + " failed: " + net::to_string(answer.status) +
+                 (answer.detail.empty() ? "" : " (" + answer.detail + ")"));
       // A failed lookup proves nothing either way: a gate stays as it was,
       // so a DNS outage neither starts nor stops a key.
       continue;

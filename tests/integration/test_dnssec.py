@@ -17,7 +17,11 @@ stampd gets both zones' DS records as [dns] trust_anchor_file. What is shown:
 * `stampd dns-check` says the published key matches "(DNSSEC secure)";
 * the running proxy (ip = "client", enforce) relays mail from
   secure.example with spf=pass, and answers 451 4.7.24 at MAIL FROM for
-  forged.example.
+  forged.example;
+* key rotation trusts only validated answers: in rotate.example (signed)
+  the replacing key's record is forged to publish its public half; with the
+  trust anchor the answer is bogus, the gate stays shut and the old key
+  signs; without it the forged record opens the gate (so the test can fail).
 """
 import os
 import shutil
@@ -58,15 +62,31 @@ def setUpModule():
             [("forged.example", "TXT", "v=spf1 ip4:192.0.2.1 -all")],
             tamper=("forged.example", "TXT", "v=spf1 ip4:192.0.2.1 -all",
                     "v=spf1 ip4:127.0.0.1 -all")).sign(_dir)
+        rotate = _rotation_zone().sign(_dir)
         _anchor = os.path.join(_dir, "anchors.ds")
         with open(_anchor, "w") as f:
-            f.write(secure.ds + "\n" + forged.ds + "\n")
+            f.write(secure.ds + "\n" + forged.ds + "\n" + rotate.ds + "\n")
         _dns = UnboundServer(auth_zones=[("secure.example", secure.signed_path),
-                                         ("forged.example", forged.signed_path)])
+                                         ("forged.example", forged.signed_path),
+                                         ("rotate.example", rotate.signed_path)])
         _dns.start()
     except BaseException:
         tearDownModule()  # unittest does not call it when setUpModule fails
         raise
+
+
+def _rotation_zone():
+    """rotate.example: r1's record as it is; r2's record signed as r1's key,
+    then swapped for r2's own (what a forged answer looks like)."""
+    records = {}
+    for selector in ("r1", "r2"):
+        _, record = make_key(os.path.join(_dir, "rotate"), "rotate.example", selector, "ed25519")
+        with open(record) as f:
+            records[selector] = zone_line_txt(f.read())
+    r1_owner, r1_value = records["r1"]
+    r2_owner, r2_value = records["r2"]
+    return SignedZone("rotate.example", [(r1_owner, "TXT", r1_value), (r2_owner, "TXT", r1_value)],
+                      tamper=(r2_owner, "TXT", r1_value, r2_value))
 
 
 def tearDownModule():
@@ -173,6 +193,42 @@ class ProxyTest(StampdTestCase):
         self.assertIn("4.7.24", str(reply))
         c.quit()
         self.assertEqual(self.up.messages, [])
+
+
+class RotationGateTest(StampdTestCase):
+    def signing_selector(self, anchor):
+        up = self.start_upstream()
+        dns = {"resolvers": [_dns.resolver], "timeout": "5s"}
+        if anchor:
+            dns["trust_anchor_file"] = _anchor
+        keys = os.path.join(_dir, "rotate")
+        stampd = self.start_stampd([up.address], sections={
+            "dns": dns,
+            "dkim": {"key": [{"name": "old", "domain": "rotate.example", "selector": "r1",
+                              "private_key": os.path.join(keys, "r1.private")},
+                             {"name": "new", "domain": "rotate.example", "selector": "r2",
+                              "private_key": os.path.join(keys, "r2.private"), "replaces": "old"}],
+                     "sign": [{"from": "*@rotate.example", "keys": ["old"]}]}})
+        # The first check of r2 is done (bogus: a failed lookup; else a match).
+        if anchor:
+            event = stampd.wait_for_event("dkim-key-dns", selector="r2", timeout=20)[0]
+            self.assertEqual(event["state"], "unknown", event)
+            self.assertIn("DNSSEC validation failed", event["detail"])
+        else:
+            stampd.wait_for_event("dkim-key-gate", selector="r2", signs="yes", timeout=20)
+        c = self.connect(stampd)
+        c.ehlo()
+        r = c.send_mail("a@rotate.example", ["rcpt@example.net"],
+                        smtp_client.make_message(sender="a@rotate.example"))
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        return stampd.wait_for_event("message")[-1]["dkim_keys"]
+
+    def test_a_forged_record_does_not_open_the_gate(self):
+        self.assertEqual(self.signing_selector(anchor=True), "rotate.example:r1")
+
+    def test_without_validation_the_forged_record_would(self):
+        self.assertEqual(self.signing_selector(anchor=False), "rotate.example:r2")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #include "auth/dns_name.h"
 
+#include <algorithm>
+
 namespace stampd::auth {
 namespace {
 
@@ -27,6 +29,14 @@ bool is_queryable_name(std::string_view name) noexcept {
     }
   }
   return label != 0;
+}
+
+bool is_dkim_name(std::string_view name) noexcept {
+  if (name.empty() || name.front() == '.' || name.back() == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+  });
 }
 
 bool is_spf_domain(std::string_view name) noexcept {

@@ -22,6 +22,10 @@ std::string_view strip_trailing_dot(std::string_view name) noexcept;
 // in a DNS query: no empty label, no label over 63 octets, at most 253 octets.
 bool is_queryable_name(std::string_view name) noexcept;
 
+// is_dkim_name reports whether name may be a DKIM d= or s= as the signer
+// writes it: letters, digits, '-', '_' and '.', not starting or ending in '.'.
+bool is_dkim_name(std::string_view name) noexcept;
+
 // is_spf_domain reports whether name may be the <domain> of check_host():
 // queryable, at least two labels, not an address literal like "[192.0.2.1]",
 // only printable ASCII and no spaces (RFC 7208 §4.3: otherwise "none").

@@ -27,12 +27,9 @@ long long now_seconds() {
   return static_cast<long long>(std::time(nullptr));
 }
 
+// valid_selector: a name the signer accepts as s= and a host-name-like label.
 bool valid_selector(const std::string& s) {
-  if (s.empty() || s.front() == '.' || s.back() == '.' || s.front() == '-') return false;
-  for (const char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
-  }
-  return true;
+  return auth::is_dkim_name(s) && auth::is_queryable_name(s) && s.front() != '-';
 }
 
 // algorithm_of is the algorithm of the next key: as the current one (an RSA

@@ -649,12 +649,7 @@ void read_retire_after(const Reader& r, const toml::node& node, auth::KeySpec& k
 
 std::string show_retire_after(const auth::KeySpec& k) {
   if (!k.retire_after) return quoted("");  // not set (and not shown)
-  const auto t = static_cast<std::time_t>(k.retire_after.value_or(0));
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
+  return auth::utc_time(*k.retire_after);
 }
 
 const Keys<auth::KeySpec>& dkim_key_keys() {

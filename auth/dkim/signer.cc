@@ -5,6 +5,7 @@
 #include "auth/dkim/base64.h"
 #include "auth/dkim/header_hash.h"
 #include "auth/dkim/signature.h"
+#include "auth/dns_name.h"
 #include "auth/mail_address.h"
 
 namespace stampd::auth {
@@ -67,14 +68,6 @@ class Folder {
   std::size_t col_;
 };
 
-bool valid_domain_like(std::string_view s) {
-  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_';
-  });
-}
-
 bool contains_name(const std::vector<std::string>& list, std::string_view name) {
   return std::any_of(list.begin(), list.end(),
                      [&](const std::string& s) { return header_name_equal(s, name); });
@@ -82,9 +75,9 @@ bool contains_name(const std::vector<std::string>& list, std::string_view name) 
 
 net::Status check_options(const SigningKey& key, const SignOptions& o) {
   if (!key.key) return make_error(Errc::BadInput, "signing key has no private key loaded");
-  if (!valid_domain_like(key.domain))
+  if (!is_dkim_name(key.domain))
     return make_error(Errc::BadInput, "invalid signing domain \"" + key.domain + "\"");
-  if (!valid_domain_like(key.selector))
+  if (!is_dkim_name(key.selector))
     return make_error(Errc::BadInput, "invalid selector \"" + key.selector + "\"");
   if (o.timestamp < 0) return make_error(Errc::BadInput, "t= must not be negative");
   if (o.expiration && *o.expiration <= o.timestamp) {

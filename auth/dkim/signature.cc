@@ -41,21 +41,37 @@ bool identity_within(std::string_view identity, std::string_view domain) noexcep
   return at != std::string_view::npos && is_same_or_subdomain(identity.substr(at + 1), domain);
 }
 
-net::Result<ParsedSignature> parse_signature(std::string_view raw_field) {
+std::optional<int> parse_arc_instance(std::string_view value) {
+  if (value.empty() || value.size() > 2 ||
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto n = parse_number<int>(value, 2);
+  if (!n || *n < 1 || *n > kMaxArcInstance) return std::nullopt;
+  return n;
+}
+
+net::Result<ParsedSignature> parse_signature(std::string_view raw_field, SignatureField kind) {
+  const bool arc = kind == SignatureField::ArcMessage;
   const auto colon = raw_field.find(':');
   if (colon == std::string_view::npos) return bad("not a header field");
   const std::string_view value = raw_field.substr(colon + 1);
-  auto parsed = parse_tag_list(value);
+  auto parsed = parse_tag_list(value, arc ? EmptyTagSpecs::Error : EmptyTagSpecs::Skip);
   if (!parsed) return std::move(parsed).error();
   const std::vector<Tag>& tags = *parsed;
   auto required = [&](const char* name) -> const Tag* { return find_tag(tags, name); };
-  for (const char* name : {"v", "a", "b", "bh", "d", "h", "s"}) {
+  for (const char* name : {arc ? "i" : "v", "a", "b", "bh", "d", "h", "s"}) {
     if (required(name) == nullptr) return bad(std::string("missing required tag ") + name + "=");
   }
 
   ParsedSignature sig;
-  if (find_tag(tags, "v")->value != "1")
+  if (arc) {
+    const auto instance = parse_arc_instance(find_tag(tags, "i")->value);
+    if (!instance) return bad("i= is not an ARC instance (1 to 50)");
+    sig.instance = *instance;
+  } else if (find_tag(tags, "v")->value != "1") {
     return bad("unsupported version v=" + find_tag(tags, "v")->value);
+  }
 
   sig.algorithm = find_tag(tags, "a")->value;
   const auto type = key_type_for_algorithm(sig.algorithm);
@@ -97,15 +113,17 @@ net::Result<ParsedSignature> parse_signature(std::string_view raw_field) {
     std::size_t end = h.find(':', pos);
     if (end == std::string_view::npos) end = h.size();
     const std::string_view name = trim_fws(h.substr(pos, end - pos));
-    if (name.empty()) return bad("empty header name in h=");
+    if (name.empty() && !arc) return bad("empty header name in h=");
+    if (arc && header_name_equal(name, "arc-seal"))
+      return bad("h= includes ARC-Seal (RFC 8617 §4.1.2)");
     has_from = has_from || header_name_equal(name, "from");
-    sig.headers.emplace_back(name);
+    if (!name.empty()) sig.headers.emplace_back(name);
     if (end == h.size()) break;
     pos = end + 1;
   }
-  if (!has_from) return bad("h= does not include from (RFC 6376 §5.4)");
+  if (!has_from && !arc) return bad("h= does not include from (RFC 6376 §5.4)");
 
-  if (const Tag* i = find_tag(tags, "i")) {
+  if (const Tag* i = find_tag(tags, "i"); i != nullptr && !arc) {
     const auto at = i->value.rfind('@');
     if (at == std::string::npos) return bad("i= has no @");
     if (!identity_within(i->value, sig.domain)) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "auth/dkim/base64.h"
+#include "auth/dkim/field_folder.h"
 #include "auth/dkim/header_hash.h"
 #include "auth/dkim/signature.h"
 #include "auth/dns_name.h"
@@ -13,60 +14,6 @@ namespace {
 
 using net::Errc;
 using net::make_error;
-
-// Folder appends words to a header field, breaking lines (CRLF + SP) so no
-// line passes kMaxSignatureLineLength. A fold only ever replaces or adds
-// whitespace where the tag grammar allows FWS (§3.2, §3.5), and the signature
-// is computed over the folded text, so both canonicalizations agree with
-// what the verifier sees.
-class Folder {
- public:
-  explicit Folder(std::string start) : text_(std::move(start)), col_(text_.size()) {}
-
-  // word appends " " + w; the space becomes the fold when the line is full.
-  void word(std::string_view w) {
-    if (col_ + 1 + w.size() > kMaxSignatureLineLength && col_ > 1) {
-      text_ += "\r\n";
-      col_ = 0;
-    }
-    text_ += ' ';
-    text_ += w;
-    col_ += 1 + w.size();
-  }
-  // glued appends w with no space, folding first if it does not fit.
-  void glued(std::string_view w) {
-    if (col_ + w.size() > kMaxSignatureLineLength) {
-      text_ += "\r\n ";
-      col_ = 1;
-    }
-    text_ += w;
-    col_ += w.size();
-  }
-  // spread appends a base64 value, filling lines to the limit (FWS inside a
-  // base64 value is ignored by verifiers, §2.6).
-  void spread(std::string_view v) {
-    while (!v.empty()) {
-      if (col_ >= kMaxSignatureLineLength) {
-        text_ += "\r\n ";
-        col_ = 1;
-      }
-      const std::size_t n = std::min(kMaxSignatureLineLength - col_, v.size());
-      text_.append(v.substr(0, n));
-      col_ += n;
-      v.remove_prefix(n);
-    }
-  }
-  // new_line ends the current line; the next word starts the next one.
-  void new_line() {
-    text_ += "\r\n";
-    col_ = 0;
-  }
-  std::string& text() { return text_; }
-
- private:
-  std::string text_;
-  std::size_t col_;
-};
 
 bool contains_name(const std::vector<std::string>& list, std::string_view name) {
   return std::any_of(list.begin(), list.end(),
@@ -191,7 +138,7 @@ net::Result<std::string> sign_header_block(const HeaderBlock& headers,
                                              ? select_signed_headers(headers, options.headers)
                                              : options.explicit_headers;
 
-  Folder f("DKIM-Signature:");
+  FieldFolder f("DKIM-Signature:");
   f.word("v=1;");
   f.word(std::string("a=") + algorithm_name(key.key->type()) + ";");
   f.word("c=" + to_string(options.canonicalization) + ";");

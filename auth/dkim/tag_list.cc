@@ -11,7 +11,7 @@ net::Error bad(const std::string& what) { return net::make_error(net::Errc::BadI
 
 }  // namespace
 
-net::Result<std::vector<Tag>> parse_tag_list(std::string_view text) {
+net::Result<std::vector<Tag>> parse_tag_list(std::string_view text, EmptyTagSpecs empty) {
   std::vector<Tag> tags;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -20,6 +20,9 @@ net::Result<std::vector<Tag>> parse_tag_list(std::string_view text) {
     const std::string_view spec = text.substr(pos, end - pos);
     std::size_t a = 0;
     while (a < spec.size() && is_fws(spec[a])) ++a;
+    if (a == spec.size() && empty == EmptyTagSpecs::Error && end != text.size()) {
+      return bad("empty tag-spec (\";;\")");
+    }
     if (a < spec.size()) {
       const std::size_t eq = spec.find('=');
       if (eq == std::string_view::npos)

@@ -22,11 +22,18 @@ struct Tag {
   std::size_t value_end = 0;
 };
 
+// EmptyTagSpecs says what an empty tag-spec (";;") is.
+enum class EmptyTagSpecs {
+  Skip,   // skipped, as deployed DKIM records and signatures contain them
+  Error,  // an error (the grammar's word; ARC fields, RFC 8617 §4.1)
+};
+
 // parse_tag_list parses text as a tag-list. Tag names are case-sensitive
 // (§3.2). Errors (BadInput): a tag-spec without '=', an invalid tag name, a
-// control byte in a value, a duplicate tag. Empty tag-specs (";;" or a
-// trailing ';') are skipped, as deployed records contain them.
-net::Result<std::vector<Tag>> parse_tag_list(std::string_view text);
+// control byte in a value, a duplicate tag, an empty tag-spec when empty is
+// Error. A trailing ';' is always allowed (the grammar's [";"]).
+net::Result<std::vector<Tag>> parse_tag_list(std::string_view text,
+                                             EmptyTagSpecs empty = EmptyTagSpecs::Skip);
 
 // find_tag returns the tag named name, or nullptr.
 const Tag* find_tag(const std::vector<Tag>& tags, std::string_view name);

@@ -14,34 +14,29 @@
 namespace stampd::auth {
 namespace {
 
-struct BodyResult {
-  Sha256Digest digest;
-  std::uint64_t canonical_length;
-};
-
 // BodyHashes computes each (canonicalization, l=) body hash once per message.
 class BodyHashes {
  public:
   explicit BodyHashes(std::string_view body) : body_(body) {}
   // put stores a hash computed elsewhere (while the body streamed).
-  void put(Canonicalization c, std::optional<std::uint64_t> limit, BodyResult result) {
+  void put(Canonicalization c, std::optional<std::uint64_t> limit, BodyDigest result) {
     cache_.insert_or_assign(std::make_pair(static_cast<int>(c), limit), result);
   }
-  const BodyResult& get(Canonicalization c, std::optional<std::uint64_t> limit) {
+  const BodyDigest& get(Canonicalization c, std::optional<std::uint64_t> limit) {
     const auto key = std::make_pair(static_cast<int>(c), limit);
     auto it = cache_.find(key);
     if (it == cache_.end()) {
       BodyHasher h(c, limit);
       h.update(body_);
       const Sha256Digest d = h.finish();
-      it = cache_.emplace(key, BodyResult{d, h.canonical_length()}).first;
+      it = cache_.emplace(key, BodyDigest{d, h.canonical_length()}).first;
     }
     return it->second;
   }
 
  private:
   std::string_view body_;
-  std::map<std::pair<int, std::optional<std::uint64_t>>, BodyResult> cache_;
+  std::map<std::pair<int, std::optional<std::uint64_t>>, BodyDigest> cache_;
 };
 
 std::string domain_of(std::string_view identity) {
@@ -51,66 +46,19 @@ std::string domain_of(std::string_view identity) {
 
 SignatureResult verify_one(const HeaderBlock& block, std::size_t index, BodyHashes& bodies,
                            const KeyLookupFunction& lookup, const VerifyOptions& options) {
-  SignatureResult r;
-  r.field_index = index;
   auto parsed = parse_signature(block.field(index).raw);
   if (!parsed) {
+    SignatureResult r;
+    r.field_index = index;
     r.status = VerifyStatus::PermError;
     r.reason = "malformed signature: " + parsed.error().detail;
     return r;
   }
   const ParsedSignature& sig = *parsed;
-  r.domain = sig.domain;
-  r.selector = sig.selector;
-  r.algorithm = sig.algorithm;
-  r.identity = sig.identity;
-  auto done = [&](VerifyStatus status, std::string reason) {
-    r.status = status;
-    r.reason = std::move(reason);
-    return r;
-  };
-
-  // §6.1.1: an expired signature fails without a key lookup.
-  if (sig.expiration && *sig.expiration < options.now)
-    return done(VerifyStatus::Fail, "signature expired");
-  if (sig.timestamp && *sig.timestamp > options.now + options.max_clock_skew)
-    return done(VerifyStatus::Fail, "signature timestamp is in the future");
-
-  KeyLookup found = lookup(sig.domain, sig.selector);
-  if (!found.record) return done(found.failure, found.reason);
-  const KeyRecord& key = *found.record;
-
-  auto result = [&]() -> std::pair<VerifyStatus, std::string> {
-    using S = VerifyStatus;
-    if (key.revoked()) return {S::Fail, "key revoked"};
-    if (key.type != sig.key_type || key.key->type() != sig.key_type) {
-      return {S::PermError, std::string("key type ") + key_type_name(key.key->type()) +
-                                " does not match a=" + sig.algorithm};
-    }
-    if (key.type == KeyType::Rsa && key.key->bits() < options.min_rsa_bits) {
-      return {S::PermError, "RSA key too small (" + std::to_string(key.key->bits()) + " bits)"};
-    }
-    // t=s: the i= domain must be d= exactly, not a subdomain (§3.6.1).
-    if (key.strict && domain_of(sig.identity) != ascii_lower(sig.domain)) {
-      return {S::PermError, "i= is a subdomain of d= but the key has t=s"};
-    }
-    const BodyResult& body = bodies.get(sig.canonicalization.body, sig.body_length);
-    if (sig.body_length && *sig.body_length > body.canonical_length) {
-      return {S::PermError, "l= is longer than the body"};
-    }
-    if (std::string_view(reinterpret_cast<const char*>(body.digest.data()), body.digest.size()) !=
-        sig.body_hash) {
-      return {S::Fail, "body hash mismatch"};
-    }
-    const Sha256Digest hh =
-        header_hash(block, sig.headers, sig.canonicalization.header, sig.field_without_b);
-    if (!key.key->verify_digest(hh, sig.signature)) return {S::Fail, "signature mismatch"};
-    return {S::Pass, "good signature"};
-  }();
-  if (key.testing && result.first != VerifyStatus::Pass) {
-    return done(VerifyStatus::Neutral, result.second + " (key in testing mode, t=y)");
-  }
-  return done(result.first, std::move(result.second));
+  SignatureResult r = check_signature(
+      block, sig, bodies.get(sig.canonicalization.body, sig.body_length), lookup, options);
+  r.field_index = index;
+  return r;
 }
 
 std::vector<std::pair<std::string, std::string>> wanted_keys(const HeaderBlock& block) {
@@ -142,6 +90,73 @@ const char* to_string(VerifyStatus status) noexcept {
       return "permerror";
   }
   return "permerror";
+}
+
+SignatureResult check_signature(const HeaderBlock& block, const ParsedSignature& sig,
+                                const BodyDigest& body, const KeyLookupFunction& lookup,
+                                const VerifyOptions& options) {
+  SignatureResult r;
+  r.domain = sig.domain;
+  r.selector = sig.selector;
+  r.algorithm = sig.algorithm;
+  r.identity = sig.identity;
+  auto done = [&](VerifyStatus status, std::string reason) {
+    r.status = status;
+    r.reason = std::move(reason);
+    return r;
+  };
+
+  // §6.1.1: an expired signature fails without a key lookup.
+  if (sig.expiration && *sig.expiration < options.now)
+    return done(VerifyStatus::Fail, "signature expired");
+  if (sig.timestamp && *sig.timestamp > options.now + options.max_clock_skew)
+    return done(VerifyStatus::Fail, "signature timestamp is in the future");
+
+  KeyLookup found = lookup(sig.domain, sig.selector);
+  if (!found.record) return done(found.failure, found.reason);
+  const KeyRecord& key = *found.record;
+
+  auto result = [&]() -> std::pair<VerifyStatus, std::string> {
+    using S = VerifyStatus;
+    if (auto unusable = unusable_key(key, sig.key_type, sig.algorithm, options)) {
+      return {unusable->first, std::move(unusable->second)};
+    }
+    // t=s: the i= domain must be d= exactly, not a subdomain (§3.6.1).
+    if (key.strict && domain_of(sig.identity) != ascii_lower(sig.domain)) {
+      return {S::PermError, "i= is a subdomain of d= but the key has t=s"};
+    }
+    if (sig.body_length && *sig.body_length > body.canonical_length) {
+      return {S::PermError, "l= is longer than the body"};
+    }
+    if (std::string_view(reinterpret_cast<const char*>(body.digest.data()), body.digest.size()) !=
+        sig.body_hash) {
+      return {S::Fail, "body hash mismatch"};
+    }
+    const Sha256Digest hh =
+        header_hash(block, sig.headers, sig.canonicalization.header, sig.field_without_b);
+    if (!key.key->verify_digest(hh, sig.signature)) return {S::Fail, "signature mismatch"};
+    return {S::Pass, "good signature"};
+  }();
+  if (key.testing && result.first != VerifyStatus::Pass) {
+    return done(VerifyStatus::Neutral, result.second + " (key in testing mode, t=y)");
+  }
+  return done(result.first, std::move(result.second));
+}
+
+std::optional<std::pair<VerifyStatus, std::string>> unusable_key(const KeyRecord& key, KeyType type,
+                                                                 std::string_view algorithm,
+                                                                 const VerifyOptions& options) {
+  using S = VerifyStatus;
+  if (key.revoked()) return std::make_pair(S::Fail, std::string("key revoked"));
+  if (key.type != type || key.key->type() != type) {
+    return std::make_pair(S::PermError, std::string("key type ") + key_type_name(key.key->type()) +
+                                            " does not match a=" + std::string(algorithm));
+  }
+  if (key.type == KeyType::Rsa && key.key->bits() < options.min_rsa_bits) {
+    return std::make_pair(S::PermError,
+                          "RSA key too small (" + std::to_string(key.key->bits()) + " bits)");
+  }
+  return std::nullopt;
 }
 
 std::string key_record_name(std::string_view selector, std::string_view domain) {
@@ -274,7 +289,7 @@ std::vector<SignatureResult> MessageVerifier::finish(const KeyLookupFunction& lo
   BodyHashes bodies{std::string_view{}};
   for (auto& h : hashers_) {
     const Sha256Digest digest = h.hasher.finish();
-    bodies.put(h.canonicalization, h.limit, BodyResult{digest, h.hasher.canonical_length()});
+    bodies.put(h.canonicalization, h.limit, BodyDigest{digest, h.hasher.canonical_length()});
   }
   std::vector<SignatureResult> results;
   for (const std::size_t i : signature_fields()) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "auth/dkim/body_hasher.h"
@@ -72,6 +73,29 @@ std::string key_record_name(std::string_view selector, std::string_view domain);
 // is PermError "no key record" (§6.1.2), SERVFAIL/timeout TempError; of
 // several records the first that parses is used (§6.1.2 leaves the choice).
 KeyLookup key_lookup_from_dns(const net::DnsAnswer& answer);
+
+// BodyDigest is a body hash with the length of the canonical body it covered.
+struct BodyDigest {
+  Sha256Digest digest;
+  std::uint64_t canonical_length = 0;
+};
+
+struct ParsedSignature;
+
+// check_signature verifies one parsed signature (a DKIM-Signature, or an
+// ARC-Message-Signature, which RFC 8617 §4.1.2 verifies the same way) over
+// block, body being the hash of the body under its c= and l=. field_index is
+// left zero.
+SignatureResult check_signature(const HeaderBlock& block, const ParsedSignature& sig,
+                                const BodyDigest& body, const KeyLookupFunction& lookup,
+                                const VerifyOptions& options);
+
+// unusable_key tells why key cannot check a signature of type (named
+// algorithm): revoked, of another type, or an RSA key under
+// options.min_rsa_bits; nullopt when it can.
+std::optional<std::pair<VerifyStatus, std::string>> unusable_key(const KeyRecord& key, KeyType type,
+                                                                 std::string_view algorithm,
+                                                                 const VerifyOptions& options);
 
 // verify_message verifies every DKIM-Signature in message (CRLF text,
 // header and body) fetching keys with resolver, which the caller owns and

@@ -27,6 +27,7 @@ test_pkgs=(
   swaks
   whois                       # mkpasswd: the AUTH tests check hashes it writes
   python3 python3-dkim python3-nacl python3-yaml python3-dnspython
+  python3-authres             # dkimpy's ARC sealer (arc_sign) makes the incoming chains in test_arc.py
   libyaml-cpp-dev             # reads the RFC 7208 SPF test suite in unit tests
   libmail-dkim-perl
   opendkim opendkim-tools

@@ -141,6 +141,15 @@ Metrics::Metrics()
                              .Help("1 for the state of each signing key's DNS record, by domain, "
                                    "selector and state.")
                              .Register(*registry_)),
+      arc_sets(BuildCounter()
+                   .Name("stampd_arc_sets_total")
+                   .Help("ARC sets added, by the cv= of their seal (the incoming chain's state).")
+                   .Register(*registry_)),
+      arc_not_sealed(
+          BuildCounter()
+              .Name("stampd_arc_not_sealed_total")
+              .Help("Messages a rule wanted ARC-sealed that left without a set, by reason.")
+              .Register(*registry_)),
       spf_results(BuildCounter()
                       .Name("stampd_spf_results_total")
                       .Help("SPF evaluations by result and the action taken.")
@@ -181,6 +190,7 @@ Metrics::Metrics()
     dkim_failures.Add({{"reason", reason}});
   }
   for (const char* result : {"pass", "fail"}) dkim_self_verify.Add({{"result", result}});
+  for (const char* cv : {"none", "pass", "fail"}) arc_sets.Add({{"cv", cv}});
   for (const char* kind : {"connect", "tls", "auth", "timeout", "dropped", "protocol", "local"}) {
     upstream_errors.Add({{"kind", kind}});
   }

@@ -60,6 +60,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& dkim_self_verify;  // result
   prometheus::Family<prometheus::Gauge>& dkim_key_age;        // domain, selector; seconds
   prometheus::Family<prometheus::Gauge>& dkim_key_dns_state;  // domain, selector, state; 0/1
+  prometheus::Family<prometheus::Counter>& arc_sets;          // cv: none, pass, fail
+  prometheus::Family<prometheus::Counter>& arc_not_sealed;    // reason
 
   // SPF and DNS.
   prometheus::Family<prometheus::Counter>& spf_results;  // result, action

@@ -704,6 +704,25 @@ const Keys<auth::SigningRule>& dkim_sign_keys() {
                       },
                       [](const R& rule) { return quoted(rule.identity.value_or("")); }},
                [](const R& rule) { return rule.identity.has_value(); }),
+      shown_if(field("arc_seal", &R::arc_seal, text(),
+                     "the RSA key that adds an ARC set (see [arc]); \"\": none"),
+               [](const R& rule) { return !rule.arc_seal.empty(); }),
+  };
+  return keys;
+}
+
+const Keys<ArcConfig>& arc_keys() {
+  using A = ArcConfig;
+  static const Keys<A> keys{
+      field("authserv_id", &A::authserv_id,
+            text([](const std::string& v) -> std::optional<std::string> {
+              if (v.find_first_of(" \t\r\n;()\"\\") != std::string::npos)
+                return "expected a host name (no spaces, ';', '(' or quotes)";
+              return std::nullopt;
+            }),
+            "our name in ARC-Authentication-Results; default: [server] hostname"),
+      field("max_sets", &A::max_sets, count(1, 50),
+            "ARC sets examined per message; a longer chain fails unchecked"),
   };
   return keys;
 }
@@ -943,6 +962,7 @@ const Keys<Config>& config_sections() {
       section("server", &Config::server, server_keys(), check_server, "the client side"),
       section("upstream", &Config::upstream, upstream_keys(), check_upstream, "the MTA after us"),
       section("dkim", &Config::dkim, dkim_keys(), check_dkim, "DKIM signing"),
+      section("arc", &Config::arc, arc_keys(), nullptr, "ARC sealing"),
       section("spf", &Config::spf, spf_keys(), check_spf, "the SPF policy"),
       section("auth", &Config::auth, auth_keys(), check_auth, "AUTH for submitting apps"),
       section("dns", &Config::dns, dns_keys(), nullptr, "DNS lookups"),
@@ -971,6 +991,7 @@ void complete(Config& c) {
     s.spool_dir = (tmp && *tmp) ? tmp : "/tmp";
   }
   if (c.upstream.helo_name.empty()) c.upstream.helo_name = s.hostname;
+  if (c.arc.authserv_id.empty()) c.arc.authserv_id = s.hostname;
 }
 
 }  // namespace

@@ -129,6 +129,15 @@ struct DkimConfig {
   Duration dns_check_interval = std::chrono::minutes(15);
 };
 
+// ArcConfig is [arc]: what every ARC set we add shares. Which mail is
+// sealed, and with which key, is per [[dkim.sign]] rule (arc_seal).
+struct ArcConfig {
+  // authserv_id names our ADMD in the ARC-Authentication-Results; the
+  // Authentication-Results fields bearing it are copied in. Default: [server] hostname.
+  std::string authserv_id;
+  std::size_t max_sets = 10;  // ARC sets examined per message; more is a failed chain
+};
+
 struct DnsConfig {
   std::vector<std::string> resolvers;          // "127.0.0.1:5353" style; empty: /etc/resolv.conf
   Duration timeout = std::chrono::seconds(5);  // per query
@@ -171,6 +180,7 @@ struct Config {
   ServerConfig server;
   UpstreamConfig upstream;
   DkimConfig dkim;
+  ArcConfig arc;
   SpfConfig spf;
   AuthConfig auth;
   DnsConfig dns;

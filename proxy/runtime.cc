@@ -71,7 +71,9 @@ std::shared_ptr<const Runtime> build_runtime(const std::shared_ptr<const Config>
   if (!config->dkim.rules.empty() || !config->dkim.must_sign.empty()) {
     runtime->stage_factories.push_back(std::make_shared<DkimStageFactory>(
         runtime->signing_keys, dkim_settings(config->dkim), MustSign(config->dkim.must_sign),
-        *runtime->metrics, config->dkim.self_verify));
+        *runtime->metrics, config->dkim.self_verify,
+        ArcSettings{config->arc.authserv_id, static_cast<int>(config->arc.max_sets),
+                    runtime->resolver}));
   }
   return runtime;
 }

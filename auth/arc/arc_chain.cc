@@ -161,21 +161,29 @@ ArcChain collect_arc_chain(const HeaderBlock& block, int max_sets) {
   std::vector<Found> found;
   const std::size_t max_fields = 3 * static_cast<std::size_t>(std::max(max_sets, 1));
   for (std::size_t i = 0; i < block.size(); ++i) {
-    if (auto kind = arc_field_kind(block.field(i).name)) {
-      if (found.size() == max_fields) {
-        return failed(std::move(chain), "more than " + std::to_string(max_fields) +
-                                            " ARC header fields (at most " +
-                                            std::to_string(max_sets) + " sets are examined)");
-      }
-      found.push_back({*kind, i});
-    }
+    if (auto kind = arc_field_kind(block.field(i).name)) found.push_back({*kind, i});
   }
   if (found.empty()) return chain;
-
+  // The highest i= is read even from a chain too long to examine: a set
+  // added on top of it must still number after it.
   for (const Found& f : found) {
     if (auto n = raw_instance(f.kind, block.field(f.index).raw)) {
       chain.highest = std::max(chain.highest, *n);
     }
+  }
+  if (found.size() > max_fields) {
+    // §5.1.1 holds for a long chain too: a newest seal saying cv=fail means no set.
+    for (const Found& f : found) {
+      if (f.kind != ArcField::Seal ||
+          raw_instance(f.kind, block.field(f.index).raw) != chain.highest)
+        continue;
+      auto tags = parse_tag_list(field_value(block.field(f.index).raw), EmptyTagSpecs::Error);
+      const Tag* cv = tags ? find_tag(*tags, "cv") : nullptr;
+      if (cv != nullptr && cv->value == "fail") chain.latest_failed = true;
+    }
+    return failed(std::move(chain), "more than " + std::to_string(max_fields) +
+                                        " ARC header fields (at most " + std::to_string(max_sets) +
+                                        " sets are examined)");
   }
 
   // Slot every field by instance; a field whose i= cannot be read fails the

@@ -9,15 +9,19 @@
 namespace stampd::auth {
 namespace {
 
-// verify_seal checks seal number i (1-based) of chain over block.
+// verify_seal checks seal number i (1-based) of chain over block; temporary
+// is set when its key could not be fetched now.
 std::optional<std::string> verify_seal(const HeaderBlock& block, const ArcChain& chain,
                                        std::size_t i, const KeyLookupFunction& lookup,
-                                       const VerifyOptions& options) {
+                                       const VerifyOptions& options, bool& temporary) {
   const ArcSeal& seal = chain.seals[i - 1];
   const std::string where =
       "ARC-Seal i=" + std::to_string(i) + " (d=" + seal.domain + " s=" + seal.selector + "): ";
   const KeyLookup found = lookup(seal.domain, seal.selector);
-  if (!found.record) return where + found.reason;
+  if (!found.record) {
+    temporary = found.failure == VerifyStatus::TempError;
+    return where + found.reason;
+  }
   if (auto unusable = unusable_key(*found.record, seal.key_type, seal.algorithm, options)) {
     return where + unusable->second;
   }
@@ -101,12 +105,14 @@ ArcVerdict ArcVerifier::finish(const KeyLookupFunction& lookup) {
   BodyDigest body{hasher_->finish(), hasher_->canonical_length()};
   const SignatureResult checked = check_signature(block_, ams, body, lookup, options_.signatures);
   if (checked.status != VerifyStatus::Pass) {
+    verdict.temporary = checked.status == VerifyStatus::TempError;
     return fail("ARC-Message-Signature i=" + std::to_string(ams.instance) + " (d=" + ams.domain +
                 " s=" + ams.selector + "): " + checked.reason);
   }
   // §5.2 step 7: every seal, newest first.
   for (std::size_t i = chain_.seals.size(); i >= 1; --i) {
-    if (auto why = verify_seal(block_, chain_, i, lookup, options_.signatures)) return fail(*why);
+    if (auto why = verify_seal(block_, chain_, i, lookup, options_.signatures, verdict.temporary))
+      return fail(*why);
   }
   verdict.reason = std::to_string(chain_.seals.size()) + " set(s) verified";
   return verdict;

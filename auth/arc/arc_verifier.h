@@ -29,6 +29,9 @@ struct ArcVerdict {
   std::string reason;
   int highest = 0;             // highest instance found (0: no chain)
   bool latest_failed = false;  // the newest seal says cv=fail: add no set (§5.1.1)
+  // temporary: a key could not be fetched now (DNS SERVFAIL, timeout), so
+  // the fail may not be final; a sealer should not stamp cv=fail on it.
+  bool temporary = false;
   // next_instance is the i= of a set added now; nullopt: none may be added.
   std::optional<int> next_instance() const;
 };

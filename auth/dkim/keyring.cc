@@ -124,6 +124,23 @@ net::Result<std::shared_ptr<const SigningKeys>> SigningKeys::build(std::vector<K
                                                         "\" names unknown key \"" + name + "\"");
       }
     }
+    if (!rule.arc_seal.empty()) {
+      const Key* seal = ring->find_key(rule.arc_seal);
+      if (seal == nullptr) {
+        return net::make_error(net::Errc::NotFound,
+                               where(rule.origin) + "rule \"" + rule.from.text() +
+                                   "\" seals with unknown key \"" + rule.arc_seal + "\"");
+      }
+      while (seal->replaced_by != nullptr) seal = seal->replaced_by;
+      for (const Key* k = seal; k != nullptr; k = k->replaces) {
+        if (k->signing_key && k->signing_key->key->type() != KeyType::Rsa) {
+          return net::make_error(net::Errc::BadInput,
+                                 where(rule.origin) + "rule \"" + rule.from.text() +
+                                     "\" seals with key \"" + k->spec.name +
+                                     "\", which is not RSA (ARC signs with rsa-sha256 only)");
+        }
+      }
+    }
   }
   ring->rules_ = std::move(rules);
   return std::shared_ptr<const SigningKeys>(std::move(ring));
@@ -160,6 +177,16 @@ std::optional<SigningKeys::Selection> SigningKeys::select(const MailAddress& fro
     // that signs now.
     if (std::find(sel.keys.begin(), sel.keys.end(), *signing) == sel.keys.end())
       sel.keys.push_back(*signing);
+  }
+  if (!sel.error && !rule->arc_seal.empty()) {
+    if (const Key* seal = find_key(rule->arc_seal)) {
+      auto sealing = signing_key(*seal, now);
+      if (sealing) {
+        sel.arc_key = *sealing;
+      } else {
+        sel.error = std::move(sealing).error();
+      }
+    }
   }
   return sel;
 }

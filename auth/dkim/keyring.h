@@ -79,11 +79,13 @@ class SigningKeys {
     std::vector<const Key*> keys;
     std::optional<net::Error> error;      // a key missing or broken
     std::optional<std::string> identity;  // i= with "%" replaced
+    const Key* arc_key = nullptr;         // the key that seals (rule's arc_seal), if any
   };
 
   // build loads every key and checks the rules: key names unique, each rule
   // naming at least one key and only known keys ("%" is resolved per
-  // message). Errors name the origin ("file:line") of the bad entry.
+  // message), an arc_seal key known and, once loaded, RSA. Errors name the origin ("file:line") of
+  // the bad entry.
   static net::Result<std::shared_ptr<const SigningKeys>> build(std::vector<KeySpec> keys,
                                                                std::vector<SigningRule> rules,
                                                                const KeyringOptions& options = {});

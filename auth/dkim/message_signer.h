@@ -93,6 +93,13 @@ class MessageSigner {
   // Call once.
   SigningOutcome finish(std::int64_t timestamp);
 
+  // arc_key is the key that ARC-seals this message (the matched rule's
+  // arc_seal, chosen at header time), or nullptr; block is the parsed header.
+  const SigningKeys::Key* arc_key() const noexcept {
+    return selection_ && !selection_->error ? selection_->arc_key : nullptr;
+  }
+  const HeaderBlock& block() const noexcept { return block_; }
+
  private:
   void skip(NotSigned reason, std::string detail);
 

@@ -63,6 +63,9 @@ struct SigningRule {
   // optional second SigningTable field); dropped for a key whose d= does not
   // cover it.
   std::optional<std::string> identity;
+  // arc_seal names the key that adds an ARC set (RFC 8617) to the mail this
+  // rule matches; empty: none. An RSA key (rsa-sha256 is ARC's algorithm).
+  std::string arc_seal;
   std::string origin;  // where the rule was written ("file:line"), for messages
 };
 

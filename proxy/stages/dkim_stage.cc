@@ -18,19 +18,33 @@ class DkimStage final : public Stage {
  public:
   DkimStage(std::shared_ptr<const auth::SigningKeys> keys,
             std::shared_ptr<const DkimSettings> settings, std::shared_ptr<const MustSign> must_sign,
-            std::shared_ptr<const SelfVerification> self_verification, const DkimCounters& counters)
+            std::shared_ptr<const SelfVerification> self_verification,
+            std::shared_ptr<const ArcSettings> arc, const DkimCounters& counters,
+            const ArcCounters& arc_counters)
       : keys_(keys),
+        settings_(settings),
         signer_(std::move(keys), std::move(settings)),
         must_sign_(std::move(must_sign)),
         self_verification_(std::move(self_verification)),
-        counters_(counters) {}
+        arc_(std::move(arc)),
+        counters_(counters),
+        arc_counters_(arc_counters) {}
 
   const char* name() const override { return "dkim"; }
   void on_header_block(Transaction&, std::string_view header_block) override {
     signer_.header(header_block, static_cast<std::int64_t>(std::time(nullptr)));
+    if (signer_.arc_key() != nullptr) {
+      auth::ArcVerifyOptions options;
+      options.signatures.now = static_cast<std::int64_t>(std::time(nullptr));
+      options.max_sets = arc_->max_sets;
+      sealer_.emplace(options);
+      sealer_->header(signer_.block());
+    }
   }
   void on_body(std::span<const char> chunk) override {
-    signer_.body(std::string_view(chunk.data(), chunk.size()));
+    const std::string_view text(chunk.data(), chunk.size());
+    signer_.body(text);
+    if (sealer_) sealer_->body(text);
   }
   boost::asio::awaitable<Verdict> on_end_of_data(Transaction& tx, const Message& message) override;
 
@@ -43,10 +57,14 @@ class DkimStage final : public Stage {
                                             std::size_t first_field, const std::string& why);
 
   std::shared_ptr<const auth::SigningKeys> keys_;
+  std::shared_ptr<const DkimSettings> settings_;
   auth::MessageSigner signer_;
+  std::optional<auth::MessageSealer> sealer_;  // when the rule seals
   std::shared_ptr<const MustSign> must_sign_;
   std::shared_ptr<const SelfVerification> self_verification_;
+  std::shared_ptr<const ArcSettings> arc_;
   const DkimCounters& counters_;  // the factory's, which outlives its stages
+  const ArcCounters& arc_counters_;
 };
 
 // refuse_unsigned refuses a message about to leave unsigned when its From
@@ -178,6 +196,17 @@ boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const
   }
   tx.log_fields.emplace_back("dkim", "signed");
   tx.log_fields.emplace_back("dkim_keys", names);
+  if (sealer_ && signer_.arc_key() != nullptr) {
+    // The seal goes on last, over our signatures: the ARC-Message-Signature
+    // covers the DKIM-Signature fields too.
+    auth::ArcSealOptions options;
+    options.timestamp = static_cast<std::int64_t>(std::time(nullptr));
+    options.headers = settings_->options.headers;
+    options.headers.sign.emplace_back("DKIM-Signature");
+    auto refused = co_await seal_arc(tx, *sealer_, *signer_.arc_key()->signing_key, *outcome.rule,
+                                     *arc_, arc_counters_, std::move(options));
+    if (refused) co_return std::move(*refused);
+  }
   co_return Verdict::next();
 }
 
@@ -227,10 +256,12 @@ bool MustSign::covers(const auth::MailAddress& from) const {
 
 DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys,
                                    DkimSettings settings, MustSign must_sign, obs::Metrics& metrics,
-                                   SelfVerify self_verify)
+                                   SelfVerify self_verify, ArcSettings arc)
     : keys_(std::move(keys)),
       settings_(std::make_shared<const DkimSettings>(std::move(settings))),
-      must_sign_(std::make_shared<const MustSign>(std::move(must_sign))) {
+      must_sign_(std::make_shared<const MustSign>(std::move(must_sign))),
+      arc_(std::make_shared<const ArcSettings>(std::move(arc))),
+      arc_counters_(ArcCounters::make(metrics)) {
   auto verification = std::make_shared<SelfVerification>();
   verification->mode = self_verify;
   for (const auto& key : keys_->keys()) {
@@ -269,8 +300,8 @@ DkimStageFactory::DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys
 
 std::vector<std::unique_ptr<Stage>> DkimStageFactory::make_stages() const {
   std::vector<std::unique_ptr<Stage>> out;
-  out.push_back(
-      std::make_unique<DkimStage>(keys_, settings_, must_sign_, self_verification_, counters_));
+  out.push_back(std::make_unique<DkimStage>(keys_, settings_, must_sign_, self_verification_, arc_,
+                                            counters_, arc_counters_));
   return out;
 }
 

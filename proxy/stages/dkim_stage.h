@@ -22,6 +22,7 @@
 #include "obs/metrics.h"
 #include "proxy/config.h"
 #include "proxy/pipeline.h"
+#include "proxy/stages/arc_sealing.h"
 
 namespace stampd::proxy {
 
@@ -71,10 +72,11 @@ struct SelfVerification {
 
 class DkimStageFactory final : public StageFactory {
  public:
-  // The stages count what they do in metrics.
+  // The stages count what they do in metrics. arc serves the rules with
+  // arc_seal.
   DkimStageFactory(std::shared_ptr<const auth::SigningKeys> keys, DkimSettings settings,
                    MustSign must_sign, obs::Metrics& metrics,
-                   SelfVerify self_verify = SelfVerify::Off);
+                   SelfVerify self_verify = SelfVerify::Off, ArcSettings arc = {});
   std::vector<std::unique_ptr<Stage>> make_stages() const override;
 
  private:
@@ -82,7 +84,9 @@ class DkimStageFactory final : public StageFactory {
   std::shared_ptr<const DkimSettings> settings_;
   std::shared_ptr<const MustSign> must_sign_;
   std::shared_ptr<const SelfVerification> self_verification_;
+  std::shared_ptr<const ArcSettings> arc_;
   DkimCounters counters_;
+  ArcCounters arc_counters_;
 };
 
 }  // namespace stampd::proxy

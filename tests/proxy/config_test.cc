@@ -151,6 +151,30 @@ TEST(Config, KeyReplacementAndRetirement) {
             "test.toml:2: [[dkim.key]] replaces: expected a string");
 }
 
+TEST(Config, ArcSection) {
+  const std::string key =
+      "[[dkim.key]]\nname = \"k\"\ndomain = \"example.com\"\nselector = \"a\"\n"
+      "private_key = \"a.pem\"\n"
+      "[[dkim.sign]]\nfrom = \"*\"\nkeys = [\"k\"]\narc_seal = \"k\"\n";
+  const auto c = parse_config("[server]\nhostname = \"mx.example.com\"\n" + key, "/x/test.toml");
+  EXPECT_EQ(c->dkim.rules.at(0).arc_seal, "k");
+  EXPECT_EQ(c->arc.authserv_id, "mx.example.com");  // [server] hostname
+  EXPECT_EQ(c->arc.max_sets, 10u);
+  const auto d = parse_config(key + "[arc]\nauthserv_id = \"relay.example.com\"\nmax_sets = 3\n",
+                              "/x/test.toml");
+  EXPECT_EQ(d->arc.authserv_id, "relay.example.com");
+  EXPECT_EQ(d->arc.max_sets, 3u);
+  // Printed and read back the same.
+  const auto again = parse_config(describe_config(*d), "/x/test.toml");
+  EXPECT_EQ(again->dkim.rules.at(0).arc_seal, "k");
+  EXPECT_EQ(again->arc.max_sets, 3u);
+  EXPECT_EQ(error_of("[arc]\nmax_sets = 51\n"),
+            "test.toml:2: [arc] max_sets: must be between 1 and 50");
+  EXPECT_EQ(error_of("[arc]\nauthserv_id = \"a b\"\n"),
+            "test.toml:2: [arc] authserv_id: expected a host name (no spaces, ';', '(' or quotes)");
+  EXPECT_EQ(error_of("[arc]\nseal = true\n"), "test.toml:2: [arc]: unknown key 'seal'");
+}
+
 TEST(Config, SpfPolicyFromConfig) {
   auto c = parse_config(R"(
 [spf]

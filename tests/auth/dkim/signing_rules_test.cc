@@ -316,5 +316,38 @@ TEST(DkimKeyring, ReplacesIsChecked) {
       << error_of(loop);
 }
 
+TEST(DkimKeyring, ArcSealKeyIsCheckedAndSelected) {
+  const auto error_of = [](const std::string& seal) {
+    SigningRule rule = rule_for({"rsa"});
+    rule.arc_seal = seal;
+    rule.origin = "test:9";
+    auto keys = rfc_keys();
+    keys.pop_back();
+    auto ring = SigningKeys::build(std::move(keys), {rule});
+    return ring.ok() ? std::string("built") : ring.error().detail;
+  };
+  EXPECT_EQ(error_of("rsa"), "built");
+  EXPECT_EQ(error_of("nope"), "test:9: rule \"*@example.com\" seals with unknown key \"nope\"");
+  EXPECT_EQ(error_of("ed"),
+            "test:9: rule \"*@example.com\" seals with key \"ed\", which is not RSA (ARC signs "
+            "with rsa-sha256 only)");
+
+  // The sealing key of a rotation chain is the one that signs now.
+  SigningRule rule = rule_for({"old"});
+  rule.arc_seal = "old";
+  auto keys = chain_keys();
+  keys[1] = keys[2];  // "new" is RSA too
+  keys[1].name = "new";
+  keys[1].replaces = "old";
+  keys[2].replaces = "new";
+  auto ring = SigningKeys::build(keys, {rule});
+  ASSERT_TRUE(ring.ok()) << ring.error().detail;
+  const auto sel = (*ring)->select(addr("a@example.com"), 0);
+  ASSERT_TRUE(sel && !sel->error);
+  EXPECT_EQ(sel->arc_key->spec.name, "old");
+  (*ring)->set_record_matches(*(*ring)->find_key("new"), true);
+  EXPECT_EQ((*ring)->select(addr("a@example.com"), 0)->arc_key->spec.name, "new");
+}
+
 }  // namespace
 }  // namespace stampd::auth

@@ -138,7 +138,9 @@ void Explainer::explain_rule(std::string_view header_block) {
   out_ << "dkim rule: " << selection->rule->origin << ": from \"" << selection->rule->from.text()
        << "\" matches From " << address_text(*from) << "; keys";
   for (const auto& name : selection->rule->keys) out_ << " " << name;
-  out_ << "; on_error " << auth::to_string(selection->rule->on_error) << "\n";
+  out_ << "; on_error " << auth::to_string(selection->rule->on_error);
+  if (!selection->rule->arc_seal.empty()) out_ << "; arc_seal " << selection->rule->arc_seal;
+  out_ << "\n";
   for (const auto* key : selection->keys) {
     out_ << "  key " << key->spec.name << ": d=" << key->spec.domain << " s=" << key->spec.selector
          << " ("
@@ -219,6 +221,13 @@ asio::awaitable<int> Explainer::run(std::string message) {
     for (const auto& f : tx_.prepend_fields) all += f;
     return all + std::string(assembler.header_block());
   }());
+  if (const std::string arc = log_field(tx_, "arc"); !arc.empty()) {
+    const std::string chain = log_field(tx_, "arc_chain");
+    const std::string why = log_field(tx_, "arc_reason");
+    out_ << "arc: incoming chain " << arc << (chain.empty() ? "" : " (" + chain + ")")
+         << "; set added: " << log_field(tx_, "arc_set") << (why.empty() ? "" : " (" + why + ")")
+         << "\n";
+  }
   if (dkim == "signed") {
     out_ << "signatures: " << log_field(tx_, "dkim_keys") << "\n";
     for (const auto& f : tx_.prepend_fields) {

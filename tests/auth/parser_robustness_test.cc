@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/arc/arc_verifier.h"
 #include "auth/dkim/author.h"
 #include "auth/dkim/base64.h"
 #include "auth/dkim/header_block.h"
@@ -182,6 +183,41 @@ TEST(ParserRobustness, VerifierOnMutatedSignedMessages) {
   }
   // Some mutations touch only unsigned parts (or whitespace relaxed
   // canonicalization ignores); most break the signature.
+  EXPECT_LT(passed, 1000);
+}
+
+TEST(ParserRobustness, ArcVerifierOnMutatedChains) {
+  // A three-set chain from the ARC suite, mutated anywhere: the verifier
+  // gives a verdict with a reason, never reads an instance outside 0-50,
+  // and never asks for more keys than the sets it examines.
+  const std::string message = test::read_test_file("../fuzz/corpus/arc_chain/cv_pass_i3_1.eml");
+  auto key = parse_key_record(
+      "v=DKIM1; k=rsa; "
+      "p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6w"
+      "y5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvH"
+      "O9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB");
+  ASSERT_TRUE(key.ok());
+  int lookups = 0;
+  const KeyLookupFunction lookup = [&](const std::string&, const std::string&) {
+    ++lookups;
+    return KeyLookup{*key, VerifyStatus::Pass, {}};
+  };
+  ArcVerifyOptions options;
+  options.signatures.now = 1'700'000'000;
+  ASSERT_EQ(verify_arc_message(message, lookup, options).result, ChainValidation::Pass);
+  test::Mutator m(7);
+  int passed = 0;
+  for (int i = 0; i < 1000; ++i) {
+    lookups = 0;
+    const ArcVerdict verdict = verify_arc_message(m.mutate(message), lookup, options);
+    EXPECT_GE(verdict.highest, 0);
+    EXPECT_LE(verdict.highest, kMaxArcInstance);
+    EXPECT_LE(lookups, 1 + options.max_sets);
+    if (verdict.result == ChainValidation::Fail) {
+      EXPECT_FALSE(verdict.reason.empty());
+    }
+    if (verdict.result == ChainValidation::Pass) ++passed;
+  }
   EXPECT_LT(passed, 1000);
 }
 

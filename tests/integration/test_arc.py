@@ -25,7 +25,7 @@ import unittest
 import dkim_verifiers as V
 from prometheus_tools import scrape
 from smtp_client import make_message
-from stampd_harness import StampdTestCase, make_key
+from stampd_harness import StampdTestCase, make_key, run_cli
 from unbound_server import UnboundServer, find_unbound, zone_line_txt
 import test_main
 
@@ -201,6 +201,14 @@ class ArcSealingTest(StampdTestCase):
         event = stampd.wait_for_event("message")[0]
         self.assertEqual((event.get("arc"), event.get("arc_set")), ("pass", "i=2"), event)
         self.assertEqual(scrape(stampd).value("stampd_arc_sets_total", cv="pass"), 1)
+        # explain says the same, looking the chain's keys up itself.
+        r = run_cli("explain", "-c", stampd.config_path, "--ip", "127.0.0.1", "--helo", "h.list.example",
+                    "--rcpt", "you@example.net", input=incoming, cwd=stampd.workdir)
+        explained = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, explained + r.stderr.decode())
+        self.assertIn("; arc_seal seal\n", explained)
+        self.assertIn("arc: incoming chain pass; set added: i=2\n", explained)
+        self.assertRegex(explained, r"(?m)^ARC-Seal: a=rsa-sha256;")
 
     def test_broken_chain_gets_cv_fail_and_then_no_more_sets(self):
         stampd = self.start()

@@ -80,6 +80,20 @@ asio::awaitable<Status> ByteStream::write_all(asio::const_buffer buffer, Duratio
   co_return Ok{};
 }
 
+asio::awaitable<Status> ByteStream::write_all(std::vector<asio::const_buffer> buffers,
+                                              Duration timeout) {
+  error_code ec;
+  arm(timeout);
+  if (tls_) {
+    co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  disarm();
+  if (ec) co_return failure(ec, "write");
+  co_return Ok{};
+}
+
 asio::awaitable<Status> ByteStream::start_tls_client(asio::ssl::context& context,
                                                      std::string server_name, bool verify,
                                                      Duration timeout) {

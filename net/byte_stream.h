@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "net/result.h"
 
@@ -36,6 +37,10 @@ class ByteStream {
                                                         Duration timeout);
   // write_all writes every byte of buffer (or fails).
   boost::asio::awaitable<Status> write_all(boost::asio::const_buffer buffer, Duration timeout);
+  // write_all writes every byte of buffers in order, gathered into as few
+  // system calls as the socket takes (one sendmsg for a short list in clear).
+  boost::asio::awaitable<Status> write_all(std::vector<boost::asio::const_buffer> buffers,
+                                           Duration timeout);
   // start_tls_client runs a client handshake; server_name is sent as SNI and,
   // when verify is on, checked against the certificate.
   boost::asio::awaitable<Status> start_tls_client(boost::asio::ssl::context& context,

@@ -190,6 +190,20 @@ asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration ti
   co_return true;
 }
 
+asio::awaitable<bool> SmtpUpstream::send_gathered(std::vector<asio::const_buffer> pieces,
+                                                  net::Duration timeout) {
+  if (!stream_) co_return false;
+  sent_.Increment(static_cast<double>(asio::buffer_size(pieces)));
+  auto sent = co_await stream_->write_all(std::move(pieces), timeout);
+  if (!sent) {
+    const bool timed_out = sent.error().code == net::Errc::Timeout;
+    fail(timed_out ? UpstreamErrorKind::Timeout : UpstreamErrorKind::Dropped,
+         "sending: " + sent.error().message());
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::read_reply(net::Duration timeout) {
   // The timeout bounds the whole reply: a server that trickles its lines
   // (or their bytes) is cut like a silent one.
@@ -567,6 +581,11 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   out.reserve(kSendBatch + 4096);
   for (const auto& field : prepend_fields) stuffer.feed(field, out);
   std::string buffer;
+  // held: pieces of the spool's memory that go out as they are, sent
+  // together with what follows them in one gathered write, so a small
+  // message leaves in one write with its end-of-data.
+  std::vector<asio::const_buffer> held;
+  std::size_t held_bytes = 0;
   for (std::uint64_t offset = 0; offset < spool.size();) {
     auto chunk = spool.read(offset, buffer);
     if (!chunk) {
@@ -578,19 +597,30 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
     offset += chunk->size();
     // A chunk with no dotted line goes as it is, from the spool's memory or
     // the read buffer, rather than as a stuffed copy; the last one is copied
-    // so that it leaves in one write with the end-of-data.
+    // so that it leaves with the end-of-data.
     if (out.empty() && offset < spool.size() && stuffer.unchanged(*chunk)) {
-      if (!co_await send(*chunk, u.data_timeout)) co_return failure_reply();
+      held.emplace_back(chunk->data(), chunk->size());
+      held_bytes += chunk->size();
+      // The read buffer is reused by the next read: what points into it goes now.
+      if (chunk->data() == buffer.data() || held_bytes >= kSendBatch) {
+        if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
+        held.clear();
+        held_bytes = 0;
+      }
       continue;
     }
     stuffer.feed(*chunk, out);
     if (out.size() >= kSendBatch) {
-      if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+      held.emplace_back(out.data(), out.size());
+      if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
+      held.clear();
+      held_bytes = 0;
       out.clear();
     }
   }
   stuffer.finish(out);
-  if (!co_await send(out, u.data_timeout)) co_return failure_reply();
+  held.emplace_back(out.data(), out.size());
+  if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
   const smtp::Reply r = co_await final_reply();
   co_return r;
 }

@@ -55,6 +55,9 @@ class SmtpUpstream final : public Upstream {
   boost::asio::awaitable<bool> connect_one(const std::string& server);
   boost::asio::awaitable<std::optional<smtp::Reply>> read_reply(net::Duration timeout);
   boost::asio::awaitable<bool> send(std::string_view text, net::Duration timeout);
+  // send_gathered sends pieces in order in one gathered write.
+  boost::asio::awaitable<bool> send_gathered(std::vector<boost::asio::const_buffer> pieces,
+                                             net::Duration timeout);
   boost::asio::awaitable<std::optional<smtp::Reply>> command(std::string line,
                                                              net::Duration timeout);
   // drain_ahead reads the replies to recipients sent ahead that nobody

@@ -576,6 +576,15 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
     in_transaction_ = reply->positive();
     co_return *reply;
   }
+  std::optional<smtp::Reply> failed = co_await send_message(prepend_fields, spool);
+  if (failed) co_return std::move(*failed);
+  const smtp::Reply r = co_await final_reply();
+  co_return r;
+}
+
+asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::send_message(
+    const std::vector<std::string>& prepend_fields, const Spool& spool) {
+  const auto& u = config_->upstream;
   smtp::DotStuffer stuffer;
   std::string out;
   out.reserve(kSendBatch + 4096);
@@ -603,7 +612,8 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
       held_bytes += chunk->size();
       // The read buffer is reused by the next read: what points into it goes now.
       if (chunk->data() == buffer.data() || held_bytes >= kSendBatch) {
-        if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
+        const bool sent = co_await send_gathered(std::move(held), u.data_timeout);
+        if (!sent) co_return failure_reply();
         held.clear();
         held_bytes = 0;
       }
@@ -612,7 +622,8 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
     stuffer.feed(*chunk, out);
     if (out.size() >= kSendBatch) {
       held.emplace_back(out.data(), out.size());
-      if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
+      const bool sent = co_await send_gathered(std::move(held), u.data_timeout);
+      if (!sent) co_return failure_reply();
       held.clear();
       held_bytes = 0;
       out.clear();
@@ -620,9 +631,9 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
   }
   stuffer.finish(out);
   held.emplace_back(out.data(), out.size());
-  if (!co_await send_gathered(std::move(held), u.data_timeout)) co_return failure_reply();
-  const smtp::Reply r = co_await final_reply();
-  co_return r;
+  const bool sent = co_await send_gathered(std::move(held), u.data_timeout);
+  if (!sent) co_return failure_reply();
+  co_return std::nullopt;
 }
 
 asio::awaitable<smtp::Reply> SmtpUpstream::final_reply() {

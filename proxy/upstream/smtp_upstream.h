@@ -55,6 +55,11 @@ class SmtpUpstream final : public Upstream {
   boost::asio::awaitable<bool> connect_one(const std::string& server);
   boost::asio::awaitable<std::optional<smtp::Reply>> read_reply(net::Duration timeout);
   boost::asio::awaitable<bool> send(std::string_view text, net::Duration timeout);
+  // send_message sends, after DATA's 354, prepend_fields and the spooled
+  // message dot-stuffed, then the end-of-data; nullopt when all went out,
+  // else the reply for the client.
+  boost::asio::awaitable<std::optional<smtp::Reply>> send_message(
+      const std::vector<std::string>& prepend_fields, const Spool& spool);
   // send_gathered sends pieces in order in one gathered write.
   boost::asio::awaitable<bool> send_gathered(std::vector<boost::asio::const_buffer> pieces,
                                              net::Duration timeout);

@@ -15,8 +15,6 @@ using net::make_error;
 
 net::Error bad(const std::string& what) { return make_error(Errc::BadInput, what); }
 
-bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
 std::string_view field_value(std::string_view raw_field) {
   const auto colon = raw_field.find(':');
   return colon == std::string_view::npos ? std::string_view{} : raw_field.substr(colon + 1);
@@ -82,18 +80,13 @@ const char* to_string(ChainValidation cv) noexcept {
 bool is_arc_field(std::string_view name) noexcept { return arc_field_kind(name).has_value(); }
 
 net::Result<int> parse_aar_instance(std::string_view raw_field) {
-  std::string_view v = field_value(raw_field);
-  while (!v.empty() && is_fws(v.front())) v.remove_prefix(1);
+  std::string_view v = trim_fws(field_value(raw_field));
   if (!v.starts_with("i")) return bad("does not start with i=");
-  v.remove_prefix(1);
-  while (!v.empty() && is_fws(v.front())) v.remove_prefix(1);
+  v = trim_fws(v.substr(1));
   if (!v.starts_with("=")) return bad("does not start with i=");
   const auto semicolon = v.find(';');
   if (semicolon == std::string_view::npos) return bad("no ';' after i=");
-  std::string_view number = v.substr(1, semicolon - 1);
-  while (!number.empty() && is_fws(number.front())) number.remove_prefix(1);
-  while (!number.empty() && is_fws(number.back())) number.remove_suffix(1);
-  const auto instance = parse_arc_instance(number);
+  const auto instance = parse_arc_instance(trim_fws(v.substr(1, semicolon - 1)));
   if (!instance) return bad("i= is not an ARC instance (1 to 50)");
   return *instance;
 }
@@ -205,9 +198,7 @@ ArcChain collect_arc_chain(const HeaderBlock& block, int max_sets) {
       }
       instance = *i;
     } else if (f.kind == ArcField::Signature) {
-      auto tags = parse_tag_list(field_value(raw));
-      const Tag* i = tags ? find_tag(*tags, "i") : nullptr;
-      const auto parsed = i ? parse_arc_instance(i->value) : std::nullopt;
+      const auto parsed = raw_instance(f.kind, raw);
       if (!parsed) {
         error = std::string(field_name(f.kind)) + ": missing or invalid i=";
         break;

@@ -5,6 +5,7 @@
 #include "auth/dkim/base64.h"
 #include "auth/dkim/field_folder.h"
 #include "auth/dkim/header_hash.h"
+#include "auth/dkim/tag_list.h"
 #include "auth/dns_name.h"
 #include "auth/mail_address.h"
 
@@ -13,14 +14,6 @@ namespace {
 
 using net::Errc;
 using net::make_error;
-
-bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim_fws(std::string_view s) {
-  while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // split_results cuts an Authentication-Results value at the semicolons that
 // are not inside a comment or a quoted string (RFC 8601 §2.2).

@@ -12,23 +12,17 @@
 
 #include "auth/arc/arc_sealer.h"
 #include "auth/arc/arc_verifier.h"
-#include "auth/dkim/body_hasher.h"
 
 namespace stampd::auth {
 
 class MessageSealer {
  public:
-  explicit MessageSealer(ArcVerifyOptions options) : verifier_(options) {
-    hashes_.add(Canonicalization::Relaxed);
-  }
+  explicit MessageSealer(ArcVerifyOptions options) : verifier_(options) {}
 
   // header takes the incoming header block (as received), before the body.
   void header(HeaderBlock block) { verifier_.header(std::move(block)); }
   // body feeds the next body chunk (CRLF text, dot-unstuffed).
-  void body(std::string_view chunk) {
-    verifier_.body(chunk);
-    hashes_.update(chunk);
-  }
+  void body(std::string_view chunk) { verifier_.body(chunk); }
   // wanted_keys lists the (d=, s=) keys verify needs, each once.
   std::vector<std::pair<std::string, std::string>> wanted_keys() const {
     return verifier_.wanted_keys();
@@ -38,16 +32,18 @@ class MessageSealer {
   const ArcVerdict& verify(const KeyLookupFunction& lookup);
   // seal makes the set over the message as it leaves: fields_on_top (the
   // fields added in front of it before sealing, each ending CRLF) above the
-  // incoming header. The AAR carries our arc= verdict and the results of
-  // the Authentication-Results fields that name authserv_id.
-  net::Result<ArcSet> seal(std::string_view fields_on_top, std::string_view authserv_id,
-                           const SigningKey& key, const ArcSealOptions& options);
+  // incoming header, and the body whose relaxed hash is body_hash (the
+  // signer's, from its one pass over the body). The AAR carries our arc=
+  // verdict and the results of the Authentication-Results fields that name
+  // authserv_id.
+  net::Result<ArcSet> seal(std::string_view fields_on_top, const Sha256Digest& body_hash,
+                           std::string_view authserv_id, const SigningKey& key,
+                           const ArcSealOptions& options);
 
   const ArcVerdict& verdict() const noexcept { return verdict_; }
 
  private:
   ArcVerifier verifier_;
-  BodyHashSet hashes_;
   ArcVerdict verdict_;
 };
 

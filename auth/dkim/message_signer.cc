@@ -52,6 +52,8 @@ void MessageSigner::header(std::string_view header_block, std::int64_t now) {
   outcome_.rule = selection_->rule;
   if (selection_->error) return skip(NotSigned::KeyUnavailable, selection_->error->detail);
   hashes_.add(settings_->options.canonicalization.body);
+  // An ARC-Message-Signature is relaxed: its body hash comes from the same pass.
+  if (selection_->arc_key != nullptr) hashes_.add(Canonicalization::Relaxed);
 }
 
 void MessageSigner::body(std::string_view chunk) {

@@ -99,6 +99,9 @@ class MessageSigner {
     return selection_ && !selection_->error ? selection_->arc_key : nullptr;
   }
   const HeaderBlock& block() const noexcept { return block_; }
+  // body_hash is the body's hash under c once finish has run: the config's
+  // body canonicalization, and relaxed when the rule seals; else nullopt.
+  std::optional<Sha256Digest> body_hash(Canonicalization c) const { return hashes_.digest(c); }
 
  private:
   void skip(NotSigned reason, std::string detail);

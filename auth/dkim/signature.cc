@@ -27,13 +27,6 @@ std::optional<T> parse_number(std::string_view s, std::size_t max_digits) {
   return v;
 }
 
-std::string_view trim_fws(std::string_view s) {
-  auto fws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && fws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && fws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 bool identity_within(std::string_view identity, std::string_view domain) noexcept {

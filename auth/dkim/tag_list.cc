@@ -65,6 +65,12 @@ const Tag* find_tag(const std::vector<Tag>& tags, std::string_view name) {
   return nullptr;
 }
 
+std::string_view trim_fws(std::string_view value) {
+  while (!value.empty() && is_fws(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_fws(value.back())) value.remove_suffix(1);
+  return value;
+}
+
 std::string remove_fws(std::string_view value) {
   std::string out;
   out.reserve(value.size());

@@ -38,6 +38,9 @@ net::Result<std::vector<Tag>> parse_tag_list(std::string_view text,
 // find_tag returns the tag named name, or nullptr.
 const Tag* find_tag(const std::vector<Tag>& tags, std::string_view name);
 
+// trim_fws removes the SP, HTAB, CR and LF at both ends of value.
+std::string_view trim_fws(std::string_view value);
+
 // remove_fws deletes every SP, HTAB, CR and LF (for base64 values, §2.6).
 std::string remove_fws(std::string_view value);
 

@@ -56,9 +56,9 @@ ArcCounters ArcCounters::make(obs::Metrics& metrics) {
 }
 
 boost::asio::awaitable<std::optional<Verdict>> seal_arc(
-    Transaction& tx, auth::MessageSealer& sealer, const auth::SigningKey& key,
-    const auth::SigningRule& rule, const ArcSettings& settings, const ArcCounters& counters,
-    auth::ArcSealOptions options) {
+    Transaction& tx, auth::MessageSealer& sealer, auth::Sha256Digest body_hash,
+    const auth::SigningKey& key, const auth::SigningRule& rule, const ArcSettings& settings,
+    const ArcCounters& counters, auth::ArcSealOptions options) {
   const KeyMap keys = co_await fetch_keys(sealer.wanted_keys(), settings.resolver);
   const auth::KeyLookupFunction lookup = [&keys](const std::string& domain,
                                                  const std::string& selector) {
@@ -83,7 +83,7 @@ boost::asio::awaitable<std::optional<Verdict>> seal_arc(
   }
   std::string on_top;
   for (const std::string& field : tx.prepend_fields) on_top += field;
-  auto set = sealer.seal(on_top, settings.authserv_id, key, options);
+  auto set = sealer.seal(on_top, body_hash, settings.authserv_id, key, options);
   if (!set) co_return not_sealed(tx, rule, counters.signing_error, set.error().message());
   tx.prepend_fields.insert(
       tx.prepend_fields.begin(),

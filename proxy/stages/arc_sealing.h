@@ -37,14 +37,14 @@ struct ArcCounters {
 };
 
 // seal_arc validates the chain sealer has seen and adds the set made with
-// key on top of tx.prepend_fields (which must hold what goes above the
-// incoming header: our Received-SPF and DKIM signatures). A message that
-// cannot be sealed (a key lookup failed for now, or signing failed) follows
-// rule's on_error: a Verdict to refuse it when fail-closed, else it leaves
-// without a set; a chain that may take no set leaves as it came.
+// key, over the body whose relaxed hash is body_hash, on top of tx.prepend_fields (which must hold
+// what goes above the incoming header: our Received-SPF and DKIM signatures). A message that cannot
+// be sealed (a key lookup failed for now, or signing failed) follows rule's on_error: a Verdict to
+// refuse it when fail-closed, else it leaves without a set; a chain that may take no set leaves as
+// it came.
 boost::asio::awaitable<std::optional<Verdict>> seal_arc(
-    Transaction& tx, auth::MessageSealer& sealer, const auth::SigningKey& key,
-    const auth::SigningRule& rule, const ArcSettings& settings, const ArcCounters& counters,
-    auth::ArcSealOptions options);
+    Transaction& tx, auth::MessageSealer& sealer, auth::Sha256Digest body_hash,
+    const auth::SigningKey& key, const auth::SigningRule& rule, const ArcSettings& settings,
+    const ArcCounters& counters, auth::ArcSealOptions options);
 
 }  // namespace stampd::proxy

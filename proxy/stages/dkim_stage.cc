@@ -203,8 +203,9 @@ boost::asio::awaitable<Verdict> DkimStage::on_end_of_data(Transaction& tx, const
     options.timestamp = static_cast<std::int64_t>(std::time(nullptr));
     options.headers = settings_->options.headers;
     options.headers.sign.emplace_back("DKIM-Signature");
-    auto refused = co_await seal_arc(tx, *sealer_, *signer_.arc_key()->signing_key, *outcome.rule,
-                                     *arc_, arc_counters_, std::move(options));
+    const auth::Sha256Digest body_hash = *signer_.body_hash(auth::Canonicalization::Relaxed);
+    auto refused = co_await seal_arc(tx, *sealer_, body_hash, *signer_.arc_key()->signing_key,
+                                     *outcome.rule, *arc_, arc_counters_, std::move(options));
     if (refused) co_return std::move(*refused);
   }
   co_return Verdict::next();

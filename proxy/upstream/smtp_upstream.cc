@@ -177,31 +177,28 @@ smtp::Reply SmtpUpstream::failure_reply() const {
   }
 }
 
+bool SmtpUpstream::went_out(const net::Status& sent) {
+  if (sent) return true;
+  const bool timed_out = sent.error().code == net::Errc::Timeout;
+  fail(timed_out ? UpstreamErrorKind::Timeout : UpstreamErrorKind::Dropped,
+       "sending: " + sent.error().message());
+  return false;
+}
+
 asio::awaitable<bool> SmtpUpstream::send(std::string_view text, net::Duration timeout) {
   if (!stream_) co_return false;
   sent_.Increment(static_cast<double>(text.size()));
-  auto sent = co_await stream_->write_all(asio::buffer(text.data(), text.size()), timeout);
-  if (!sent) {
-    const bool timed_out = sent.error().code == net::Errc::Timeout;
-    fail(timed_out ? UpstreamErrorKind::Timeout : UpstreamErrorKind::Dropped,
-         "sending: " + sent.error().message());
-    co_return false;
-  }
-  co_return true;
+  const net::Status sent =
+      co_await stream_->write_all(asio::buffer(text.data(), text.size()), timeout);
+  co_return went_out(sent);
 }
 
 asio::awaitable<bool> SmtpUpstream::send_gathered(std::vector<asio::const_buffer> pieces,
                                                   net::Duration timeout) {
   if (!stream_) co_return false;
   sent_.Increment(static_cast<double>(asio::buffer_size(pieces)));
-  auto sent = co_await stream_->write_all(std::move(pieces), timeout);
-  if (!sent) {
-    const bool timed_out = sent.error().code == net::Errc::Timeout;
-    fail(timed_out ? UpstreamErrorKind::Timeout : UpstreamErrorKind::Dropped,
-         "sending: " + sent.error().message());
-    co_return false;
-  }
-  co_return true;
+  const net::Status sent = co_await stream_->write_all(std::move(pieces), timeout);
+  co_return went_out(sent);
 }
 
 asio::awaitable<std::optional<smtp::Reply>> SmtpUpstream::read_reply(net::Duration timeout) {

@@ -60,6 +60,8 @@ class SmtpUpstream final : public Upstream {
   // else the reply for the client.
   boost::asio::awaitable<std::optional<smtp::Reply>> send_message(
       const std::vector<std::string>& prepend_fields, const Spool& spool);
+  // went_out tells whether a write succeeded; a failed one fails the connection.
+  bool went_out(const net::Status& sent);
   // send_gathered sends pieces in order in one gathered write.
   boost::asio::awaitable<bool> send_gathered(std::vector<boost::asio::const_buffer> pieces,
                                              net::Duration timeout);

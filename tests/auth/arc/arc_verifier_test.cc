@@ -15,20 +15,12 @@
 #include "auth/dkim/key_record.h"
 #include "auth/dkim/keygen.h"
 #include "auth/dkim/message_splitter.h"
+#include "cmd/dkim_commands.h"
 
 namespace stampd::auth {
 namespace {
 
 const std::string kDir = std::string(STAMPD_TESTDATA_DIR) + "/arc/";
-
-std::string crlf(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '\n') out += '\r';
-    out += c;
-  }
-  return out;
-}
 
 // SuiteMessage is one validation test's message and its scenario's keys.
 struct SuiteMessage {
@@ -41,7 +33,7 @@ SuiteMessage suite_message(const std::string& id) {
        YAML::LoadAllFromFile(kDir + "arc-draft-validation-tests.yml")) {
     if (!scenario.IsMap() || !scenario["tests"][id]) continue;
     SuiteMessage out;
-    out.message = crlf(scenario["tests"][id]["message"].as<std::string>());
+    out.message = cmd::to_crlf(scenario["tests"][id]["message"].as<std::string>());
     for (const auto& kv : scenario["txt-records"]) {
       std::string value = kv.second.as<std::string>();
       std::erase(value, '\n');
@@ -197,7 +189,8 @@ TEST(MessageSealer, SealsOverTheFieldsAddedOnTopAndTheSetValidates) {
   ArcSealOptions o;
   o.timestamp = 1'700'000'000;
   o.headers.sign.emplace_back("DKIM-Signature");
-  auto set = sealer.seal(on_top, "mx.relay.example", key, o);
+  auto set =
+      sealer.seal(on_top, body_hash(Canonicalization::Relaxed, body), "mx.relay.example", key, o);
   ASSERT_TRUE(set.ok()) << set.error().detail;
   EXPECT_NE(set->message_signature.find("dkim-signature"), std::string::npos);
   EXPECT_EQ(set->results,

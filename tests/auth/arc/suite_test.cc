@@ -17,6 +17,7 @@
 #include "auth/dkim/keys.h"
 #include "auth/dkim/message_splitter.h"
 #include "auth/dkim/tag_list.h"
+#include "cmd/dkim_commands.h"
 
 namespace stampd::auth {
 namespace {
@@ -47,15 +48,6 @@ const std::map<std::string, Deviation>& deviations() {
         "§3.5); the suite's signature was made relaxed, as dkimpy assumes"}},
   };
   return list;
-}
-
-std::string crlf(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '\n') out += '\r';
-    out += c;
-  }
-  return out;
 }
 
 // collapse reduces every run of white space (folds included) to one space
@@ -126,8 +118,8 @@ TEST(ArcSuite, EveryValidationTestGivesTheExpectedResult) {
         expected = d->second.expected;
         ++deviated;
       }
-      const ArcVerdict verdict =
-          verify_arc_message(crlf(t["message"].as<std::string>("")), lookup, suite_options());
+      const ArcVerdict verdict = verify_arc_message(cmd::to_crlf(t["message"].as<std::string>("")),
+                                                    lookup, suite_options());
       ++total;
       EXPECT_EQ(to_string(verdict.result), std::string(to_string(expected)))
           << id << " (" << t["description"].as<std::string>("") << "): " << verdict.reason;
@@ -184,7 +176,7 @@ TEST(ArcSuite, EverySigningTestMakesTheExpectedSet) {
       const std::string id = kv.first.as<std::string>();
       const YAML::Node& t = kv.second;
       ++total;
-      const std::string message = crlf(t["message"].as<std::string>());
+      const std::string message = cmd::to_crlf(t["message"].as<std::string>());
       const ArcVerdict verdict = verify_arc_message(message, lookup, suite_options());
       const SplitMessage parts = split_message(message);
       auto block = HeaderBlock::parse(std::string(parts.header));

@@ -54,6 +54,10 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
     reply(*lost);
     co_return nullptr;
   }
+  if (auto refused = relay_.data_refused()) {
+    reply(*refused);
+    co_return nullptr;
+  }
   session_.apply(cmd);
   reply(session_.local_reply(cmd));
   if (!co_await flush()) {
@@ -79,14 +83,16 @@ asio::awaitable<const char*> Connection::data(smtp::Command cmd) {
   co_return nullptr;
 }
 
-std::vector<smtp::Command> Connection::pipelined_recipients() const {
+std::vector<smtp::Command> Connection::pipelined_ahead() const {
   std::vector<smtp::Command> ahead;
   if (!reader_.buffered()) return ahead;
-  for (const std::string_view line : reader_.complete_lines(kMaxAhead)) {
+  for (const std::string_view line : reader_.complete_lines(kMaxAhead + 1)) {
     if (line.size() > config_.server.max_command_line_length) break;
     smtp::Command next = smtp::parse_command(line);
-    if (next.verb != smtp::Verb::Rcpt) break;
+    const smtp::Verb verb = next.verb;
+    if (verb != smtp::Verb::Rcpt && verb != smtp::Verb::Data) break;
     ahead.push_back(std::move(next));
+    if (verb == smtp::Verb::Data) break;
   }
   return ahead;
 }
@@ -98,13 +104,13 @@ asio::awaitable<const char*> Connection::dispatch(smtp::Command cmd) {
       co_await relay_.hello();
       break;
     case smtp::Verb::Mail: {
-      const std::vector<smtp::Command> ahead = pipelined_recipients();
+      const std::vector<smtp::Command> ahead = pipelined_ahead();
       const smtp::Reply r = co_await relay_.mail(std::move(cmd), ahead);
       reply(r);
       co_return nullptr;
     }
     case smtp::Verb::Rcpt: {
-      const std::vector<smtp::Command> ahead = pipelined_recipients();
+      const std::vector<smtp::Command> ahead = pipelined_ahead();
       const smtp::Reply r = co_await relay_.rcpt(std::move(cmd), ahead);
       reply(r);
       co_return nullptr;

@@ -32,7 +32,7 @@ namespace asio = boost::asio;
 using smtp::make_reply;
 
 constexpr std::size_t kDataBuffer = 64 * 1024;
-// At most this many pipelined recipients go upstream in one write.
+// At most this many pipelined recipients (and DATA) go upstream in one write.
 constexpr std::size_t kMaxAhead = 100;
 
 class Connection {
@@ -82,9 +82,10 @@ class Connection {
   // or nullptr to go on.
   asio::awaitable<const char*> serve(std::string_view line);
   asio::awaitable<const char*> dispatch(smtp::Command cmd);
-  // pipelined_recipients parses the RCPT commands the client already sent
-  // behind the current one (they stay buffered, and are served in turn).
-  std::vector<smtp::Command> pipelined_recipients() const;
+  // pipelined_ahead parses the RCPT commands the client already sent behind
+  // the current one, and the DATA right behind them (they stay buffered,
+  // and are served in turn).
+  std::vector<smtp::Command> pipelined_ahead() const;
   asio::awaitable<const char*> data(smtp::Command cmd);
   // bdat reads one BDAT chunk into the message (RFC 3030); skip_chunk reads
   // and drops the chunk of a refused BDAT, so the next command is a command.

@@ -154,28 +154,30 @@ asio::awaitable<void> Relay::hello() {
   if (const auto& caps = pool_.capabilities()) session_.set_upstream_capabilities(*caps);
 }
 
-std::vector<smtp::Recipient> Relay::sendable_ahead(const smtp::Command& cmd,
-                                                   std::span<const smtp::Command> ahead) const {
-  std::vector<smtp::Recipient> out;
+Relay::Sendable Relay::sendable_ahead(const smtp::Command& cmd,
+                                      std::span<const smtp::Command> ahead) const {
+  Sendable out;
   if (ahead.empty() || !upstream_) return out;
   // The session as it will be when every command up to here was accepted;
   // an upstream refusal only ever leaves it accepting more.
   smtp::Session trial = session_;
   trial.apply(cmd);
   for (const auto& next : ahead) {
-    if (next.verb != smtp::Verb::Rcpt) break;
     trial.count(next);
-    if (trial.check(next)) break;
+    if (next.verb == smtp::Verb::Data) {
+      out.data = data_ahead_ok_ && !trial.check(next);
+      break;
+    }
+    if (next.verb != smtp::Verb::Rcpt || trial.check(next)) break;
     trial.apply(next);
-    out.push_back({next.argument, next.params});
+    out.recipients.push_back({next.argument, next.params});
   }
   return out;
 }
 
-asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd,
-                                            std::span<const smtp::Recipient> ahead) {
+asio::awaitable<Reply> Relay::upstream_mail(const smtp::Command& cmd, Ahead ahead) {
   const auto asked = Clock::now();
-  sent_ahead_ = ahead.size();
+  sent_ahead_ = ahead.recipients.size();
   Reply r = co_await upstream_->mail(session_, cmd, ahead);
   record_.upstream_reply_time(seconds_since(asked));
   if (!r.positive()) sent_ahead_ = 0;  // the upstream read their refusals
@@ -192,6 +194,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   accepted_.clear();
   moves_ = 0;
   lost_ = false;
+  data_refused_.reset();
   pipeline_.start(runtime_->stage_factories);
   std::optional<Refusal> refusal = co_await pipeline_.mail_from(tx_);
   if (refusal) {
@@ -211,8 +214,9 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     const std::optional<Reply> failed = co_await take_for(cmd);
     if (failed) co_return *failed;
   }
-  const std::vector<smtp::Recipient> recipients = sendable_ahead(cmd, ahead);
-  Reply r = co_await upstream_mail(cmd, recipients);
+  const Sendable sendable = sendable_ahead(cmd, ahead);
+  const Ahead both{sendable.recipients, sendable.data};
+  Reply r = co_await upstream_mail(cmd, both);
   // A kept connection the server closed while we were not looking (Postfix
   // after 300 s, with or without a 421): one more try on another before the
   // client hears of it. From a connection opened for this transaction, a
@@ -224,7 +228,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     give_back();
     const std::optional<Reply> failed = co_await take();
     if (failed) co_return *failed;
-    r = co_await upstream_mail(cmd, recipients);
+    r = co_await upstream_mail(cmd, both);
   }
   // A server that failed while a kept one was replaced, or at MAIL: the
   // next server.
@@ -265,21 +269,51 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.
   const smtp::Recipient recipient{cmd.argument, cmd.params};
-  std::vector<smtp::Recipient> recipients;
+  Sendable sendable;
   if (sent_ahead_ > 0) {
     --sent_ahead_;  // this one went with an earlier command
   } else {
-    recipients = sendable_ahead(cmd, ahead);
-    sent_ahead_ = recipients.size();
+    sendable = sendable_ahead(cmd, ahead);
+    sent_ahead_ = sendable.recipients.size();
   }
   const auto asked = Clock::now();
-  Reply r = co_await upstream_->rcpt(recipient, recipients);
+  Reply r = co_await upstream_->rcpt(recipient, Ahead{sendable.recipients, sendable.data});
   record_.upstream_reply_time(seconds_since(asked));
   while (!r.positive() && can_move(asked, kMailPatience)) {
     if (!co_await move_transaction("rcpt", r)) break;
     r = co_await upstream_->rcpt(recipient, {});
   }
-  co_return settle(cmd, std::move(r), "rcpt", "to");
+  Reply settled = settle(cmd, std::move(r), "rcpt", "to");
+  // The last recipient's reply is in: DATA's, sent behind it, comes next.
+  if (sent_ahead_ == 0 && upstream_ && upstream_->data_ahead_pending()) co_await read_data_ahead();
+  co_return settled;
+}
+
+asio::awaitable<void> Relay::read_data_ahead() {
+  const auto asked = Clock::now();
+  Reply r = co_await upstream_->data_ahead_reply();
+  record_.upstream_reply_time(seconds_since(asked));
+  if (r.code == 354) co_return;
+  if (!upstream_->connected()) {
+    // As for a recipient: the envelope stays with the client, its DATA is lost.
+    upstream_trouble("data");
+    give_back();
+    lost_ = true;
+    co_return;
+  }
+  data_refused_ = smtp::upstream_reply_for_client(std::move(r));
+}
+
+std::optional<Reply> Relay::data_refused() {
+  std::optional<Reply> r = std::move(data_refused_);
+  data_refused_.reset();
+  return r;
+}
+
+void Relay::note_abandoned() {
+  if (!upstream_ || !upstream_->abandoned_data()) return;
+  data_ahead_ok_ = false;
+  if (decoder_) tx_.log_fields.emplace_back("upstream_abandoned", "yes");
 }
 
 std::optional<Reply> Relay::lost() {
@@ -385,6 +419,7 @@ asio::awaitable<Outcome> Relay::finish() {
   }
   if (outcome) {
     co_await upstream_->reset();
+    note_abandoned();
   } else {
     const auto asked = Clock::now();
     Reply r = co_await upstream_data();
@@ -412,6 +447,7 @@ asio::awaitable<Outcome> Relay::finish() {
 
 asio::awaitable<void> Relay::abort(std::string why) {
   if (upstream_) co_await upstream_->close();
+  note_abandoned();
   summarize(Outcome{obs::MessageOutcome::Aborted, {}},
             make_reply(0, "", "client " + why + " during DATA").summary());
   end_transaction();
@@ -454,6 +490,7 @@ void Relay::end_transaction() {
   session_.reset_transaction();
   sent_ahead_ = 0;
   lost_ = false;
+  data_refused_.reset();
   give_back();
 }
 
@@ -470,8 +507,10 @@ asio::awaitable<void> Relay::reset() {
   pipeline_.clear();
   sent_ahead_ = 0;
   lost_ = false;
+  data_refused_.reset();
   if (!upstream_) co_return;
   co_await upstream_->reset();
+  note_abandoned();
   give_back();
 }
 

@@ -57,7 +57,8 @@ class Relay {
   // died while kept). Applied to the session when positive.
   // ahead are the commands the client pipelined behind this one (RFC 2920):
   // the recipients among them that the session will take whatever the
-  // upstream answers go to the upstream in the same write.
+  // upstream answers go to the upstream in the same write, and DATA when
+  // it came right behind them (see data_refused).
   boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd,
                                            std::span<const smtp::Command> ahead = {});
   // rcpt forwards RCPT; the upstream's verdict is the client's.
@@ -69,6 +70,13 @@ class Relay {
   // and temporarily (a 5xx such as "need MAIL" would make the client bounce
   // recipients an upstream has not refused). It ends the transaction.
   std::optional<smtp::Reply> lost();
+  // data_refused is the reply for the client's DATA when the DATA sent
+  // ahead with the recipients was refused upstream (nullopt: go on). The
+  // transaction stays; a DATA sent again goes at the end of the message.
+  // A DATA answered 354 has the upstream wait for the message: a message
+  // refused here then costs that connection (closed without QUIT, nothing
+  // delivered), so after one such loss the session sends DATA at the end.
+  std::optional<smtp::Reply> data_refused();
 
   // begin_data, add and data_complete take the bytes after DATA as the
   // client sent them (dot-stuffed); add returns how many it used: fewer than
@@ -114,14 +122,24 @@ class Relay {
   boost::asio::awaitable<std::optional<smtp::Reply>> take_for(const smtp::Command& mail);
   // give_back returns the connection to the pool (kept or closed there).
   void give_back();
-  boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd,
-                                                    std::span<const smtp::Recipient> ahead);
+  boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd, Ahead ahead);
   // sendable_ahead picks from ahead the recipients that may be sent before
   // cmd's reply is known: those the session accepts even if every one
   // before them is accepted (a recipient refused here must never reach
-  // the upstream), up to the first other command.
-  std::vector<smtp::Recipient> sendable_ahead(const smtp::Command& cmd,
-                                              std::span<const smtp::Command> ahead) const;
+  // the upstream), up to the first other command; and whether a DATA
+  // right behind them may go too (the session would take it, and no
+  // connection was abandoned after a 354 in this session).
+  struct Sendable {
+    std::vector<smtp::Recipient> recipients;
+    bool data = false;  // DATA may follow them: the session will take it
+  };
+  Sendable sendable_ahead(const smtp::Command& cmd, std::span<const smtp::Command> ahead) const;
+  // read_data_ahead reads the reply to a DATA sent ahead once every
+  // recipient's reply was read.
+  boost::asio::awaitable<void> read_data_ahead();
+  // note_abandoned logs a connection reset or close had to drop after a
+  // 354, and stops sending DATA ahead in this session.
+  void note_abandoned();
   boost::asio::awaitable<smtp::Reply> upstream_data();
   // can_move says whether the transaction may move to another server: the
   // connection died (not a verdict, not our own error), another server is
@@ -168,8 +186,10 @@ class Relay {
   // server: the MAIL command and the recipients, in order.
   std::optional<smtp::Command> mail_cmd_;
   std::vector<smtp::Recipient> accepted_;
-  std::size_t moves_ = 0;  // servers moved to in this transaction
-  bool lost_ = false;      // the upstream died inside this transaction
+  std::size_t moves_ = 0;                    // servers moved to in this transaction
+  bool lost_ = false;                        // the upstream died inside this transaction
+  std::optional<smtp::Reply> data_refused_;  // the upstream refused the DATA sent ahead
+  bool data_ahead_ok_ = true;  // no connection was abandoned after a 354 in this session
   Clock::time_point started_;
   // The message being received.
   std::optional<smtp::DataDecoder> decoder_;

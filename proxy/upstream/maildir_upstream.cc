@@ -71,13 +71,12 @@ asio::awaitable<std::optional<smtp::UpstreamCapabilities>> MaildirUpstream::open
 }
 
 asio::awaitable<smtp::Reply> MaildirUpstream::mail(const smtp::Session&, const smtp::Command& mail,
-                                                   std::span<const smtp::Recipient>) {
+                                                   Ahead) {
   sender_ = mail.argument;
   co_return smtp::make_reply(250, "2.1.0", "Ok");
 }
 
-asio::awaitable<smtp::Reply> MaildirUpstream::rcpt(const smtp::Recipient&,
-                                                   std::span<const smtp::Recipient>) {
+asio::awaitable<smtp::Reply> MaildirUpstream::rcpt(const smtp::Recipient&, Ahead) {
   co_return smtp::make_reply(250, "2.1.5", "Ok");
 }
 

@@ -19,9 +19,8 @@ class MaildirUpstream final : public Upstream {
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
-                                           std::span<const smtp::Recipient> ahead) override;
-  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
-                                           std::span<const smtp::Recipient> ahead) override;
+                                           Ahead ahead) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient, Ahead ahead) override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const Spool& spool) override;
   boost::asio::awaitable<void> reset() override;

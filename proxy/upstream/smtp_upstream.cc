@@ -157,6 +157,18 @@ void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
   error_kind_ = kind;
   error_ = peer_.empty() ? std::move(why) : peer_ + ": " + why;
   in_transaction_ = false;
+  data_open_ = false;
+  ahead_.clear();
+  xclient_sent_.clear();
+  reader_.reset();
+  if (stream_) stream_->close();
+  stream_.reset();
+}
+
+void SmtpUpstream::abandon() {
+  abandoned_ = true;
+  in_transaction_ = false;
+  data_open_ = false;
   ahead_.clear();
   xclient_sent_.clear();
   reader_.reset();
@@ -447,6 +459,7 @@ std::string SmtpUpstream::rcpt_line(const smtp::Recipient& recipient) const {
 asio::awaitable<bool> SmtpUpstream::drain_ahead() {
   const auto timeout = config_->upstream.command_timeout;
   while (stream_ && !ahead_.empty()) {
+    const bool data = ahead_.front() == kData;
     ahead_.pop_front();
     auto reply = co_await read_reply(timeout);
     if (!reply) co_return false;
@@ -454,13 +467,29 @@ asio::awaitable<bool> SmtpUpstream::drain_ahead() {
       fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
       co_return false;
     }
+    if (data && reply->code == 354) {
+      abandon();
+      co_return false;
+    }
   }
   co_return stream_ != nullptr;
 }
 
+void SmtpUpstream::queue_ahead(Ahead ahead, std::string& out) {
+  for (const auto& r : ahead.recipients) {
+    ahead_.push_back(rcpt_line(r));
+    out.append(ahead_.back()).append("\r\n");
+  }
+  // DATA goes with them only where the message would go as DATA: BDAT
+  // needs no 354, so its message leaves in one write anyway.
+  if (ahead.data && !caps_.chunking && !binary_) {
+    ahead_.emplace_back(kData);
+    out.append(kData).append("\r\n");
+  }
+}
+
 asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
-                                                const smtp::Command& mail,
-                                                std::span<const smtp::Recipient> ahead) {
+                                                const smtp::Command& mail, Ahead ahead) {
   const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
   if (!ahead_.empty() && !co_await drain_ahead()) co_return failure_reply();
@@ -492,15 +521,12 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
     in_transaction_ = reply->positive();
     co_return *reply;
   }
-  // RFC 2920: XFORWARD, MAIL and the recipients the client sent ahead go in
-  // one write; the recipients' replies are read by rcpt().
+  // RFC 2920: XFORWARD, MAIL and the recipients (and DATA) the client sent
+  // ahead go in one write; the recipients' replies are read by rcpt().
   std::string out;
   if (!xforward.empty()) out.append(xforward).append("\r\n");
   out.append(line).append("\r\n");
-  for (const auto& r : ahead) {
-    ahead_.push_back(rcpt_line(r));
-    out.append(ahead_.back()).append("\r\n");
-  }
+  queue_ahead(ahead, out);
   if (!co_await send(out, timeout)) co_return failure_reply();
   std::optional<smtp::Reply> reply;
   for (int i = xforward.empty() ? 1 : 0; i < 2; ++i) {
@@ -518,19 +544,13 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
   co_return *reply;
 }
 
-asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient,
-                                                std::span<const smtp::Recipient> ahead) {
+asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient, Ahead ahead) {
   const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
   std::string line = rcpt_line(recipient);
   if (ahead_.empty()) {
     std::string out = line + "\r\n";
-    if (caps_.pipelining) {
-      for (const auto& r : ahead) {
-        ahead_.push_back(rcpt_line(r));
-        out.append(ahead_.back()).append("\r\n");
-      }
-    }
+    if (caps_.pipelining) queue_ahead(ahead, out);
     if (!co_await send(out, timeout)) co_return failure_reply();
   } else if (ahead_.front() != line) {
     // Never guess which reply belongs to whom.
@@ -546,6 +566,22 @@ asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient
   co_return *reply;
 }
 
+asio::awaitable<smtp::Reply> SmtpUpstream::data_ahead_reply() {
+  if (!stream_) co_return failure_reply();
+  if (ahead_.empty() || ahead_.front() != kData) {
+    fail(UpstreamErrorKind::Local, "DATA's reply asked before the recipients' replies");
+    co_return failure_reply();
+  }
+  ahead_.pop_front();
+  auto reply = co_await read_reply(config_->upstream.command_timeout);
+  if (!reply) co_return failure_reply();
+  if (reply->code == 421) {
+    fail(UpstreamErrorKind::Dropped, "closed by the upstream: " + reply->summary());
+  }
+  data_open_ = reply->code == 354;
+  co_return *reply;
+}
+
 asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& prepend_fields,
                                                 const Spool& spool) {
   const auto& u = config_->upstream;
@@ -557,22 +593,26 @@ asio::awaitable<smtp::Reply> SmtpUpstream::data(const std::vector<std::string>& 
     fail(UpstreamErrorKind::Local, "DATA with pipelined recipients unanswered");
     co_return failure_reply();
   }
-  if (caps_.chunking) {
-    const smtp::Reply r = co_await send_chunks(prepend_fields, spool);
-    co_return r;
+  // Unless DATA went ahead with the recipients and was answered 354.
+  if (!data_open_) {
+    if (caps_.chunking) {
+      const smtp::Reply r = co_await send_chunks(prepend_fields, spool);
+      co_return r;
+    }
+    if (binary_) {
+      // mail() refused such a transaction; a binary body never goes as DATA,
+      // where a bare LF and a dot could end it early.
+      fail(UpstreamErrorKind::Local, "binary message without CHUNKING");
+      co_return failure_reply();
+    }
+    auto reply = co_await command("DATA", u.command_timeout);
+    if (!reply) co_return failure_reply();
+    if (reply->code != 354) {
+      in_transaction_ = reply->positive();
+      co_return *reply;
+    }
   }
-  if (binary_) {
-    // mail() refused such a transaction; a binary body never goes as DATA,
-    // where a bare LF and a dot could end it early.
-    fail(UpstreamErrorKind::Local, "binary message without CHUNKING");
-    co_return failure_reply();
-  }
-  auto reply = co_await command("DATA", u.command_timeout);
-  if (!reply) co_return failure_reply();
-  if (reply->code != 354) {
-    in_transaction_ = reply->positive();
-    co_return *reply;
-  }
+  data_open_ = false;
   std::optional<smtp::Reply> failed = co_await send_message(prepend_fields, spool);
   if (failed) co_return std::move(*failed);
   const smtp::Reply r = co_await final_reply();
@@ -696,7 +736,15 @@ asio::awaitable<smtp::Reply> SmtpUpstream::send_chunks(
 }
 
 asio::awaitable<void> SmtpUpstream::reset() {
-  if (!ahead_.empty() && !co_await drain_ahead()) co_return;
+  abandoned_ = false;
+  if (!ahead_.empty()) {
+    const bool drained = co_await drain_ahead();
+    if (!drained) co_return;
+  }
+  if (data_open_) {
+    abandon();
+    co_return;
+  }
   if (!stream_ || !in_transaction_) co_return;
   auto reply = co_await command("RSET", config_->upstream.command_timeout);
   if (reply && reply->code != 250)
@@ -705,7 +753,12 @@ asio::awaitable<void> SmtpUpstream::reset() {
 }
 
 asio::awaitable<void> SmtpUpstream::close() {
+  abandoned_ = false;
   if (!stream_) co_return;
+  if (data_open_ || data_ahead_pending()) {
+    abandon();
+    co_return;
+  }
   const auto timeout =
       std::min<net::Duration>(config_->upstream.command_timeout, std::chrono::seconds(10));
   // QUIT aborts any transaction in progress (RFC 5321 §4.1.1.10): a partial

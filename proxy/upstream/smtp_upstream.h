@@ -29,9 +29,10 @@ class SmtpUpstream final : public Upstream {
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
-                                           std::span<const smtp::Recipient> ahead) override;
-  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
-                                           std::span<const smtp::Recipient> ahead) override;
+                                           Ahead ahead) override;
+  boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient, Ahead ahead) override;
+  bool data_ahead_pending() const override { return !ahead_.empty() && ahead_.back() == kData; }
+  boost::asio::awaitable<smtp::Reply> data_ahead_reply() override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const Spool& spool) override;
   boost::asio::awaitable<void> reset() override;
@@ -39,9 +40,10 @@ class SmtpUpstream final : public Upstream {
 
   bool connected() const override { return stream_ != nullptr; }
   bool reusable() override {
-    return stream_ && !in_transaction_ && ahead_.empty() && !reader_->buffered() &&
+    return stream_ && !in_transaction_ && !data_open_ && ahead_.empty() && !reader_->buffered() &&
            stream_->quiet();
   }
+  bool abandoned_data() const override { return abandoned_; }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return peer_; }
@@ -67,9 +69,15 @@ class SmtpUpstream final : public Upstream {
                                              net::Duration timeout);
   boost::asio::awaitable<std::optional<smtp::Reply>> command(std::string line,
                                                              net::Duration timeout);
-  // drain_ahead reads the replies to recipients sent ahead that nobody
-  // will ask for (the transaction ended first).
+  // drain_ahead reads the replies to recipients (and DATA) sent ahead that
+  // nobody will ask for (the transaction ended first); a 354 among them
+  // abandons the connection.
   boost::asio::awaitable<bool> drain_ahead();
+  // queue_ahead appends what goes ahead to out and remembers it in ahead_.
+  void queue_ahead(Ahead ahead, std::string& out);
+  // abandon closes a connection whose server waits for a message we will
+  // not send: closed without QUIT, which would be taken as message text.
+  void abandon();
   // send_chunks sends the message as BDAT chunks (RFC 3030) to an upstream
   // that offers CHUNKING, the last one BDAT n LAST; its reply is final.
   boost::asio::awaitable<smtp::Reply> send_chunks(const std::vector<std::string>& prepend_fields,
@@ -103,8 +111,11 @@ class SmtpUpstream final : public Upstream {
   smtp::UpstreamCapabilities caps_;
   bool in_transaction_ = false;
   bool binary_ = false;            // this transaction is BODY=BINARYMIME
-  std::deque<std::string> ahead_;  // RCPT lines sent, replies not yet read
-  std::string xclient_sent_;       // the XCLIENT line in force on this connection
+  std::deque<std::string> ahead_;  // RCPT lines (and DATA) sent, replies not yet read
+  bool data_open_ = false;         // DATA was answered 354: the server waits for the message
+  bool abandoned_ = false;         // the last reset or close had to abandon
+  static constexpr std::string_view kData = "DATA";
+  std::string xclient_sent_;  // the XCLIENT line in force on this connection
   std::string peer_;
   std::string server_host_;
   UpstreamErrorKind error_kind_ = UpstreamErrorKind::None;

@@ -24,6 +24,14 @@ class Spool;
 // UpstreamErrorKind says what went wrong, for logs and metrics.
 using UpstreamErrorKind = obs::UpstreamError;
 
+// Ahead is what the client pipelined behind MAIL or RCPT that may go to the
+// upstream in the same write (RFC 2920): recipients, then DATA when the
+// client's DATA came right behind them.
+struct Ahead {
+  std::span<const smtp::Recipient> recipients;
+  bool data = false;
+};
+
 class Upstream {
  public:
   virtual ~Upstream() = default;
@@ -31,25 +39,43 @@ class Upstream {
   // server could be used (then last_error() says why).
   virtual boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() = 0;
   // mail starts a transaction with the client's MAIL command (passing the
-  // original client on via XFORWARD where offered). ahead are recipients
-  // the client pipelined behind it (RFC 2920): a server that offers
-  // PIPELINING gets them in the same write; their replies are what the next
-  // rcpt() calls return, which must come for each of them, in order (or
-  // reset/close), before anything else.
+  // original client on via XFORWARD where offered). A server that offers
+  // PIPELINING gets what is ahead in the same write (RFC 2920): the
+  // recipients' replies are what the next rcpt() calls return, which must
+  // come for each of them, in order (or reset/close), before anything else;
+  // DATA's, what data_ahead_reply() returns after them. DATA goes ahead only
+  // where the message would go as DATA (not BDAT); data_ahead_pending()
+  // says whether it went.
   virtual boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session,
-                                                   const smtp::Command& mail,
-                                                   std::span<const smtp::Recipient> ahead) = 0;
+                                                   const smtp::Command& mail, Ahead ahead) = 0;
   // rcpt gives the verdict on recipient: read if it was sent ahead, else
   // sent now, with ahead behind it as for mail.
   virtual boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
-                                                   std::span<const smtp::Recipient> ahead) = 0;
-  // data sends prepend_fields and then the spooled message; its reply is final.
+                                                   Ahead ahead) = 0;
+  // data_ahead_pending tells whether a DATA sent ahead awaits its reply
+  // (every recipient's reply was read first).
+  virtual bool data_ahead_pending() const { return false; }
+  // data_ahead_reply reads the reply to the DATA sent ahead: 354, and the
+  // server waits for the message, which only data() may send; anything
+  // else, and the transaction is as before DATA.
+  virtual boost::asio::awaitable<smtp::Reply> data_ahead_reply() {
+    co_return smtp::make_reply(503, "5.5.1", "No DATA was sent ahead");
+  }
+  // data sends prepend_fields and then the spooled message (DATA first,
+  // unless a DATA sent ahead was answered 354); its reply is final.
   virtual boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                                    const Spool& spool) = 0;
-  // reset aborts the transaction in progress (RSET); harmless when there is none.
+  // reset aborts the transaction in progress (RSET); harmless when there is
+  // none. A server waiting for the message after a 354 cannot be reset:
+  // the connection is closed instead, so no message is ever completed
+  // there (abandoned_data() then says so).
   virtual boost::asio::awaitable<void> reset() = 0;
-  // close ends the connection politely (QUIT), aborting any transaction.
+  // close ends the connection politely (QUIT), aborting any transaction;
+  // after a 354 it closes without a word, as reset does.
   virtual boost::asio::awaitable<void> close() = 0;
+  // abandoned_data tells whether the last reset or close had to drop the
+  // connection because the server was waiting for a message.
+  virtual bool abandoned_data() const { return false; }
 
   // connected tells whether a connection (and so any transaction) is alive.
   virtual bool connected() const = 0;

@@ -321,9 +321,10 @@ class RelayTest(StampdTestCase):
         self.assertEqual([a for a, _ in self.up.messages[0].rcpts], ["r@example.net", "t@example.net"])
         conn = self.up.connections[-1]
         first = conn.verbs().index("MAIL")
-        self.assertEqual(conn.verbs()[first:first + 4], ["MAIL", "RCPT", "RCPT", "RCPT"])
-        self.assertEqual(len(set(conn.arrivals[first:first + 4])), 1,
-                         "MAIL and the recipients came in separate writes: %s" % conn.arrivals)
+        # DATA too: the upstream offers no CHUNKING, so the message goes as DATA.
+        self.assertEqual(conn.verbs()[first:first + 5], ["MAIL", "RCPT", "RCPT", "RCPT", "DATA"])
+        self.assertEqual(len(set(conn.arrivals[first:first + 5])), 1,
+                         "MAIL, the recipients and DATA came in separate writes: %s" % conn.arrivals)
 
     def test_rset_aborts_the_upstream_transaction(self):
         c = self.client()
@@ -404,6 +405,67 @@ class RelayTest(StampdTestCase):
             self.assertEqual(conn.closed_by, "quit")
             self.assertEqual(conn.commands[-1], "QUIT")
 
+
+
+class DataAheadTest(StampdTestCase):
+    """DATA pipelined behind the recipients goes upstream with them (RFC 2920),
+    so the upstream waits for the message once it said 354. A message refused
+    here then (too big) cannot be reset there: the connection is closed
+    without a word, nothing is delivered, and the session sends DATA at the
+    end of the message from then on."""
+
+    def setUp(self):
+        self.up = self.start_upstream(capabilities=FakeUpstream.FULL)
+        self.stampd = self.start_stampd([self.up.address],
+                                        {"server": {"max_message_size": "64KiB"}})
+
+    def pipelined(self, c, rcpt="r@example.net"):
+        c.send("MAIL FROM:<s@example.com>\r\nRCPT TO:<%s>\r\nDATA\r\n" % rcpt)
+        self.assertEqual([r.code for r in c.replies(3)], [250, 250, 354])
+
+    def test_a_message_refused_here_after_the_354_is_never_completed_upstream(self):
+        c = self.connect(self.stampd)
+        c.ehlo()
+        self.pipelined(c)
+        first = self.up.connections[-1]
+        start = first.verbs().index("MAIL")
+        self.assertEqual(first.verbs()[start:], ["MAIL", "RCPT", "DATA"])
+        self.assertEqual(len(set(first.arrivals[start:])), 1, first.arrivals)
+        big = make_message(body=(b"x" * 70 + b"\r\n") * 2000)  # 144 KiB
+        c.send(dot_stuff(big))
+        self.assertEqual(c.reply(timeout=30).code, 552)
+        self.up.wait_for(lambda u: first.closed_by is not None, what="the connection closed")
+        self.assertEqual(first.closed_by, "client")
+        self.assertEqual(first.verbs()[start:], ["MAIL", "RCPT", "DATA"], "no RSET or QUIT as text")
+        self.assertEqual(self.up.messages, [])
+        ev = self.stampd.wait_for_event("message")[0]
+        self.assertEqual((ev["outcome"], ev.get("upstream_abandoned")), ("rejected", "yes"), ev)
+        # The same session: DATA now waits for the end of the message.
+        self.pipelined(c, "t@example.net")
+        msg = make_message(subject="after the refusal")
+        c.send(dot_stuff(msg) + b"QUIT\r\n")
+        self.assertEqual([r.code for r in c.replies(2)], [250, 221])
+        self.up.wait_for_messages(1)
+        self.assertEqual(self.up.messages[0].content, msg)
+        second = self.up.connections[-1]
+        self.assertIsNot(second, first)
+        verbs = second.verbs()
+        rcpt, data = verbs.index("RCPT"), verbs.index("DATA")
+        self.assertNotEqual(second.arrivals[rcpt], second.arrivals[data],
+                            "DATA went ahead again after a refusal")
+
+    def test_a_client_gone_after_the_354_leaves_nothing_upstream(self):
+        c = self.connect(self.stampd)
+        c.ehlo()
+        self.pipelined(c)
+        conn = self.up.connections[-1]
+        c.send(b"Subject: half\r\n\r\nsome of the bo")
+        c.close()
+        self.up.wait_for(lambda u: conn.closed_by is not None, what="the connection closed")
+        self.assertEqual(conn.verbs()[-1], "DATA")
+        self.assertEqual(self.up.messages, [])
+        ev = self.stampd.wait_for_event("message")[0]
+        self.assertEqual(ev["outcome"], "aborted", ev)
 
 if __name__ == "__main__":
     test_main.main()

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -730,17 +731,149 @@ TEST(RelayPipelining, RecipientsSentAheadGoInMailsWriteAndAreAnsweredInOrder) {
   const std::vector<std::string> ahead{"RCPT TO:<b@example.net>", "RCPT TO:<c@example.net>",
                                        "DATA"};
   EXPECT_EQ(h.mail_ahead(ahead).code, 250);
-  EXPECT_EQ(h.upstream_->writes,
-            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net|RCPT c@example.net"}));
+  // DATA right behind the recipients goes in the same write (RFC 2920).
+  EXPECT_EQ(
+      h.upstream_->writes,
+      (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net|RCPT c@example.net|DATA"}));
   const smtp::Reply b = h.rcpt_to(ahead[0], {ahead[1], ahead[2]});
   const smtp::Reply c = h.rcpt_to(ahead[1], {ahead[2]});
   EXPECT_EQ(b.code, 250);
   EXPECT_EQ(b.text, "b ok");
   EXPECT_EQ(c.code, 550);
   EXPECT_EQ(h.upstream_->writes.size(), 1u) << "no second write for recipients sent ahead";
+  EXPECT_FALSE(h.relay_->data_refused());
   EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
   EXPECT_EQ(h.session_.envelope().recipients.size(), 0u);
   EXPECT_EQ(h.upstream_->messages.size(), 1u);
+  EXPECT_EQ(std::count(h.upstream_->calls.begin(), h.upstream_->calls.end(), "DATA"), 1)
+      << "DATA, answered 354 ahead, is not sent again";
+}
+
+// DATA goes ahead only behind recipients the client pipelined with it, and
+// when the session will take it whatever the upstream says of them.
+TEST(RelayPipelining, DataGoesAheadOnlyRightBehindTheRecipients) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"DATA"}).code, 250);  // no recipient: the session refuses DATA
+  EXPECT_EQ(h.upstream_->writes.back(), "MAIL a@example.com");
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"NOOP", "DATA"}).code, 250);
+  EXPECT_EQ(h.upstream_->writes.back(), "RCPT b@example.net");
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<c@example.net>", {"DATA"}).code, 250);
+  EXPECT_EQ(h.upstream_->writes.back(), "RCPT c@example.net|DATA");
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+}
+
+TEST(RelayPipelining, DataIsNotSentAheadToAServerThatTakesBdat) {
+  Harness h;
+  h.upstream_->capabilities.chunking = true;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.upstream_->writes.back(), "MAIL a@example.com|RCPT b@example.net");
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  EXPECT_FALSE(h.relay_->data_refused());
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+}
+
+// The upstream's refusal of DATA is the client's answer to its DATA; the
+// envelope stays, and a DATA sent again goes at the end of the message.
+TEST(RelayPipelining, ADataRefusedUpstreamIsTheClientsAnswerAndTheEnvelopeStays) {
+  Harness h;
+  h.upstream_->then(Step::DataAhead, smtp::make_reply(451, "4.3.0", "try later"));
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  const std::optional<smtp::Reply> refused = h.relay_->data_refused();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, 451);
+  EXPECT_EQ(refused->enhanced, "4.3.0");
+  EXPECT_FALSE(h.relay_->data_refused()) << "answered once";
+  EXPECT_EQ(h.session_.envelope().recipients.size(), 1u);
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(std::count(h.upstream_->calls.begin(), h.upstream_->calls.end(), "DATA"), 2);
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
+TEST(RelayPipelining, AConnectionLostAtDatasReplyLosesTheTransaction) {
+  Harness h;
+  h.upstream_->then(Step::DataAhead, Script::Failure{Kind::Dropped});
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  const std::optional<smtp::Reply> lost = h.relay_->lost();
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->code, 451);
+  EXPECT_EQ(h.errors("dropped"), 1);
+  EXPECT_EQ(h.mail().code, 250);  // the next transaction is whole
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+}
+
+// After a 354 the upstream waits for the message: one refused here (a
+// stage, the decoder) cannot be reset, so the connection is closed without
+// a word, never completing anything; the session sends DATA at the end
+// from then on, so a client cannot make every message cost a connection.
+TEST(RelayPipelining, AMessageRefusedHereAfterA354DropsThatConnectionOnly) {
+  Harness h;
+  h.stages_.refuse_data = smtp::make_reply(554, "5.7.1", "refused here");
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  const Outcome out = h.data();
+  EXPECT_EQ(out.reply.code, 554);
+  EXPECT_EQ(h.upstream_->calls.back(), "DROP");
+  EXPECT_TRUE(h.upstream_->messages.empty());
+  EXPECT_EQ(h.errors("dropped"), 0) << "not the upstream's failure";
+  h.stages_.refuse_data.reset();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.upstream_->writes.back(), "MAIL a@example.com|RCPT b@example.net");
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(h.upstream_->opens, 2);
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
+TEST(RelayPipelining, ATooBigMessageAfterA354DeliversNothing) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  const Outcome out = h.data("Subject: x\r\n\r\n" + std::string(5000, 'a') + "\r\n.\r\n", 3);
+  EXPECT_EQ(out.reply.code / 100, 5);
+  EXPECT_EQ(h.upstream_->calls.back(), "DROP");
+  EXPECT_TRUE(h.upstream_->messages.empty());
+}
+
+TEST(RelayPipelining, AClientGoneAfterA354DropsTheConnectionWithoutQuit) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  h.session_.apply(command("DATA"));
+  h.relay_->begin_data();
+  h.relay_->add("Subject: half\r\n\r\nsome of the bo");
+  h.run(&Client::do_abort);
+  EXPECT_EQ(h.upstream_->calls.back(), "DROP");
+  EXPECT_EQ(std::count(h.upstream_->calls.begin(), h.upstream_->calls.end(), "QUIT"), 0)
+      << "QUIT would be message text";
+  EXPECT_TRUE(h.upstream_->messages.empty());
+  EXPECT_EQ(h.counted("aborted"), 1);
+}
+
+// The client's DATA refused here after the upstream said 354 to the DATA
+// sent ahead (it may not be, but an upstream may accept what we do not):
+// RSET cannot end that, the connection goes.
+TEST(RelayPipelining, AResetAfterA354DropsTheConnection) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<b@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>", {"DATA"}).code, 250);
+  h.run(Client::do_reset);
+  EXPECT_EQ(h.upstream_->calls.back(), "DROP");
+  h.session_.apply(command("RSET"));
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(h.upstream_->opens, 2);
 }
 
 TEST(RelayPipelining, RecipientsAheadOfARefusedMailLeaveTheConnectionClean) {

@@ -32,12 +32,13 @@ smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
   error_ = std::string("scripted ") + obs::to_string(kind_);
   connected_ = false;
   in_transaction_ = false;
+  data_open_ = false;
   ahead_.clear();
   return smtp::make_reply(451, "4.4.2", "Upstream connection failed, try again later");
 }
 
 bool ScriptedUpstream::reusable() {
-  if (!connected_ || in_transaction_ || !ahead_.empty()) return false;
+  if (!connected_ || in_transaction_ || data_open_ || !ahead_.empty()) return false;
   if (script_->closed_while_kept_ > 0) {
     --script_->closed_while_kept_;
     connected_ = false;
@@ -75,18 +76,43 @@ boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> ScriptedUpstre
   co_return std::nullopt;
 }
 
-void ScriptedUpstream::send_ahead(std::span<const smtp::Recipient> ahead, std::string& write) {
+void ScriptedUpstream::send_ahead(proxy::Ahead ahead, std::string& write) {
   if (!script_->capabilities.pipelining) return;
-  for (const auto& r : ahead) {
+  for (const auto& r : ahead.recipients) {
     script_->calls.push_back("RCPT " + r.address);
     write += "|RCPT " + r.address;
     ahead_.push_back(r.address);
   }
+  if (ahead.data && !script_->capabilities.chunking) {
+    script_->calls.push_back("DATA");
+    write += "|DATA";
+    ahead_.push_back(kData);
+  }
+}
+
+void ScriptedUpstream::drop() {
+  script_->calls.push_back("DROP");
+  abandoned_ = true;
+  connected_ = false;
+  in_transaction_ = false;
+  data_open_ = false;
+  ahead_.clear();
+}
+
+boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data_ahead_reply() {
+  if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
+  if (ahead_.empty() || ahead_.front() != kData) {
+    throw std::logic_error("DATA's reply asked before the recipients'");
+  }
+  ahead_.pop_front();
+  smtp::Reply r = answer(Script::Step::DataAhead, smtp::make_reply(354, "", "go ahead"));
+  data_open_ = connected_ && r.code == 354;
+  co_return r;
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::mail(const smtp::Session&,
                                                            const smtp::Command& mail,
-                                                           std::span<const smtp::Recipient> ahead) {
+                                                           proxy::Ahead ahead) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
   if (!ahead_.empty()) throw std::logic_error("MAIL with recipients sent ahead unanswered");
   script_->calls.push_back("MAIL " + mail.argument);
@@ -101,7 +127,7 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::mail(const smtp::Session&,
 }
 
 boost::asio::awaitable<smtp::Reply> ScriptedUpstream::rcpt(const smtp::Recipient& recipient,
-                                                           std::span<const smtp::Recipient> ahead) {
+                                                           proxy::Ahead ahead) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
   if (ahead_.empty()) {
     script_->calls.push_back("RCPT " + recipient.address);
@@ -121,7 +147,8 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
     const std::vector<std::string>& prepend_fields, const proxy::Spool& spool) {
   if (!connected_) co_return smtp::make_reply(451, "4.4.2", "not connected");
   if (!ahead_.empty()) throw std::logic_error("DATA with recipients sent ahead unanswered");
-  script_->calls.push_back("DATA");
+  if (!data_open_) script_->calls.push_back("DATA");
+  data_open_ = false;
   maybe_delivered_ = false;
   smtp::Reply r = answer(Script::Step::Data, smtp::make_reply(250, "2.0.0", "Ok: queued"));
   if (r.positive() || maybe_delivered_) {
@@ -141,14 +168,30 @@ boost::asio::awaitable<smtp::Reply> ScriptedUpstream::data(
 }
 
 boost::asio::awaitable<void> ScriptedUpstream::reset() {
+  abandoned_ = false;
+  // A DATA sent ahead and unread is answered 354 unless scripted otherwise.
+  if (data_ahead_pending()) {
+    ahead_.clear();
+    ahead_.push_back(kData);
+    (void)co_await data_ahead_reply();
+  }
   ahead_.clear();
+  if (data_open_) {
+    drop();
+    co_return;
+  }
   if (!connected_ || !in_transaction_) co_return;
   script_->calls.push_back("RSET");
   in_transaction_ = false;
 }
 
 boost::asio::awaitable<void> ScriptedUpstream::close() {
+  abandoned_ = false;
   if (!connected_) co_return;
+  if (data_open_ || data_ahead_pending()) {
+    drop();
+    co_return;
+  }
   script_->calls.push_back("QUIT");
   connected_ = false;
 }

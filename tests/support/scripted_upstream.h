@@ -21,7 +21,8 @@ namespace stampd::test {
 
 class Script {
  public:
-  enum class Step { Open, Mail, Rcpt, Data };
+  // DataAhead: the reply to a DATA sent ahead with the recipients (354 unless scripted).
+  enum class Step { Open, Mail, Rcpt, DataAhead, Data };
   // Failure: the connection dies at this step (drop, timeout, ...).
   // after_dot (at Data): the server took the message, then the connection
   // died before its reply (the duplicate window).
@@ -40,10 +41,12 @@ class Script {
   // the server while it sat in the pool.
   void close_kept() { ++closed_while_kept_; }
 
-  // What happened, in order: "open", "MAIL <from>", "RCPT <to>", "DATA", "RSET", "QUIT".
+  // What happened, in order: "open", "MAIL <from>", "RCPT <to>", "DATA", "RSET", "QUIT",
+  // and "DROP" for a connection closed without QUIT while the server
+  // waited for a message.
   std::vector<std::string> calls;
   // The commands of each write that carried MAIL or RCPT, joined by "|":
-  // "MAIL a|RCPT b|RCPT c" when b and c were pipelined behind MAIL.
+  // "MAIL a|RCPT b|RCPT c|DATA" when b, c and DATA were pipelined behind MAIL.
   std::vector<std::string> writes;
   std::vector<std::string> messages;  // each message a DATA delivered: fields + spool
   int opens = 0;
@@ -76,9 +79,11 @@ class ScriptedUpstream : public proxy::Upstream {
 
   boost::asio::awaitable<std::optional<smtp::UpstreamCapabilities>> open() override;
   boost::asio::awaitable<smtp::Reply> mail(const smtp::Session& session, const smtp::Command& mail,
-                                           std::span<const smtp::Recipient> ahead) override;
+                                           proxy::Ahead ahead) override;
   boost::asio::awaitable<smtp::Reply> rcpt(const smtp::Recipient& recipient,
-                                           std::span<const smtp::Recipient> ahead) override;
+                                           proxy::Ahead ahead) override;
+  bool data_ahead_pending() const override { return !ahead_.empty() && ahead_.back() == kData; }
+  boost::asio::awaitable<smtp::Reply> data_ahead_reply() override;
   boost::asio::awaitable<smtp::Reply> data(const std::vector<std::string>& prepend_fields,
                                            const proxy::Spool& spool) override;
   boost::asio::awaitable<void> reset() override;
@@ -90,15 +95,19 @@ class ScriptedUpstream : public proxy::Upstream {
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return servers_ ? name_ : "scripted"; }
   bool maybe_delivered() const override { return maybe_delivered_; }
+  bool abandoned_data() const override { return abandoned_; }
 
  private:
   // answer runs the step's next scripted action: the reply to give (a
   // failure drops the connection; a 421 does too, as a server closes after it).
   smtp::Reply answer(Script::Step step, smtp::Reply otherwise);
 
-  // send_ahead records the recipients written behind a command (when the
-  // script's capabilities offer PIPELINING) into write.
-  void send_ahead(std::span<const smtp::Recipient> ahead, std::string& write);
+  // send_ahead records the recipients (and DATA) written behind a command
+  // (when the script's capabilities offer PIPELINING and, for DATA, not
+  // CHUNKING) into write.
+  void send_ahead(proxy::Ahead ahead, std::string& write);
+  // drop closes the connection without QUIT (the server waits for a message).
+  void drop();
 
   // open_one opens this connection on script_.
   void open_one();
@@ -107,7 +116,10 @@ class ScriptedUpstream : public proxy::Upstream {
   std::shared_ptr<ScriptedServers> servers_;
   std::string name_;  // the server of servers_ connected to
   bool maybe_delivered_ = false;
-  std::deque<std::string> ahead_;  // recipients sent ahead, not yet asked for
+  std::deque<std::string> ahead_;  // recipients (and DATA) sent ahead, not yet asked for
+  bool data_open_ = false;         // a DATA sent ahead was answered 354
+  bool abandoned_ = false;
+  static constexpr const char* kData = "DATA";
   bool connected_ = false;
   bool in_transaction_ = false;
   proxy::UpstreamErrorKind kind_ = proxy::UpstreamErrorKind::None;

@@ -180,15 +180,15 @@ class Relay {
   Spool spool_;
   Pipeline pipeline_;
   Transaction tx_;
-  unsigned transactions_ = 0;
   std::size_t sent_ahead_ = 0;  // recipients sent ahead, not yet asked for
   // What the upstream accepted in this transaction, for a move to another
   // server: the MAIL command and the recipients, in order.
   std::optional<smtp::Command> mail_cmd_;
   std::vector<smtp::Recipient> accepted_;
   std::size_t moves_ = 0;                    // servers moved to in this transaction
-  bool lost_ = false;                        // the upstream died inside this transaction
   std::optional<smtp::Reply> data_refused_;  // the upstream refused the DATA sent ahead
+  unsigned transactions_ = 0;
+  bool lost_ = false;          // the upstream died inside this transaction
   bool data_ahead_ok_ = true;  // no connection was abandoned after a 354 in this session
   Clock::time_point started_;
   // The message being received.

@@ -145,14 +145,14 @@ class PostfixTestCase(StampdTestCase):
 
 
 class ContentFilterTest(PostfixTestCase):
-    def start_chain(self, stampd_port=None):
+    def start_chain(self, stampd_port=None, main_cf_extra=""):
         reinject_port = free_port()
         listen = "127.0.0.1:%d" % stampd_port if stampd_port else "127.0.0.1:0"
         sections = self.deploy_stampd_sections("content_filter", ["127.0.0.1:%d" % reinject_port], listen)
         self.sections = sections
         stampd = self.start_stampd(config_text=render_toml(sections), sections=sections)
         main_cf = substitute(read(os.path.join(DEPLOY, "content_filter", "main.cf")),
-                             "[127.0.0.1]:10027", "[127.0.0.1]:%d" % stampd.port)
+                             "[127.0.0.1]:10027", "[127.0.0.1]:%d" % stampd.port) + main_cf_extra
         master_cf = substitute(read(os.path.join(DEPLOY, "content_filter", "master.cf")),
                                "127.0.0.1:10026", "127.0.0.1:%d" % reinject_port)
         pf = self.start_postfix(main_cf, master_cf)
@@ -216,6 +216,27 @@ class ContentFilterTest(PostfixTestCase):
         line = pf.wait_for_log(r"smtpd\[\d+\]: disconnect from [^\s\[]*\[127\.0\.0\.1\] ehlo=1 .*")
         self.assertIn(" bdat=3 ", line.group(0))
         self.assertNotIn(" data=", line.group(0))
+
+    def test_without_chunking_the_message_goes_as_data_pipelined_with_the_envelope(self):
+        # A re-injection smtpd without CHUNKING: Postfix's smtp client
+        # pipelines MAIL, RCPT and DATA to stampd, and stampd sends DATA
+        # upstream with MAIL and RCPT (RFC 2920). Postfix's own check of
+        # pipelining (smtpd_forbid_unauth_pipelining: it disconnects a client
+        # that sends anything behind DATA before the 354) passes us.
+        stampd, pf, reinject_port = self.start_chain(main_cf_extra=(
+            "\nsmtpd_discard_ehlo_keywords = chunking\nsmtpd_forbid_unauth_pipelining = yes\n"))
+        message = MESSAGE % 4
+        self.inject(pf, message)
+        delivered = to_crlf(pf.wait_for_delivery("rcpt")[0])
+        self.assertSignedAndVerified(delivered)
+        ev = stampd.wait_for_event("message")[0]
+        self.assertEqual((ev["outcome"], ev["dkim"]), ("relayed", "signed"), ev)
+        self.assertNotIn("upstream_abandoned", ev)
+        line = pf.wait_for_log(r"smtpd\[\d+\]: disconnect from [^\s\[]*\[127\.0\.0\.1\] ehlo=1 xforward=1 .*")
+        self.assertIn(" data=1 ", line.group(0))
+        self.assertNotIn(" bdat=", line.group(0))
+        self.assertNotIn("improper command pipelining", pf.log())
+        self.assertNotIn("warning", "\n".join(l for l in pf.log().splitlines() if "smtpd" in l))
 
     def test_postfix_keeps_mail_while_stampd_is_down(self):
         port = free_port()

@@ -13,7 +13,9 @@ Upstream faults (fake_upstream rules): 4xx, 5xx, 421 then close, drop,
 hang past the deadline, a reply trickled one byte a second, reset; at the
 greeting, EHLO, MAIL, each RCPT, DATA, the body, the final dot and QUIT, and
 at MAIL to the final dot of a session's next transaction (which runs on a
-pooled, kept upstream connection). The same faults at the BDAT steps of an
+pooled, kept upstream connection); and the same steps for a client that
+pipelines MAIL, its recipients and DATA in one write, which stampd passes on
+as one write too (DATA's reply comes back ahead of the message). The same faults at the BDAT steps of an
 upstream that offers CHUNKING (a second shared pair; messages of 1.03 MiB,
 so that they leave as BDAT 1048576 then BDAT n LAST): "bdat chunk" is the
 reply to the first (middle) chunk, "bdat last" the reply to BDAT n LAST,
@@ -162,20 +164,26 @@ class Case:
         return m
 
 
-def send_message(c, m, chunk=4096, pause=0.0):
-    """send_message runs one transaction in lockstep, noting what stampd said."""
-    r = c.mail(m.sender)
-    m.replies.append(("mail", r.code))
-    if r.code != 250:
+def send_message(c, m, chunk=4096, pause=0.0, pipelined=False):
+    """send_message runs one transaction in lockstep, noting what stampd said;
+    pipelined: MAIL, the recipients and DATA go in one write (RFC 2920)."""
+    if pipelined:
+        c.send("MAIL FROM:<%s>\r\n" % m.sender +
+               "".join("RCPT TO:<%s>\r\n" % r for r in m.recipients) + "DATA\r\n")
+        code = c.reply(CLIENT_TIMEOUT).code
+    else:
+        code = c.mail(m.sender).code
+    m.replies.append(("mail", code))
+    if code != 250 and not pipelined:
         return
     for i, rcpt in enumerate(m.recipients):
-        code = c.rcpt(rcpt).code
+        code = c.reply(CLIENT_TIMEOUT).code if pipelined else c.rcpt(rcpt).code
         m.replies.append(("rcpt%d" % (i + 1), code))
         if code == 250:
             m.accepted_rcpts.add(rcpt)
-    r = c.cmd("DATA")
-    m.replies.append(("data", r.code))
-    if r.code != 354:
+    code = c.reply(CLIENT_TIMEOUT).code if pipelined else c.cmd("DATA").code
+    m.replies.append(("data", code))
+    if code != 354:
         m.accepted_rcpts.clear()
         return
     wire = dot_stuff(m.content)
@@ -251,10 +259,10 @@ class FaultMatrixTest(StampdTestCase):
 
     # upstream faults in a transaction, on the shared pair
 
-    def tx_case(self, stampd, up, step, fault, next_tx, bdat=False):
+    def tx_case(self, stampd, up, step, fault, next_tx, bdat=False, pipelined=False):
         row = BDAT_STEPS[step] if bdat else step
-        case = Case("%s%s/%s" % ("next-" if next_tx else "", row.replace(" ", "-"), fault),
-                    ("next " if next_tx else "") + row, fault,
+        prefix = ("next " if next_tx else "") + ("pipelined " if pipelined else "")
+        case = Case("%s/%s" % ((prefix + row).replace(" ", "-"), fault), prefix + row, fault,
                     window=step == "dot" and fault in ("drop", "hang", "slow", "reset"))
         if bdat:
             case.body_lines = BDAT_BODY_LINES
@@ -280,7 +288,7 @@ class FaultMatrixTest(StampdTestCase):
                 rule["commit"] = True
             case.transient = fault != "5xx"
             case.rule = up.on("rcpt" if step.startswith("rcpt") else step, **rule)
-            quietly(send_message, c, m)
+            quietly(send_message, c, m, 4096, 0.0, pipelined)
             quietly(c.quit)
             if case.rule.used:
                 break
@@ -599,10 +607,14 @@ class FaultMatrixTest(StampdTestCase):
             if case.transient:
                 # An upstream's temporary trouble must not become a permanent
                 # refusal: a 5xx makes the client bounce. DATA with no
-                # recipient accepted is the one 5xx any server gives.
+                # recipient accepted is the one 5xx any server gives, and
+                # so are recipients pipelined behind a MAIL that failed
+                # (503: the client goes by MAIL's reply, RFC 2920 §3.1).
+                mail_ok = ("mail", 250) in m.replies
                 rcpt_ok = any(cmd.startswith("rcpt") and code == 250 for cmd, code in m.replies)
                 permanent = [(cmd, code) for cmd, code in m.replies if code >= 500 and
-                             not (cmd == "data" and not rcpt_ok)]
+                             not (cmd == "data" and not rcpt_ok) and
+                             not (cmd.startswith("rcpt") and not mail_ok)]
                 if permanent:
                     problems.append("%s: a temporary fault, yet stampd said %s" % (
                         m.tag, ", ".join("%d to %s" % (code, cmd) for cmd, code in permanent)))
@@ -634,6 +646,12 @@ class FaultMatrixTest(StampdTestCase):
                 for step in BDAT_STEPS:
                     for fault in FAULTS:
                         jobs.append(pool.submit(self.tx_case, *chunking, step, fault, next_tx, True))
+            # A client that pipelines: stampd sends DATA upstream with MAIL
+            # and the recipients, so the upstream's DATA reply comes ahead.
+            for step in TX_STEPS:
+                for fault in FAULTS:
+                    jobs.append(pool.submit(self.tx_case, stampd, up, step, fault, False,
+                                            pipelined=True))
             for fault, where in CLIENT_FAULTS:
                 jobs.append(pool.submit(self.client_case, stampd, fault, where))
             for step in CONN_STEPS:
@@ -671,6 +689,13 @@ class FaultMatrixTest(StampdTestCase):
         self.assertTrue(bdat_up.messages)
         self.assertEqual([t.chunks for t in bdat_up.transactions if t.data_started], [])
         self.assertEqual({len(t.chunks) for t in bdat_up.messages}, {2})
+        # The pipelined rows tested DATA sent ahead: MAIL, both recipients
+        # and DATA reached the upstream in one read.
+        def data_ahead(conn):
+            v = conn.verbs()
+            return any(v[i:i + 4] == ["MAIL", "RCPT", "RCPT", "DATA"] and
+                       len(set(conn.arrivals[i:i + 4])) == 1 for i in range(len(v)))
+        self.assertTrue(any(data_ahead(conn) for conn in up.connections))
         # The set-up rows tested TLS and AUTH: what those upstreams took
         # came over TLS, or after AUTH as the configured user.
         tls_taken = [t for u in self.setup_ups["starttls"] + self.setup_ups["tls"]

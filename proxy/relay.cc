@@ -265,6 +265,9 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
 }
 
 asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Command> ahead) {
+  // A refusal of DATA answers only the DATA right behind the recipients
+  // (the session may have refused that one itself: no recipient yet).
+  data_refused_.reset();
   if (lost_) co_return lost_reply();
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.

@@ -165,6 +165,14 @@ void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
   stream_.reset();
 }
 
+smtp::Reply SmtpUpstream::abandoned_reply() {
+  // The server said 354 though the client's DATA was refused here (it
+  // accepted no recipient of ours): a command now would be message text.
+  fail(UpstreamErrorKind::Protocol, "354 to a DATA without an accepted recipient");
+  abandoned_ = true;
+  return failure_reply();
+}
+
 void SmtpUpstream::abandon() {
   abandoned_ = true;
   in_transaction_ = false;
@@ -492,6 +500,7 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
                                                 const smtp::Command& mail, Ahead ahead) {
   const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
+  if (data_open_) co_return abandoned_reply();
   if (!ahead_.empty() && !co_await drain_ahead()) co_return failure_reply();
   if (use_xclient() && !co_await xclient(session)) co_return failure_reply();
   binary_ = mail.body_is("BINARYMIME");
@@ -547,6 +556,7 @@ asio::awaitable<smtp::Reply> SmtpUpstream::mail(const smtp::Session& session,
 asio::awaitable<smtp::Reply> SmtpUpstream::rcpt(const smtp::Recipient& recipient, Ahead ahead) {
   const auto timeout = config_->upstream.command_timeout;
   if (!stream_) co_return failure_reply();
+  if (data_open_) co_return abandoned_reply();
   std::string line = rcpt_line(recipient);
   if (ahead_.empty()) {
     std::string out = line + "\r\n";

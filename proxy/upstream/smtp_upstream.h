@@ -78,6 +78,9 @@ class SmtpUpstream final : public Upstream {
   // abandon closes a connection whose server waits for a message we will
   // not send: closed without QUIT, which would be taken as message text.
   void abandon();
+  // abandoned_reply drops a connection asked for a command while its
+  // server waits for a message; the reply for the client.
+  smtp::Reply abandoned_reply();
   // send_chunks sends the message as BDAT chunks (RFC 3030) to an upstream
   // that offers CHUNKING, the last one BDAT n LAST; its reply is final.
   boost::asio::awaitable<smtp::Reply> send_chunks(const std::vector<std::string>& prepend_fields,

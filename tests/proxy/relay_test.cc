@@ -793,6 +793,23 @@ TEST(RelayPipelining, ADataRefusedUpstreamIsTheClientsAnswerAndTheEnvelopeStays)
   EXPECT_EQ(h.upstream_->messages.size(), 1u);
 }
 
+// Every recipient refused upstream: the session refuses the client's DATA
+// itself (no recipient), and the upstream's refusal of the DATA sent ahead
+// must not answer a later DATA, after a recipient was accepted.
+TEST(RelayPipelining, ARefusalOfDataAnswersOnlyTheDataBehindTheRecipients) {
+  Harness h;
+  h.upstream_->then(Step::Rcpt, smtp::make_reply(550, "5.1.1", "unknown"))
+      .then(Step::DataAhead, smtp::make_reply(554, "5.5.1", "no valid recipients"));
+  h.hello();
+  EXPECT_EQ(h.mail_ahead({"RCPT TO:<x@example.net>", "DATA"}).code, 250);
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<x@example.net>", {"DATA"}).code, 550);
+  EXPECT_TRUE(h.session_.check(command("DATA")));  // the Connection answers it
+  EXPECT_EQ(h.rcpt_to("RCPT TO:<b@example.net>").code, 250);
+  EXPECT_FALSE(h.relay_->data_refused());
+  EXPECT_EQ(h.data().kind, obs::MessageOutcome::Relayed);
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
 TEST(RelayPipelining, AConnectionLostAtDatasReplyLosesTheTransaction) {
   Harness h;
   h.upstream_->then(Step::DataAhead, Script::Failure{Kind::Dropped});

@@ -43,7 +43,7 @@ asio::awaitable<Found> look_up(net::Resolver& resolver, std::string domain) {
   co_return found;
 }
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
 std::string describe(const auth::DmarcRecord& r) {
   std::string out = std::string("p=") + auth::to_string(r.policy);
@@ -68,7 +68,7 @@ RecordFinding judge_selection(const Found& found, const std::string& label) {
   RecordFinding out;
   const auto& sel = found.selection;
   std::string ignored;
-  for (const auto& other : sel.others) ignored += "\n    ignored by receivers: " + quoted(other);
+  for (const auto& other : sel.others) ignored += "\n    ignored by receivers: " + in_quotes(other);
   if (sel.kind == auth::DmarcSelection::Kind::Several) {
     out.line.text = label + "FAIL: " + std::to_string(sel.candidates) + " DMARC records at " +
                     found.name +
@@ -79,8 +79,8 @@ RecordFinding judge_selection(const Found& found, const std::string& label) {
   }
   auto record = auth::parse_dmarc_record(sel.record);
   if (!record) {
-    out.line.text =
-        label + "FAIL: the record is broken: " + record.error().detail + ": " + quoted(sel.record);
+    out.line.text = label + "FAIL: the record is broken: " + record.error().detail + ": " +
+                    in_quotes(sel.record);
     return out;
   }
   out.line.ok = true;
@@ -205,7 +205,7 @@ asio::awaitable<CheckLine> check_adsp(net::Resolver& resolver, std::string domai
   CheckLine line;
   line.ok = true;
   if (!answer.ok() || answer.txt.empty()) co_return line;  // the usual case: nothing there
-  line.text = label + "warn: " + quoted(answer.txt.front()) +
+  line.text = label + "warn: " + in_quotes(answer.txt.front()) +
               " is an ADSP record; ADSP (RFC 5617) was moved to Historic in 2013 and receivers "
               "ignore it: remove it (DMARC, at _dmarc." +
               domain + ", replaces it)";
@@ -229,7 +229,7 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
     // §6.6.3 step 4: receivers ask the organizational domain next.
     std::string prefix;
     for (const auto& other : found.selection.others) {
-      prefix += "TXT " + quoted(other) + " at " + found.name +
+      prefix += "TXT " + in_quotes(other) + " at " + found.name +
                 " does not start with v=DMARC1, so receivers discard it; ";
     }
     const std::string org = auth::organizational_domain(domain);
@@ -254,7 +254,7 @@ asio::awaitable<std::vector<CheckLine>> check_dmarc(net::Resolver& resolver, Dma
       lines.push_back({!broken, label + (broken ? "FAIL: " + prefix : "warn: ") +
                                     "no DMARC record; a first one, for reports only:\n    " +
                                     found.name + ". IN TXT " +
-                                    quoted(auth::suggested_dmarc_record(domain))});
+                                    in_quotes(auth::suggested_dmarc_record(domain))});
     }
   } else {
     auto finding = judge_selection(found, label);

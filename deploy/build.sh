@@ -10,7 +10,9 @@
 # `stampd` target (about 2 minutes on 2 cores); with it, it installs the test
 # packages too and builds everything: unit tests and benchmarks as well, or
 # the TARGETs given. STAMPD_BUILD_JOBS sets the parallel jobs (default: all
-# cores). cmake's configure output is shown only when it fails.
+# cores). Our libraries are compiled as a unity build (CMakeLists.txt says
+# which); STAMPD_UNITY_BUILD=OFF compiles them file by file, which rebuilds
+# less after an edit. cmake's configure output is shown only when it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +33,7 @@ fi
 mkdir -p "$dir"
 log="$dir/configure.log"
 if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" \
-     -DSTAMPD_BUILD_TESTS="$with_tests" >"$log" 2>&1; then
+     -DSTAMPD_BUILD_TESTS="$with_tests" -DCMAKE_UNITY_BUILD="${STAMPD_UNITY_BUILD:-ON}" >"$log" 2>&1; then
   cat "$log" >&2
   # Name the package for what CMake or pkg-config could not find.
   declare -A package_of=(

@@ -14,7 +14,7 @@ int value_of(char c) {
   return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
 }
 
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 
 Reply cancelled() { return make_reply(501, "5.7.0", "Authentication cancelled"); }
 Reply bad_base64() { return make_reply(501, "5.5.2", "Cannot decode response"); }
@@ -85,7 +85,7 @@ SaslStep SaslExchange::start(std::string_view argument, std::optional<SaslExchan
   if (space != std::string_view::npos) initial = argument.substr(space + 1);
   if (name.empty()) return failed(make_reply(501, "5.5.4", "Syntax: AUTH mechanism"));
   std::string upper_name;
-  for (char c : name) upper_name += upper(c);
+  for (char c : name) upper_name += ascii_upper(c);
   Mechanism mechanism{};
   if (upper_name == "PLAIN") {
     mechanism = Mechanism::Plain;

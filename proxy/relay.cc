@@ -280,7 +280,8 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
     sent_ahead_ = sendable.recipients.size();
   }
   const auto asked = Clock::now();
-  Reply r = co_await upstream_->rcpt(recipient, Ahead{sendable.recipients, sendable.data});
+  const Ahead behind{sendable.recipients, sendable.data};
+  Reply r = co_await upstream_->rcpt(recipient, behind);
   record_.upstream_reply_time(seconds_since(asked));
   while (!r.positive() && can_move(asked, kMailPatience)) {
     if (!co_await move_transaction("rcpt", r)) break;

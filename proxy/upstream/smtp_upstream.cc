@@ -156,13 +156,7 @@ SmtpUpstream::~SmtpUpstream() = default;
 void SmtpUpstream::fail(UpstreamErrorKind kind, std::string why) {
   error_kind_ = kind;
   error_ = peer_.empty() ? std::move(why) : peer_ + ": " + why;
-  in_transaction_ = false;
-  data_open_ = false;
-  ahead_.clear();
-  xclient_sent_.clear();
-  reader_.reset();
-  if (stream_) stream_->close();
-  stream_.reset();
+  drop();
 }
 
 smtp::Reply SmtpUpstream::abandoned_reply() {
@@ -175,6 +169,10 @@ smtp::Reply SmtpUpstream::abandoned_reply() {
 
 void SmtpUpstream::abandon() {
   abandoned_ = true;
+  drop();
+}
+
+void SmtpUpstream::drop() {
   in_transaction_ = false;
   data_open_ = false;
   ahead_.clear();

@@ -78,6 +78,8 @@ class SmtpUpstream final : public Upstream {
   // abandon closes a connection whose server waits for a message we will
   // not send: closed without QUIT, which would be taken as message text.
   void abandon();
+  // drop closes the connection at once and forgets its state.
+  void drop();
   // abandoned_reply drops a connection asked for a command while its
   // server waits for a message; the reply for the client.
   smtp::Reply abandoned_reply();

@@ -342,14 +342,45 @@ void Relay::begin_data() { start_message(false); }
 
 void Relay::begin_chunks() { start_message(true); }
 
-std::size_t Relay::feed(std::string_view received) {
-  const std::size_t used = decoder_->feed(received, decoded_);
-  if (!decoded_.empty()) {
-    if (!local_error_) {
-      if (auto added = assembler_->add(decoded_); !added) local_error_ = std::move(added).error();
+// DecodedSink takes the decoder's output: a run of 4 KiB or more (most of a
+// message) goes to the assembler as it is, a view into the receive buffer;
+// smaller pieces (the lines around a removed dot or a normalized line
+// ending) are gathered first, so the spool and the hashes are not fed
+// line by line.
+class Relay::DecodedSink final : public smtp::DataDecoder::Output {
+ public:
+  explicit DecodedSink(Relay& relay) : relay_(relay) {}
+  void put(std::string_view bytes) override {
+    std::string& gathered = relay_.decoded_;
+    if (bytes.size() >= kDirect) {
+      drain();
+      relay_.assemble(bytes);
+      return;
     }
-    decoded_.clear();
+    gathered.append(bytes);
+    if (gathered.size() >= kGathered) drain();
   }
+  void drain() {
+    if (relay_.decoded_.empty()) return;
+    relay_.assemble(relay_.decoded_);
+    relay_.decoded_.clear();
+  }
+
+ private:
+  static constexpr std::size_t kDirect = 4096;
+  static constexpr std::size_t kGathered = 64 * 1024;
+  Relay& relay_;
+};
+
+void Relay::assemble(std::string_view decoded) {
+  if (local_error_) return;
+  if (auto added = assembler_->add(decoded); !added) local_error_ = std::move(added).error();
+}
+
+std::size_t Relay::feed(std::string_view received) {
+  DecodedSink sink(*this);
+  const std::size_t used = decoder_->feed(received, sink);
+  sink.drain();
   return used;
 }
 
@@ -362,8 +393,9 @@ void Relay::add_chunk(std::string_view octets) {
 }
 
 void Relay::end_chunks() {
-  decoder_->end(decoded_);
-  feed({});
+  DecodedSink sink(*this);
+  decoder_->end(sink);
+  sink.drain();
 }
 
 asio::awaitable<void> Relay::refuse_chunks(Reply reply) {

@@ -168,6 +168,9 @@ class Relay {
   void start_message(bool chunked);
   // feed passes client bytes through the decoder into the assembler.
   std::size_t feed(std::string_view received);
+  // assemble hands decoded bytes to the assembler, unless it failed before.
+  void assemble(std::string_view decoded);
+  class DecodedSink;
   void end_transaction();
 
   std::shared_ptr<const Runtime> runtime_;
@@ -195,7 +198,7 @@ class Relay {
   std::optional<smtp::DataDecoder> decoder_;
   std::optional<MessageAssembler> assembler_;
   std::optional<net::Error> local_error_;
-  std::string decoded_;
+  std::string decoded_;   // small decoded pieces, gathered for the assembler
   bool chunked_ = false;  // the message comes in BDAT chunks
 };
 

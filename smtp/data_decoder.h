@@ -36,16 +36,31 @@ class DataDecoder {
     bool binary = false;                      // with chunked: the body passes as it is (BINARYMIME)
   };
 
+  // Output takes the decoded message in pieces, in order: runs of the input
+  // that pass as they are (views into it, valid during the call only: most
+  // of a message is such a run, so it is never copied here) and the CRLF of
+  // a line whose ending was normalized.
+  class Output {
+   public:
+    virtual void put(std::string_view bytes) = 0;
+
+   protected:
+    ~Output() = default;
+  };
+
   explicit DataDecoder(Options options) : options_(options) {}
 
-  // feed decodes input and appends message bytes (CRLF lines, unstuffed) to
+  // feed decodes input and gives the message bytes (CRLF lines, unstuffed) to
   // out. It returns how many input bytes it used: all of them, or fewer when
   // the end-of-data came first (the rest is the client's next command). After
-  // a problem it goes on looking for the end but appends nothing more.
+  // a problem it goes on looking for the end but gives out nothing more.
+  std::size_t feed(std::string_view input, Output& out);
+  // This feed appends the message bytes to out.
   std::size_t feed(std::string_view input, std::string& out);
 
   // end marks the end of chunked content (BDAT LAST): a CR held back to see
   // whether an LF follows is bare, and a last line without CRLF gets one.
+  void end(Output& out);
   void end(std::string& out);
 
   bool done() const noexcept { return state_ == State::Done; }
@@ -56,9 +71,7 @@ class DataDecoder {
  private:
   enum class State { LineStart, Dot, DotCr, Text, Cr, Body, Done };
 
-  void emit(const char* data, std::size_t n, std::string& out);
-  void line_end(std::string& out, bool bare);
-  void emit_body(const char* data, std::size_t n, std::string& out);
+  void line_end(Output& out, bool bare);
   void fail(Problem p) {
     if (problem_ == Problem::None) problem_ = p;
   }

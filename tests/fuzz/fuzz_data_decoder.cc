@@ -4,7 +4,9 @@
 // LF. The first input byte picks the chunk size (and, with its high bit,
 // also runs the BINARYMIME decoder, whose output must not depend on the
 // chunking either). Found by the fuzzer: a decoder problem (line too long)
-// must be the same whatever the chunking.
+// must be the same whatever the chunking. And the decoder, which passes
+// unchanged runs of its input on as views, agrees with the line-by-line
+// reference decoder it replaced (tests/support/reference_data_decoder.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 
 #include "smtp/data_decoder.h"
 #include "tests/support/line_endings.h"
+#include "tests/support/reference_data_decoder.h"
 
 namespace {
 
@@ -76,5 +79,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(whole.done() == (end != std::string::npos));
   if (whole.done()) check(whole_used == end + 3);
   check(!stampd::test::has_bare_line_ending(whole_out));
+
+  stampd::test::ReferenceDataDecoder reference({});
+  std::string reference_out;
+  std::size_t reference_used = 0;
+  for (std::size_t pos = 0; pos < input.size() && !reference.done(); pos += chunk) {
+    reference_used += reference.feed(input.substr(pos, chunk), reference_out);
+  }
+  check(reference_used == split_used);
+  check(reference.done() == split.done());
+  check(reference.problem() == split.problem());
+  check(reference.size() == split.size());
+  if (split.problem() == stampd::smtp::DataDecoder::Problem::None)
+    check(reference_out == split_out);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "smtp/dot_stuffer.h"
 #include "tests/support/line_endings.h"
 #include "tests/support/mutator.h"
+#include "tests/support/reference_data_decoder.h"
 
 namespace stampd::smtp {
 namespace {
@@ -361,6 +362,118 @@ TEST(DataDecoder, BinaryBodyCountsTowardsTheSize) {
   o.max_size = 12;
   EXPECT_EQ(chunked("A: 1\r\n\r\n\n\n\n\n", 2, o).problem, DataDecoder::Problem::None);
   EXPECT_EQ(chunked("A: 1\r\n\r\n\n\n\n\n\n", 2, o).problem, DataDecoder::Problem::TooBig);
+}
+
+// --- against the reference decoder ---------------------------------------------
+//
+// The decoder passes unchanged runs of its input on as views. The reference
+// (tests/support/reference_data_decoder.h) is the line-by-line state machine
+// it replaced: for any input, options and cuts, both must use the same
+// bytes, end at the same place, find the same problem and give the same
+// message (up to where a problem stopped the output).
+
+struct Compared {
+  std::string message;
+  std::size_t used = 0;
+  bool done = false;
+  DataDecoder::Problem problem = DataDecoder::Problem::None;
+  std::uint64_t size = 0;
+};
+
+template <class Decoder>
+Compared decode_at(std::string_view input, const std::vector<std::size_t>& cuts,
+                   DataDecoder::Options options) {
+  Decoder d(options);
+  Compared out;
+  std::size_t pos = 0;
+  for (std::size_t cut : cuts) {
+    if (d.done()) break;
+    out.used += d.feed(input.substr(pos, cut - pos), out.message);
+    pos = cut;
+  }
+  if (options.chunked) d.end(out.message);
+  out.done = d.done();
+  out.problem = d.problem();
+  out.size = d.size();
+  return out;
+}
+
+TEST(DataDecoderRobustness, AgreesWithTheReferenceDecoder) {
+  test::Mutator m(21);
+  const std::vector<std::string> seeds = {
+      "Subject: x\r\n\r\nline\r\n..dot\r\n.\r\nQUIT\r\n",
+      "a\n.\nb\r.\rc\r\n.\nd\n.\r\ne\r\n.\r\n",
+      ".\r\n",
+      "\r\n.\r\n",
+      "From: a@b\r\nTo: c@d\r\n\r\n" + std::string(70, 'x') + "\r\n" + std::string(40, 'y') +
+          "\r\n..\r\n.x\r\n\r\n.\r\n",
+      "H: v\r\n\r\n\x00\xff\r\rbody\n\n\r\n.\r\n",
+  };
+  int problems = 0;
+  int ended = 0;
+  for (int i = 0; i < 30000; ++i) {
+    std::string input = i % 3 == 0 ? m.from_alphabet("\r\n.a ", 120) : m.mutate_one_of(seeds);
+    if (i % 7 == 0) input = std::string(m.below(40), 'z') + "\r\n" + input;
+    DataDecoder::Options options;
+    options.normalize_bare_line_endings = m.below(4) != 0;
+    options.max_line_length = m.below(3) == 0 ? 1 + m.below(30) : 998;
+    options.max_size = m.below(3) == 0 ? m.below(150) : 1 << 20;
+    options.chunked = m.below(3) == 0;
+    options.binary = options.chunked && m.below(2) == 0;
+    std::vector<std::size_t> cuts;
+    for (std::size_t pos = 0; pos < input.size();) {
+      pos = std::min(input.size(), pos + 1 + m.below(m.below(2) ? 3 : 64));
+      cuts.push_back(pos);
+    }
+    if (cuts.empty()) cuts.push_back(0);
+    const auto got = decode_at<DataDecoder>(input, cuts, options);
+    const auto want = decode_at<test::ReferenceDataDecoder>(input, cuts, options);
+    const auto what = testing::PrintToString(input);
+    ASSERT_EQ(got.used, want.used) << what;
+    ASSERT_EQ(got.done, want.done) << what;
+    ASSERT_EQ(got.problem, want.problem) << what;
+    ASSERT_EQ(got.size, want.size) << what;
+    if (want.problem == DataDecoder::Problem::None) {
+      ASSERT_EQ(got.message, want.message) << what;
+    } else {
+      ++problems;
+      const auto shorter = std::min(got.message.size(), want.message.size());
+      ASSERT_EQ(got.message.substr(0, shorter), want.message.substr(0, shorter)) << what;
+    }
+    if (got.done) ++ended;
+  }
+  EXPECT_GT(problems, 1000);  // the limits and the reject policy are reached
+  EXPECT_GT(ended, 1000);
+}
+
+// Views: a message with nothing to change reaches the output as one view
+// into the input per feed, not as a copy; a removed dot splits the run.
+TEST(DataDecoder, UnchangedRunsArePassedOnAsViewsIntoTheInput) {
+  struct Recorder final : DataDecoder::Output {
+    std::vector<std::string_view> pieces;
+    void put(std::string_view bytes) override { pieces.push_back(bytes); }
+  };
+  const std::string input = "Subject: x\r\n\r\n" + std::string(900, 'b') + "\r\n" +
+                            std::string(900, 'c') + "\r\nmore\r\n.\r\nQUIT\r\n";
+  DataDecoder d({});
+  Recorder r;
+  const std::size_t used = d.feed(input, r);
+  EXPECT_TRUE(d.done());
+  EXPECT_EQ(used, input.size() - 6);
+  ASSERT_EQ(r.pieces.size(), 1u);
+  EXPECT_EQ(r.pieces[0].data(), input.data());
+  EXPECT_EQ(r.pieces[0].size(), input.size() - 9);
+
+  const std::string dotted = "a\r\n..b\r\nc\nd\r\n.\r\n";
+  DataDecoder d2({});
+  Recorder r2;
+  d2.feed(dotted, r2);
+  std::string joined;
+  for (auto p : r2.pieces) joined += p;
+  EXPECT_EQ(joined, "a\r\n.b\r\nc\r\nd\r\n");
+  ASSERT_EQ(r2.pieces.size(), 4u);  // "a\r\n", ".b\r\nc", "\r\n", "d\r\n"
+  EXPECT_EQ(r2.pieces[0].data(), dotted.data());
+  EXPECT_EQ(r2.pieces[1].data(), dotted.data() + 4);
 }
 
 }  // namespace

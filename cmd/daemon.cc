@@ -35,6 +35,7 @@
 #include "proxy/key_watch.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/spool.h"
 #include "smtp/command.h"
 
 #ifndef STAMPD_VERSION
@@ -203,6 +204,7 @@ bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
     make_keys(*loaded);
     runtime = proxy::build_runtime(loaded, proxy::KeyPolicy::Lenient, asio::make_strand(io_),
                                    metrics_, executors_);
+    proxy::Spool::set_total_memory(loaded->server.spool_memory_total);
     report_keys(*runtime);
     report_certificates(*runtime);
     server_ = std::make_unique<proxy::Server>(io_, executors_, runtime, recorder_);
@@ -241,6 +243,7 @@ void Daemon::reload() {
     key_watch_.restore(*runtime->signing_keys);
     const auto old = server_->runtime();
     server_->swap_runtime(runtime);
+    proxy::Spool::set_total_memory(config->server.spool_memory_total);
     // The old pools' kept connections were made for the old config.
     old->upstreams->retire();
     report_keys(*runtime);

@@ -554,6 +554,8 @@ const Keys<ServerConfig>& server_keys() {
             "what a bare CR or LF in a message becomes"),
       field("spool_memory", &S::spool_memory, size(4096, 1ULL << 30),
             "message bytes kept in memory; the rest goes to a file"),
+      field("spool_memory_total", &S::spool_memory_total, size(64 * 1024, 1ULL << 40),
+            "message bytes all sessions keep in memory together"),
       field("spool_dir", &S::spool_dir, file_name(), "where that file goes; default: $TMPDIR"),
       field("command_timeout", &S::command_timeout, duration(seconds(1), hours(1)),
             "wait for the client's next command"),

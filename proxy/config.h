@@ -62,7 +62,8 @@ struct ServerConfig {
   std::size_t max_connections = 1000;
   std::size_t max_connections_per_ip = 100;
   BareLineEndings bare_line_endings = BareLineEndings::Normalize;
-  std::uint64_t spool_memory = 1ULL << 20;             // per message, then a temporary file
+  std::uint64_t spool_memory = 8ULL << 20;             // per message, then a temporary file
+  std::uint64_t spool_memory_total = 128ULL << 20;     // all messages together, then their files
   std::string spool_dir;                               // default: $TMPDIR or /tmp
   Duration command_timeout = std::chrono::minutes(5);  // RFC 5321 §4.5.3.2.7
   Duration data_timeout = std::chrono::minutes(5);

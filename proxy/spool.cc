@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -19,9 +21,75 @@ Spool::~Spool() { clear(); }
 namespace {
 constexpr std::size_t kFirstBlock = 4 * 1024;
 constexpr std::size_t kLargestBlock = 64 * 1024;
+
+// The blocks all spools hold, counted against [server] spool_memory_total.
+std::atomic<std::uint64_t> total_limit{128ULL << 20};
+std::atomic<std::uint64_t> total_used{0};
+
+bool take_memory(std::size_t n) {
+  const std::uint64_t limit = total_limit.load(std::memory_order_relaxed);
+  std::uint64_t used = total_used.load(std::memory_order_relaxed);
+  do {
+    if (used + n > limit) return false;
+  } while (!total_used.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+  return true;
+}
+
+void give_memory(std::size_t n) { total_used.fetch_sub(n, std::memory_order_relaxed); }
+
+// Each thread keeps some freed 64 KiB blocks for its next messages (they
+// stay counted in the total). Freed to malloc, a message's blocks went back
+// to the kernel (the arena is trimmed) and were faulted in again, page by
+// page, by the next message: that cost about as much as the copying itself.
+// At most 16 MiB a thread, and never more than an eighth of the total.
+constexpr std::size_t kMaxCachedBlocks = 256;
+
+struct BlockCache {
+  std::vector<std::unique_ptr<char[]>> blocks;
+  ~BlockCache() { give_memory(blocks.size() * kLargestBlock); }
+  std::size_t limit() const noexcept {
+    const std::uint64_t share = total_limit.load(std::memory_order_relaxed) / 8 / kLargestBlock;
+    return static_cast<std::size_t>(std::min<std::uint64_t>(kMaxCachedBlocks, share));
+  }
+};
+
+BlockCache& cached_blocks() {
+  thread_local BlockCache cache;
+  return cache;
+}
+
+// new_block returns a block of capacity bytes counted in the total, or null
+// when the total has no room for it.
+std::unique_ptr<char[]> new_block(std::size_t capacity) {
+  auto& cached = cached_blocks().blocks;
+  if (capacity == kLargestBlock && !cached.empty()) {
+    auto block = std::move(cached.back());
+    cached.pop_back();
+    return block;
+  }
+  if (!take_memory(capacity)) return nullptr;
+  // make_unique_for_overwrite: no zero-filling of bytes about to be written.
+  return std::make_unique_for_overwrite<char[]>(capacity);
+}
+
 }  // namespace
 
+void Spool::set_total_memory(std::uint64_t limit) noexcept {
+  total_limit.store(limit, std::memory_order_relaxed);
+}
+
+std::uint64_t Spool::total_memory() noexcept { return total_used.load(std::memory_order_relaxed); }
+
 void Spool::clear() {
+  auto& cache = cached_blocks();
+  const std::size_t keep = cache.limit();
+  for (auto& b : blocks_) {
+    if (b.capacity == kLargestBlock && cache.blocks.size() < keep) {
+      cache.blocks.push_back(std::move(b.data));
+    } else {
+      give_memory(b.capacity);
+    }
+  }
   blocks_.clear();
   blocks_.shrink_to_fit();
   memory_size_ = 0;
@@ -49,8 +117,9 @@ net::Status Spool::append(std::string_view data) {
   if (fd_ < 0) {
     const std::uint64_t room = memory_limit_ > memory_size_ ? memory_limit_ - memory_size_ : 0;
     const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(room, data.size()));
-    append_to_memory(data.substr(0, take));
-    data.remove_prefix(take);
+    // What the total has no room for goes to the file, and so does the rest
+    // of this message: its bytes are the ones in memory, then the file's.
+    data.remove_prefix(append_to_memory(data.substr(0, take)));
     if (data.empty()) return net::Ok{};
     if (auto opened = open_file(); !opened) return opened;
   }
@@ -68,13 +137,15 @@ net::Status Spool::append(std::string_view data) {
   return net::Ok{};
 }
 
-void Spool::append_to_memory(std::string_view data) {
+std::size_t Spool::append_to_memory(std::string_view data) {
+  const std::size_t wanted = data.size();
   while (!data.empty()) {
     if (blocks_.empty() || blocks_.back().size == blocks_.back().capacity) {
       const std::size_t capacity =
           blocks_.empty() ? kFirstBlock : std::min(kLargestBlock, 2 * blocks_.back().capacity);
-      // make_unique_for_overwrite: no zero-filling of bytes about to be written.
-      blocks_.push_back({std::make_unique_for_overwrite<char[]>(capacity), capacity, 0});
+      auto block = new_block(capacity);
+      if (!block) break;
+      blocks_.push_back({std::move(block), capacity, 0});
     }
     Block& b = blocks_.back();
     const std::size_t n = std::min(data.size(), b.capacity - b.size);
@@ -83,6 +154,7 @@ void Spool::append_to_memory(std::string_view data) {
     memory_size_ += n;
     data.remove_prefix(n);
   }
+  return wanted - data.size();
 }
 
 net::Result<std::string_view> Spool::read(std::uint64_t offset, std::string& buffer,

@@ -1,7 +1,8 @@
 // spool.h: holds one message between end-of-data and the upstream's reply:
-// the first bytes in memory (up to a limit), the rest in an unlinked temporary
-// file, so memory per session does not grow with message size and nothing is
-// left on disk if stampd dies.
+// the first bytes in memory (up to a limit per message, and while all
+// messages together stay under a limit per process), the rest in an unlinked
+// temporary file, so memory does not grow with message size or with the
+// number of sessions, and nothing is left on disk if stampd dies.
 #pragma once
 
 #include <cstdint>
@@ -27,14 +28,24 @@ class Spool {
   net::Result<std::string_view> read(std::uint64_t offset, std::string& buffer,
                                      std::size_t max = 64 * 1024) const;
   std::uint64_t size() const noexcept { return memory_size_ + file_size_; }
+  std::uint64_t memory_size() const noexcept { return memory_size_; }
   bool on_disk() const noexcept { return fd_ >= 0; }
   // clear empties the spool for the next message, gives its memory back and
   // closes the file: a session between messages holds no spool memory.
   void clear();
 
+  // set_total_memory sets how much memory all spools of the process may hold
+  // together ([server] spool_memory_total); a message that would pass it goes
+  // on in its file. Spools already over a lowered limit keep what they hold.
+  static void set_total_memory(std::uint64_t limit) noexcept;
+  // total_memory is what all spools hold in memory now, with the freed
+  // blocks their threads keep for the next messages.
+  static std::uint64_t total_memory() noexcept;
+
  private:
   net::Status open_file();
-  void append_to_memory(std::string_view data);
+  // append_to_memory takes what fits under both limits; it returns how much.
+  std::size_t append_to_memory(std::string_view data);
 
   // The in-memory part is a list of blocks (4 KiB, doubling to 64 KiB, then
   // 64 KiB each) rather than one growing string: growing never copies what

@@ -465,8 +465,9 @@ class BdatOutLargeTest(StampdTestCase):
             # The client checks the first message (dkimpy over 6 MiB) before
             # its next command: on a loaded machine under ASan that has taken
             # longer than the harness's 30 s command timeout.
+            # spool_memory 1 MiB: most of the message goes through the file.
             "server": {"max_message_size": "8MiB", "data_timeout": "60s",
-                       "command_timeout": "180s"},
+                       "command_timeout": "180s", "spool_memory": "1MiB"},
             "dkim": {"key": [{"name": "k", "domain": "example.com", "selector": SELECTOR,
                               "private_key": key_path}],
                      "sign": [{"from": "*@example.com", "keys": ["k"]}]},

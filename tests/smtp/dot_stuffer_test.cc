@@ -69,6 +69,33 @@ TEST(DotStuffer, UnchangedOnlyForChunksWithoutADottedLine) {
   EXPECT_FALSE(s.unchanged("."));             // at a line start again
 }
 
+// Long chunks (the 16-byte scan): a dotted line at any offset is found, and
+// a dot anywhere else or an LF at the chunk's end is not a dotted line.
+TEST(DotStuffer, UnchangedFindsADottedLineAtAnyOffset) {
+  std::string base;
+  while (base.size() < 200) base += "text. with.dots\r\n";
+  for (std::size_t at = 0; at + 1 < base.size(); ++at) {
+    std::string chunk = base;
+    chunk[at] = '\n';
+    chunk[at + 1] = '.';
+    DotStuffer s;
+    s.unchanged("x");  // not at a line start
+    EXPECT_FALSE(s.unchanged(chunk)) << at;
+  }
+  for (std::size_t size = 1; size < base.size(); ++size) {
+    DotStuffer s;
+    s.unchanged("x");
+    const std::string chunk = base.substr(0, size);
+    const bool dotted = chunk.find("\n.") != std::string::npos;
+    EXPECT_EQ(s.unchanged(chunk), !dotted) << size;
+  }
+  std::string ends_with_lf(100, 'a');
+  ends_with_lf.back() = '\n';
+  DotStuffer s;
+  EXPECT_TRUE(s.unchanged(ends_with_lf));
+  EXPECT_FALSE(s.unchanged(".next"));  // the line start carries over
+}
+
 TEST(DotStuffer, PassingChunksThroughMakesTheSameWire) {
   const std::string text = "a\r\n.b\r\n..\r\nplain\r\n.\r\nend\r\nlast";
   const std::string whole = stuff(text);

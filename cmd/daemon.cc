@@ -227,6 +227,7 @@ bool Daemon::start(const std::shared_ptr<const proxy::Config>& loaded) {
   metrics_->set_before_scrape([this] {
     update_key_ages(*server_->runtime());
     metrics_->ready.Set(health_.not_ready_reason().empty() ? 1 : 0);
+    metrics_->spool_memory.Set(static_cast<double>(proxy::Spool::total_memory()));
   });
   return true;
 }

@@ -116,6 +116,12 @@ Metrics::Metrics()
                 .Help("1 when stampd is ready for mail (what /readyz says).")
                 .Register(*registry_)
                 .Add({})),
+      spool_memory(BuildGauge()
+                       .Name("stampd_spool_memory_bytes")
+                       .Help("Memory that messages being relayed hold, with the freed blocks kept "
+                             "for the next ones; at most [server] spool_memory_total.")
+                       .Register(*registry_)
+                       .Add({})),
       dkim_signatures(BuildCounter()
                           .Name("stampd_dkim_signatures_total")
                           .Help("DKIM signatures added, by domain, selector and algorithm.")

@@ -52,6 +52,7 @@ class Metrics {
   prometheus::Gauge& upstream_up;                            // 1: last contact worked
   prometheus::Gauge& upstream_connections;                   // open, pooled and in use
   prometheus::Gauge& ready;                                  // 1: /readyz says ready
+  prometheus::Gauge& spool_memory;                           // bytes, set at each scrape
 
   // DKIM.
   prometheus::Family<prometheus::Counter>& dkim_signatures;   // domain, selector, algorithm

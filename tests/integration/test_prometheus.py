@@ -141,6 +141,27 @@ class MetricsPageTest(MetricsTestCase):
         self.assertEqual(len(m.series("stampd_config_info")), 1)
         self.assertEqual(len(m.series("stampd_dkim_key_age_seconds", selector="s1")), 1)
 
+    def test_spool_memory_while_a_message_streams(self):
+        up = self.start_upstream()
+        stampd = self.start(up)
+        self.assertEqual(scrape(stampd).value("stampd_spool_memory_bytes"), 0)
+        c = SmtpClient(*stampd.address)
+        c.ehlo()
+        c.mail("sender@example.com")
+        c.rcpt("rcpt@example.net")
+        self.assertEqual(c.cmd("DATA").code, 354)
+        c.send(b"Subject: half\r\n\r\n" + b"a line of a message left half sent\r\n" * 10000)
+        # The 360 KB received so far are in the spool's memory.
+        deadline = time.monotonic() + 10
+        while scrape(stampd).value("stampd_spool_memory_bytes") < 360000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held = scrape(stampd).value("stampd_spool_memory_bytes")
+        self.assertGreaterEqual(held, 360000)
+        c.abort()
+        stampd.wait_for_event("message", outcome="aborted")
+        # Given back, but for the blocks the thread keeps for the next message.
+        self.assertLess(scrape(stampd).value("stampd_spool_memory_bytes"), held)
+
     def test_no_client_supplied_string_in_labels(self):
         up = self.start_upstream(capabilities=["PIPELINING", "SIZE 104857600", "ENHANCEDSTATUSCODES",
                                                "8BITMIME", "DSN"])

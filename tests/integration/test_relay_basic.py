@@ -59,9 +59,10 @@ class RelayTest(StampdTestCase):
         self.assertRelayedExactly(msg, tx)
 
     def test_large_message_with_dotted_lines_here_and_there(self):
-        # Past spool_memory (into the file) and over many 64 KiB send pieces:
-        # pieces without a dotted line go as they are, the others are stuffed;
-        # the upstream must get the message exactly.
+        # Over many 64 KiB send pieces: pieces without a dotted line go as
+        # they are, the others are stuffed; the upstream must get the message
+        # exactly. Once all in the spool's memory (spool_memory is 8 MiB by
+        # default), once past a spool_memory of 1 MiB, into the file.
         lines = []
         for i in range(50000):
             if i % 997 == 0 or i % 1489 == 0:
@@ -72,6 +73,11 @@ class RelayTest(StampdTestCase):
         self.assertGreater(len(msg), 2 << 20)
         tx = self.relay(msg)
         self.assertRelayedExactly(msg, tx)
+        self.stampd.stop()
+        self.stampd = self.start_stampd([self.up.address], {"server": {"spool_memory": "1MiB"}})
+        self.relay(msg)
+        self.up.wait_for_messages(2)
+        self.assertRelayedExactly(msg, self.up.messages[1])
 
     def test_message_whose_first_line_starts_with_a_dot(self):
         msg = b".first line is a dot line\r\n\r\nbody\r\n"

@@ -84,7 +84,9 @@ class SignMatchesProxyTest(StampdTestCase):
                 {"from": "*@customer.example", "keys": ["customer", "relay"], "identity": "@%"},
             ],
         }
-        return self.start_stampd(["maildir:mail"], sections={"dkim": dkim_section})
+        # spool_memory 1 MiB: the 3 MiB message goes through the spool file.
+        return self.start_stampd(["maildir:mail"], sections={"dkim": dkim_section,
+                                                             "server": {"spool_memory": "1MiB"}})
 
     def relay(self, stampd, messages):
         """relay sends messages in one session and returns the maildir files, in order."""

@@ -10,6 +10,7 @@ Environment (set by CTest): STAMPD_BIN, STAMPD_SOURCE_DIR, STAMPD_BUILD_DIR.
 """
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -221,10 +222,36 @@ def proc_kib(pid, field):
     return int(proc_status(pid)[field].split()[0])
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_port_random = random.Random(os.getpid() ^ int(time.time() * 1000))
+
+
 def free_port(host="127.0.0.1"):
     """free_port returns a port that was free a moment ago (for tools that
-    cannot listen on port 0 and report it, like smtp-sink)."""
+    cannot listen on port 0 and report it, like smtp-sink and Postfix).
+
+    It is picked at random below the kernel's ephemeral range: a port from
+    that range (what binding port 0 gives) can be taken, before the tool
+    binds it, by any outgoing connection of a test running beside this one;
+    Postfix's master then fails to start ("mail system startup failed")."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = _ephemeral_low()
+    if low > 12000:
+        for _ in range(200):
+            port = _port_random.randrange(10000, low)
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -17,12 +17,13 @@ skip is a failure (test_main).
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
 
 from smtp_client import make_message
-from stampd_harness import StampdTestCase
+from stampd_harness import StampdTestCase, render_toml
 import test_main
 
 TMPFS_SIZE = 256 * 1024
@@ -163,6 +164,26 @@ class SpoolMemoryTotalTest(SpoolFullTest):
     # Once the message spills the path is the one above: not repeated (None:
     # unittest collects no test by that name).
     test_no_inode_left_then_inodes_back = None
+
+    def test_a_reload_applies_a_new_total(self):
+        # Disk full: refused while the total is 64 KiB; after a SIGHUP that
+        # raises it, the same message fits in memory and is relayed.
+        filler = os.path.join(self.spool, "filler")
+        fill_blocks(filler)
+        c = self.connect(self.stampd)
+        c.ehlo()
+        self.assertRefusedAndNothingRelayed(c, "before-reload", "cannot write the spool file")
+        c.quit()
+        sections = dict(self.stampd.sections)
+        sections["server"] = dict(sections["server"], spool_memory_total="8MiB")
+        with open(self.stampd.config_path, "w") as f:
+            f.write(render_toml(sections))
+        self.stampd.proc.send_signal(signal.SIGHUP)
+        self.stampd.wait_for_event("reloaded")
+        c = self.connect(self.stampd)
+        c.ehlo()
+        self.assertRelayed(c, "after-reload")
+        c.quit()
 
 
 if __name__ == "__main__":

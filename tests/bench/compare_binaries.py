@@ -19,7 +19,7 @@ nothing here fails for being slow.
     tests/bench/compare_binaries.py BEFORE/stampd AFTER/stampd            # about 4 minutes
     tests/bench/compare_binaries.py --quick BEFORE/stampd AFTER/stampd    # tiny counts (CTest)
 
-A build of an older commit for BEFORE: `git worktree add /tmp/before COMMIT`
+A build of an older commit for BEFORE: `git worktree add ../before COMMIT`
 and `deploy/build.sh` there.
 """
 import argparse

@@ -54,7 +54,7 @@ class Appender final : public DataDecoder::Output {
 
 }  // namespace
 
-void DataDecoder::line_end(Output& out, bool bare) {
+bool DataDecoder::count_line_end(bool bare) {
   if (bare && !options_.normalize_bare_line_endings) fail(Problem::BareLineEnding);
   // The empty line that ends the header section (it went out as CRLF, so a
   // reader of what we emit splits there too).
@@ -62,10 +62,14 @@ void DataDecoder::line_end(Output& out, bool bare) {
   line_length_ = 0;
   size_ += 2;
   if (size_ > options_.max_size) fail(Problem::TooBig);
-  if (problem_ == Problem::None) out.put(kCrlf);
   // After a bare CR or LF the next byte is not at a line start: a dot there is
   // content, never a terminator (see the header comment).
   state_ = body_starts ? State::Body : bare ? State::Text : State::LineStart;
+  return problem_ == Problem::None;
+}
+
+void DataDecoder::line_end(Output& out, bool bare) {
+  if (count_line_end(bare)) out.put(kCrlf);
 }
 
 void DataDecoder::end(Output& out) {
@@ -146,22 +150,14 @@ std::size_t DataDecoder::feed(std::string_view input, Output& out) {
         p = stop;
         if (p == end) break;
         if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-          // The common case: a CRLF line, which stays in the run.
-          const bool body_starts = options_.binary && line_length_ == 0;
-          line_length_ = 0;
-          size_ += 2;
-          if (size_ > options_.max_size) {
-            flush(p);
-            fail(Problem::TooBig);
-          }
+          // The common case: a CRLF line, which stays in the run. A CRLF that
+          // makes the message too big ends it: the text before goes out alone.
+          if (size_ + 2 > options_.max_size) flush(p);
+          count_line_end(false);
           p += 2;
-          if (body_starts) {
-            state_ = State::Body;
-          } else if (p < end && (*p != '.' || options_.chunked)) {
-            state_ = State::Text;  // the next line starts with text: no LineStart step
-          } else {
-            state_ = State::LineStart;
-          }
+          // The next line starts with text: no LineStart step.
+          if (state_ == State::LineStart && p < end && (*p != '.' || options_.chunked))
+            state_ = State::Text;
           break;
         }
         flush(p);

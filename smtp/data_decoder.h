@@ -71,6 +71,10 @@ class DataDecoder {
  private:
   enum class State { LineStart, Dot, DotCr, Text, Cr, Body, Done };
 
+  // count_line_end counts a line end (CRLF, or a bare CR or LF made one)
+  // and sets the state after it; false once there is a problem.
+  bool count_line_end(bool bare);
+  // line_end counts a line end and gives out its CRLF.
   void line_end(Output& out, bool bare);
   void fail(Problem p) {
     if (problem_ == Problem::None) problem_ = p;

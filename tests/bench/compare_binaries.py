@@ -16,7 +16,7 @@ unsigned and RSA-2048, 100 KiB and 5 MiB RSA-2048 + Ed25519, 5 MiB unsigned.
 Both logs must show every message relayed and signed as its variant wants;
 nothing here fails for being slow.
 
-    tests/bench/compare_binaries.py BEFORE/stampd AFTER/stampd            # about 4 minutes
+    tests/bench/compare_binaries.py BEFORE/stampd AFTER/stampd            # about 1.5 minutes on 2 cores
     tests/bench/compare_binaries.py --quick BEFORE/stampd AFTER/stampd    # tiny counts (CTest)
 
 A build of an older commit for BEFORE: `git worktree add ../before COMMIT`

@@ -65,7 +65,12 @@ asio::awaitable<std::optional<Reply>> Relay::take() {
   }
   fresh_ = lease.opened;
   if (fresh_) record_.upstream_ok(seconds_since(started));
-  if (const auto& caps = pool_.capabilities()) session_.set_upstream_capabilities(*caps);
+  caps_changed_ = false;
+  if (const auto& caps = pool_.capabilities();
+      caps && !(*caps == session_.upstream_capabilities())) {
+    session_.set_upstream_capabilities(*caps);
+    caps_changed_ = true;
+  }
   co_return std::nullopt;
 }
 
@@ -78,7 +83,16 @@ asio::awaitable<std::optional<Reply>> Relay::take_for(const smtp::Command& mail)
     give_back();
     co_return make_reply(451, "4.6.3", "Upstream does not take BINARYMIME now, try again later");
   }
-  std::optional<Reply> refused = session_.check(mail);
+  std::optional<Reply> refused;
+  if (!mail_deferred_) {
+    refused = session_.check(mail);
+  } else if (caps_changed_) {
+    // The session took this MAIL under what the pool knew then; this
+    // connection taught it otherwise (the server changed): check it anew.
+    smtp::Session fresh = session_;
+    fresh.reset_transaction();
+    refused = fresh.check(mail);
+  }
   if (refused) give_back();
   co_return refused;
 }
@@ -194,6 +208,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
   accepted_.clear();
   moves_ = 0;
   lost_ = false;
+  mail_deferred_ = false;
   data_refused_.reset();
   pipeline_.start(runtime_->stage_factories);
   std::optional<Refusal> refusal = co_await pipeline_.mail_from(tx_);
@@ -210,13 +225,31 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     pipeline_.clear();
     co_return refusal->reply;
   }
+  if (may_defer(ahead)) {
+    // MAIL alone, to an upstream that pipelines: it goes upstream with the
+    // first recipient, in one write and one round trip, and that
+    // recipient's reply carries the upstream's verdict on the sender.
+    mail_deferred_ = true;
+    co_return settle(cmd, make_reply(250, "2.1.0", "Ok"), "mail", "from");
+  }
   if (!upstream_) {
     const std::optional<Reply> failed = co_await take_for(cmd);
     if (failed) co_return *failed;
   }
   const Sendable sendable = sendable_ahead(cmd, ahead);
   const Ahead both{sendable.recipients, sendable.data};
-  Reply r = co_await upstream_mail(cmd, both);
+  Reply r = co_await open_upstream(cmd, both);
+  co_return settle(cmd, std::move(r), "mail", "from");
+}
+
+bool Relay::may_defer(std::span<const smtp::Command> ahead) const {
+  if (!ahead.empty() || upstream_) return false;
+  const auto& caps = pool_.capabilities();
+  return caps && caps->pipelining;
+}
+
+asio::awaitable<Reply> Relay::open_upstream(const smtp::Command& cmd, Ahead ahead) {
+  Reply r = co_await upstream_mail(cmd, ahead);
   // A kept connection the server closed while we were not looking (Postfix
   // after 300 s, with or without a 421): one more try on another before the
   // client hears of it. From a connection opened for this transaction, a
@@ -228,7 +261,7 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     give_back();
     const std::optional<Reply> failed = co_await take();
     if (failed) co_return *failed;
-    r = co_await upstream_mail(cmd, both);
+    r = co_await upstream_mail(cmd, ahead);
   }
   // A server that failed while a kept one was replaced, or at MAIL: the
   // next server.
@@ -236,7 +269,36 @@ asio::awaitable<Reply> Relay::mail(smtp::Command cmd, std::span<const smtp::Comm
     if (!co_await move_transaction("mail", r)) break;
     r = co_await upstream_mail(cmd, {});
   }
-  co_return settle(cmd, std::move(r), "mail", "from");
+  co_return r;
+}
+
+asio::awaitable<std::optional<Reply>> Relay::send_deferred_mail(
+    const smtp::Command& rcpt, std::span<const smtp::Command> ahead) {
+  if (!upstream_) {
+    const std::optional<Reply> failed = co_await take_for(*mail_cmd_);
+    if (failed) co_return failed;
+  }
+  // This recipient goes right behind MAIL, with those the client sent
+  // behind it that may go too.
+  Sendable sendable = sendable_ahead(rcpt, ahead);
+  sendable.recipients.insert(sendable.recipients.begin(), {rcpt.argument, rcpt.params});
+  const Ahead behind{sendable.recipients, sendable.data};
+  Reply r = co_await open_upstream(*mail_cmd_, behind);
+  if (r.positive()) {
+    mail_deferred_ = false;
+    co_return std::nullopt;
+  }
+  // The upstream refused the sender (or could not be reached): this
+  // recipient gets that verdict, and the next one tries MAIL again.
+  r = smtp::upstream_reply_for_client(std::move(r));
+  if (upstream_ && !upstream_->connected()) upstream_trouble("mail");
+  give_back();
+  if (record_.debug_enabled()) {
+    const std::string summary = r.summary();
+    record_.note(obs::LogLevel::Debug, "mail",
+                 {{"msg", tx_.id}, {"from", mail_cmd_->argument}, {"reply", summary}});
+  }
+  co_return r;
 }
 
 Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const char* key) {
@@ -272,6 +334,10 @@ asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Comm
   // Named, not a temporary: g++ 12 mis-destroys aggregate temporaries that
   // live across a co_await.
   const smtp::Recipient recipient{cmd.argument, cmd.params};
+  if (mail_deferred_) {
+    std::optional<Reply> refused = co_await send_deferred_mail(cmd, ahead);
+    if (refused) co_return std::move(*refused);
+  }
   Sendable sendable;
   if (sent_ahead_ > 0) {
     --sent_ahead_;  // this one went with an earlier command
@@ -526,6 +592,7 @@ void Relay::end_transaction() {
   session_.reset_transaction();
   sent_ahead_ = 0;
   lost_ = false;
+  mail_deferred_ = false;
   data_refused_.reset();
   give_back();
 }
@@ -543,6 +610,7 @@ asio::awaitable<void> Relay::reset() {
   pipeline_.clear();
   sent_ahead_ = 0;
   lost_ = false;
+  mail_deferred_ = false;
   data_refused_.reset();
   if (!upstream_) co_return;
   co_await upstream_->reset();

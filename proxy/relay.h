@@ -58,10 +58,16 @@ class Relay {
   // ahead are the commands the client pipelined behind this one (RFC 2920):
   // the recipients among them that the session will take whatever the
   // upstream answers go to the upstream in the same write, and DATA when
-  // it came right behind them (see data_refused).
+  // it came right behind them (see data_refused). A MAIL with nothing
+  // behind it, to an upstream that offers PIPELINING, is answered once the
+  // stages took it and goes upstream with the first RCPT (see rcpt).
   boost::asio::awaitable<smtp::Reply> mail(smtp::Command cmd,
                                            std::span<const smtp::Command> ahead = {});
-  // rcpt forwards RCPT; the upstream's verdict is the client's.
+  // rcpt forwards RCPT; the upstream's verdict is the client's. After a
+  // MAIL answered here, the first RCPT takes the connection and sends MAIL
+  // and itself in one write; when the upstream refuses MAIL, that refusal
+  // is this recipient's reply (as Postfix's smtpd_delay_reject has it) and
+  // the next RCPT tries MAIL again.
   boost::asio::awaitable<smtp::Reply> rcpt(smtp::Command cmd,
                                            std::span<const smtp::Command> ahead = {});
 
@@ -123,6 +129,17 @@ class Relay {
   // give_back returns the connection to the pool (kept or closed there).
   void give_back();
   boost::asio::awaitable<smtp::Reply> upstream_mail(const smtp::Command& cmd, Ahead ahead);
+  // open_upstream sends MAIL (and ahead) on the connection taken, with one
+  // more try on another connection when a kept one turns out dead and the
+  // moves to other servers when it failed; the upstream's reply.
+  boost::asio::awaitable<smtp::Reply> open_upstream(const smtp::Command& cmd, Ahead ahead);
+  // may_defer tells whether MAIL may wait for the first RCPT: nothing was
+  // pipelined behind it and the upstream pipelines.
+  bool may_defer(std::span<const smtp::Command> ahead) const;
+  // send_deferred_mail sends the MAIL answered here, with rcpt and what may
+  // go behind it; nullopt when the upstream took MAIL, else rcpt's reply.
+  boost::asio::awaitable<std::optional<smtp::Reply>> send_deferred_mail(
+      const smtp::Command& rcpt, std::span<const smtp::Command> ahead);
   // sendable_ahead picks from ahead the recipients that may be sent before
   // cmd's reply is known: those the session accepts even if every one
   // before them is accepted (a recipient refused here must never reach
@@ -191,8 +208,10 @@ class Relay {
   std::size_t moves_ = 0;                    // servers moved to in this transaction
   std::optional<smtp::Reply> data_refused_;  // the upstream refused the DATA sent ahead
   unsigned transactions_ = 0;
-  bool lost_ = false;          // the upstream died inside this transaction
-  bool data_ahead_ok_ = true;  // no connection was abandoned after a 354 in this session
+  bool lost_ = false;           // the upstream died inside this transaction
+  bool data_ahead_ok_ = true;   // no connection was abandoned after a 354 in this session
+  bool mail_deferred_ = false;  // MAIL was answered here and waits for the first RCPT
+  bool caps_changed_ = false;   // take() learned other capabilities than the session had
   Clock::time_point started_;
   // The message being received.
   std::optional<smtp::DataDecoder> decoder_;

@@ -38,6 +38,8 @@ struct UpstreamCapabilities {
   bool chunking = false;    // CHUNKING: the message may go as BDAT (RFC 3030)
   bool binarymime = false;  // BINARYMIME: BODY=BINARYMIME, with BDAT (RFC 3030 §3)
   std::vector<std::string> auth_mechanisms;  // upper-cased
+
+  bool operator==(const UpstreamCapabilities&) const = default;
 };
 
 struct Recipient {

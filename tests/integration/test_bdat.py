@@ -429,8 +429,11 @@ class BinaryMimeTest(StampdTestCase):
         c = self.session()
         self.assertIn("BINARYMIME", c.capabilities)
         self.up.stop()
-        r = c.mail("sender@example.com", "BODY=BINARYMIME")
+        # MAIL goes upstream with the first RCPT, which takes the connection.
+        self.assertEqual(c.mail("sender@example.com", "BODY=BINARYMIME").code, 250)
+        r = c.rcpt("rcpt@example.net")
         self.assertEqual((r.code, r.enhanced), (451, "4.6.3"), r)
+        self.assertEqual(c.cmd("RSET").code, 250)
         # The server that took over still carries text mail.
         self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], MESSAGE).code, 250)
         self.assertEqual(len(self.other.wait_for_messages(1)), 1)

@@ -39,6 +39,8 @@ class AdvertisementTest(StampdTestCase):
         self.assertEqual(c.mail("sender@example.com", "BODY=7BIT").code, 250)
         r = c.rcpt("rcpt@example.net", "NOTIFY=NEVER")
         self.assertEqual((r.code, r.enhanced), (555, "5.5.4"), r)
+        # MAIL goes upstream with the first recipient taken.
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)
         self.assertEqual([x for x in up.all_commands() if x.startswith("MAIL")],
                          ["MAIL FROM:<sender@example.com>"])
 
@@ -48,6 +50,7 @@ class AdvertisementTest(StampdTestCase):
         self.assertIn("SIZE", c.capabilities)  # stampd's own limit
         r = c.mail("sender@example.com", "SIZE=4096")
         self.assertEqual(r.code, 250, r)
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)  # MAIL goes with it
         self.assertEqual(up.transactions[0].mail_line, "MAIL FROM:<sender@example.com>")
         c.cmd("RSET")
         self.assertEqual(c.mail("other@example.com", "SIZE=99999999999").code, 552)

@@ -84,6 +84,7 @@ class LimitsTest(StampdTestCase):
         r = c.mail("sender@example.com", "SIZE=1048577")
         self.assertEqual((r.code, r.enhanced), (552, "5.3.4"), r)
         self.assertEqual(c.mail("sender@example.com", "SIZE=1048576").code, 250)
+        self.assertEqual(c.rcpt("rcpt@example.net").code, 250)  # MAIL goes with it
         self.assertEqual(self.up.transactions[0].mail_params, "SIZE=1048576")
 
     def test_upstream_size_is_honoured_when_smaller(self):

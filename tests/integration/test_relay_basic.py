@@ -170,13 +170,26 @@ class RelayTest(StampdTestCase):
         self.up.on("mail", match="spammer@", reply="553 5.7.1 <spammer@example.com>: Sender address rejected: Access denied")
         self.up.on("mail", match="later@", reply="451 4.3.5 Server configuration problem")
         c = self.client()
-        r = c.mail("spammer@example.com")
-        self.assertEqual((r.code, r.enhanced, r.text),
-                         (553, "5.7.1", "<spammer@example.com>: Sender address rejected: Access denied"))
-        # No transaction: RCPT is out of sequence now.
-        self.assertEqual(c.rcpt("rcpt@example.net").code, 503)
-        r = c.mail("later@example.com")
+        # MAIL sent alone goes upstream with the first RCPT, in one write:
+        # the upstream's verdict on the sender is that recipient's reply,
+        # and each recipient after it tries MAIL again.
+        self.assertEqual(c.mail("spammer@example.com").code, 250)
+        for _ in range(2):
+            r = c.rcpt("rcpt@example.net")
+            self.assertEqual((r.code, r.enhanced, r.text),
+                             (553, "5.7.1", "<spammer@example.com>: Sender address rejected: Access denied"))
+        self.assertEqual(c.cmd("DATA").code, 554)  # no valid recipients
+        self.assertEqual(c.cmd("RSET").code, 250)
+        self.assertEqual(c.mail("later@example.com").code, 250)
+        r = c.rcpt("rcpt@example.net")
         self.assertEqual((r.code, r.enhanced, r.text), (451, "4.3.5", "Server configuration problem"))
+        self.assertEqual(c.cmd("RSET").code, 250)
+        # Pipelined with its RCPT (RFC 2920), MAIL gets the verdict itself,
+        # and the RCPT behind it is out of sequence.
+        c.send(b"MAIL FROM:<spammer@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n")
+        r, r2 = c.replies(2)
+        self.assertEqual((r.code, r.enhanced), (553, "5.7.1"), r)
+        self.assertEqual(r2.code, 503, r2)
         # The session goes on: a good sender works.
         r = c.send_mail("good@example.com", ["rcpt@example.net"], make_message())
         self.assertEqual(r.code, 250, r)

@@ -64,14 +64,17 @@ class UpstreamFailureTest(StampdTestCase):
     def test_upstream_hangs_at_each_step(self):
         for step in STEPS:
             # A silent greeting or EHLO: the open at the client's EHLO fails
-            # quietly, the retry at MAIL tells the client.
-            expected = {"connect": "mail", "ehlo": "mail", "data": "dot", "body": "dot"}.get(step, step)
+            # quietly, the retry at MAIL tells the client. MAIL itself goes
+            # with the first RCPT (its capabilities known), which tells.
+            expected = {"connect": "mail", "ehlo": "mail", "mail": "rcpt", "data": "dot",
+                        "body": "dot"}.get(step, step)
             with self.subTest(step=step):
                 self.check_failure("hang", step, expected)
 
     def test_upstream_drops_at_each_step(self):
         for step in STEPS:
-            expected = {"connect": "mail", "ehlo": "mail", "data": "dot", "body": "dot"}.get(step, step)
+            expected = {"connect": "mail", "ehlo": "mail", "mail": "rcpt", "data": "dot",
+                        "body": "dot"}.get(step, step)
             with self.subTest(step=step):
                 self.check_failure("drop", step, expected)
 
@@ -116,10 +119,13 @@ class UpstreamFailureTest(StampdTestCase):
         stampd = self.start_stampd([up.address], SHORT)
         c = self.connect(stampd)
         c.ehlo()
-        r = c.cmd("MAIL FROM:<sender@example.com>")
+        # MAIL goes upstream with the first RCPT: the verdict is RCPT's reply.
+        self.assertEqual(c.cmd("MAIL FROM:<sender@example.com>").code, 250)
+        r = c.cmd("RCPT TO:<rcpt@example.net>")
         self.assertEqual((r.code, r.enhanced), (451, "4.3.2"), r)
         self.assertIn("Service shutting down", r.text)
         self.assertEqual(len(up.connections), 2)
+        self.assertEqual(c.cmd("RSET").code, 250)
         msg = make_message()
         self.assertEqual(c.send_mail("sender@example.com", ["rcpt@example.net"], msg).code, 250)
         c.quit()

@@ -86,7 +86,9 @@ class XclientFakeUpstreamTest(StampdTestCase):
         stampd = self.start_stampd([up.address], XCLIENT_ON)
         c = self.connect(stampd)
         c.ehlo()
-        r = c.mail("sender@example.com")
+        # MAIL (and XCLIENT before it) goes upstream with the first RCPT.
+        self.assertEqual(c.mail("sender@example.com").code, 250)
+        r = c.rcpt("rcpt@example.net")
         self.assertEqual((r.code, r.enhanced), (451, "4.7.0"), r)
         c.quit()
         self.assertEqual(up.messages, [])

@@ -259,6 +259,7 @@ struct Harness : World, Client {
   explicit Harness(const std::string& config = "")
       : World(config), Client(static_cast<World&>(*this)) {}
 
+  smtp::Reply to_c() { return rcpt_to("RCPT TO:<c@example.net>"); }
   double counted(const char* outcome) {
     return metrics.messages.Add({{"outcome", outcome}}).Value();
   }
@@ -333,7 +334,91 @@ TEST(Relay, ConnectFailureAtHelloIsRetriedAtMail) {
   EXPECT_TRUE(h.ready());
 }
 
-// Each upstream step x each reply class: the upstream's verdict is the client's.
+// A MAIL with nothing pipelined behind it, to an upstream that pipelines,
+// is answered here and goes upstream with the first RCPT, in one write.
+TEST(Relay, MailAloneGoesUpstreamWithTheFirstRecipient) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
+  EXPECT_EQ(h.upstream_->calls, (std::vector<std::string>{"open"}));  // nothing sent yet
+  EXPECT_EQ(h.rcpt().code, 250);
+  EXPECT_EQ(h.upstream_->writes,
+            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net"}));
+  EXPECT_EQ(h.to_c().code, 250);
+  EXPECT_EQ(h.data().reply.code, 250);
+  EXPECT_EQ(h.upstream_->calls,
+            (std::vector<std::string>{"open", "MAIL a@example.com", "RCPT b@example.net",
+                                      "RCPT c@example.net", "DATA"}));
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+}
+
+// An upstream without PIPELINING gets MAIL when the client sends it.
+TEST(Relay, WithoutPipeliningUpstreamMailGoesAtOnce) {
+  Harness h;
+  h.upstream_->capabilities.pipelining = false;
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.upstream_->calls, (std::vector<std::string>{"open", "MAIL a@example.com"}));
+}
+
+// A client that ends the transaction before any RCPT (RSET, QUIT; a sender
+// verification probe) never reaches the upstream.
+TEST(Relay, MailThenResetNeverReachesTheUpstream) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  h.run(Client::do_reset);
+  h.session_.apply(command("RSET"));
+  h.close();
+  EXPECT_EQ(h.upstream_->calls, (std::vector<std::string>{"open"}));
+  EXPECT_EQ(h.world.pool->idle(), 1u);
+}
+
+// The upstream's refusal of a MAIL answered here is the first recipient's
+// reply; the transaction stays, and the next recipient tries MAIL again.
+TEST(Relay, AnUpstreamRefusalOfADeferredMailAnswersEachRecipient) {
+  Harness h;
+  h.upstream_->then(Step::Mail, smtp::make_reply(553, "5.7.1", "sender refused"))
+      .then(Step::Mail, smtp::make_reply(451, "4.3.0", "later"));
+  h.hello();
+  EXPECT_EQ(h.mail().code, 250);
+  const smtp::Reply first = h.rcpt();
+  EXPECT_EQ(first.code, 553);
+  EXPECT_EQ(first.enhanced, "5.7.1");
+  EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
+  EXPECT_EQ(h.to_c().code, 451);  // tried again: the upstream's verdict now
+  EXPECT_EQ(h.rcpt().code, 250);  // and again: taken
+  EXPECT_EQ(h.data().reply.code, 250);
+  EXPECT_EQ(h.upstream_->writes,
+            (std::vector<std::string>{"MAIL a@example.com|RCPT b@example.net",
+                                      "MAIL a@example.com|RCPT c@example.net",
+                                      "MAIL a@example.com|RCPT b@example.net"}));
+  EXPECT_EQ(h.upstream_->messages.size(), 1u);
+  EXPECT_EQ(h.upstream_->opens, 1);  // a refusal keeps the connection
+}
+
+// A MAIL answered here under what the pool knew is checked again when the
+// connection its RCPT takes offers less (the server changed meanwhile).
+TEST(Relay, ADeferredMailIsCheckedAgainstAServerThatOffersLess) {
+  Harness h;
+  h.hello();
+  EXPECT_EQ(h.run(+[](Client* c) -> asio::awaitable<smtp::Reply> {
+               co_return co_await c->relay.mail(command("MAIL FROM:<a@example.com> SIZE=3000"));
+             }).code,
+            250);
+  h.upstream_->capabilities.size = 1000;
+  h.upstream_->capabilities.size_offered = true;
+  h.upstream_->close_kept();  // the kept connection is gone: a new one learns the new limit
+  const smtp::Reply r = h.rcpt();
+  EXPECT_EQ(r.code, 552);
+  EXPECT_EQ(r.enhanced, "5.3.4");
+  EXPECT_EQ(h.upstream_->opens, 2);
+  EXPECT_TRUE(h.upstream_->writes.empty());  // nothing went upstream
+}
+
+// Each upstream step x each reply class: the upstream's verdict is the
+// client's; MAIL's comes with the first RCPT when MAIL was answered here.
 TEST(Relay, RefusalsAtEachStepPassThrough) {
   struct Case {
     Step step;
@@ -345,23 +430,31 @@ TEST(Relay, RefusalsAtEachStepPassThrough) {
                         Case{Step::Rcpt, smtp::make_reply(550, "5.1.1", "unknown user")},
                         Case{Step::Data, smtp::make_reply(451, "4.3.0", "later")},
                         Case{Step::Data, smtp::make_reply(554, "5.6.0", "no")}}) {
-    SCOPED_TRACE(c.reply.summary());
-    Harness h;
-    h.upstream_->then(c.step, c.reply);
-    h.hello();
-    smtp::Reply got = h.mail();
-    if (c.step != Step::Mail) got = h.rcpt();
-    if (c.step == Step::Data) {
-      const Outcome out = h.data();
-      got = out.reply;
-      EXPECT_EQ(out.kind, c.reply.transient() ? obs::MessageOutcome::Tempfailed
-                                              : obs::MessageOutcome::Rejected);
-      EXPECT_EQ(h.counted(c.reply.transient() ? "tempfailed" : "rejected"), 1);
+    for (const bool deferred : {false, true}) {
+      SCOPED_TRACE(c.reply.summary() + (deferred ? " deferred" : " lockstep"));
+      Harness h;
+      h.upstream_->capabilities.pipelining = deferred;
+      h.upstream_->then(c.step, c.reply);
+      h.hello();
+      smtp::Reply got = h.mail();
+      if (c.step != Step::Mail || deferred) {
+        if (c.step == Step::Mail) {
+          EXPECT_EQ(got.code, 250);
+        }
+        got = h.rcpt();
+      }
+      if (c.step == Step::Data) {
+        const Outcome out = h.data();
+        got = out.reply;
+        EXPECT_EQ(out.kind, c.reply.transient() ? obs::MessageOutcome::Tempfailed
+                                                : obs::MessageOutcome::Rejected);
+        EXPECT_EQ(h.counted(c.reply.transient() ? "tempfailed" : "rejected"), 1);
+      }
+      EXPECT_EQ(got.code, c.reply.code);
+      EXPECT_EQ(got.enhanced, c.reply.enhanced);
+      EXPECT_TRUE(h.upstream_->messages.empty());
+      EXPECT_TRUE(h.ready());  // a refusal is an answer: the upstream is up
     }
-    EXPECT_EQ(got.code, c.reply.code);
-    EXPECT_EQ(got.enhanced, c.reply.enhanced);
-    EXPECT_TRUE(h.upstream_->messages.empty());
-    EXPECT_TRUE(h.ready());  // a refusal is an answer: the upstream is up
   }
 }
 
@@ -370,36 +463,49 @@ TEST(Relay, RefusalsAtEachStepPassThrough) {
 TEST(Relay, ConnectionLossAtEachStepIsA451AndEndsTheTransaction) {
   for (Step step : {Step::Mail, Step::Rcpt, Step::Data}) {
     for (Kind kind : {Kind::Dropped, Kind::Timeout}) {
-      SCOPED_TRACE(std::to_string(static_cast<int>(step)) + "/" + obs::to_string(kind));
-      Harness h;
-      h.upstream_->then(step, Script::Failure{kind});
-      // A drop at MAIL is retried once (an idle connection the server
-      // closed): the reconnection fails too.
-      if (step == Step::Mail) {
-        h.upstream_->then(Step::Open, smtp::make_reply(220, "", "first"))
-            .then(Step::Open, Script::Failure{kind});
+      for (const bool deferred : {false, true}) {
+        SCOPED_TRACE(std::to_string(static_cast<int>(step)) + "/" + obs::to_string(kind) +
+                     (deferred ? " deferred" : " lockstep"));
+        Harness h;
+        h.upstream_->capabilities.pipelining = deferred;
+        h.upstream_->then(step, Script::Failure{kind});
+        // A drop at MAIL is retried once (an idle connection the server
+        // closed): the reconnection fails too.
+        if (step == Step::Mail) {
+          h.upstream_->then(Step::Open, smtp::make_reply(220, "", "first"))
+              .then(Step::Open, Script::Failure{kind});
+        }
+        h.hello();
+        smtp::Reply got = h.mail();
+        if (step == Step::Mail && deferred) {
+          // MAIL was answered here: its loss is the recipient's 451, and the
+          // client's transaction stays (its next RCPT tries again).
+          EXPECT_EQ(got.code, 250);
+          got = h.rcpt();
+          EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
+          h.run(Client::do_reset);
+          h.session_.apply(command("RSET"));
+        }
+        if (step != Step::Mail) got = h.rcpt();
+        if (step == Step::Rcpt) {
+          // The client's transaction stays until its DATA, which gets the 451
+          // too (not a 503: that would bounce the recipients).
+          EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
+          const std::optional<smtp::Reply> lost = h.relay_->lost();
+          ASSERT_TRUE(lost);
+          EXPECT_EQ(lost->code, 451);
+        }
+        if (step == Step::Data) {
+          const Outcome out = h.data();
+          got = out.reply;
+          EXPECT_EQ(out.kind, obs::MessageOutcome::Tempfailed);
+        }
+        EXPECT_EQ(got.code, 451);
+        EXPECT_TRUE(h.upstream_->messages.empty());
+        EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
+        EXPECT_GE(h.errors(obs::to_string(kind)), 1);
+        EXPECT_FALSE(h.ready());
       }
-      h.hello();
-      smtp::Reply got = h.mail();
-      if (step != Step::Mail) got = h.rcpt();
-      if (step == Step::Rcpt) {
-        // The client's transaction stays until its DATA, which gets the 451
-        // too (not a 503: that would bounce the recipients).
-        EXPECT_EQ(h.session_.state(), smtp::Session::State::HaveMail);
-        const std::optional<smtp::Reply> lost = h.relay_->lost();
-        ASSERT_TRUE(lost);
-        EXPECT_EQ(lost->code, 451);
-      }
-      if (step == Step::Data) {
-        const Outcome out = h.data();
-        got = out.reply;
-        EXPECT_EQ(out.kind, obs::MessageOutcome::Tempfailed);
-      }
-      EXPECT_EQ(got.code, 451);
-      EXPECT_TRUE(h.upstream_->messages.empty());
-      EXPECT_EQ(h.session_.state(), smtp::Session::State::Greeted);
-      EXPECT_GE(h.errors(obs::to_string(kind)), 1);
-      EXPECT_FALSE(h.ready());
     }
   }
 }
@@ -409,8 +515,8 @@ TEST(Relay, IdleDropAtMailIsRetriedOnAFreshConnectionWithTheStagesStillOn) {
   h.upstream_->then(Step::Mail, Script::Failure{Kind::Dropped});
   h.hello();
   EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);  // MAIL went with it
   EXPECT_EQ(h.upstream_->opens, 2);
-  EXPECT_EQ(h.rcpt().code, 250);
   EXPECT_EQ(h.data().reply.code, 250);
   ASSERT_EQ(h.upstream_->messages.size(), 1u);
   // The stage made at MAIL still adds its field: the retry did not drop it.
@@ -422,6 +528,7 @@ TEST(Relay, A421AtMailOnAKeptConnectionIsRetriedOnAnother) {
   h.upstream_->then(Step::Mail, smtp::make_reply(421, "4.4.2", "idle too long"));
   h.hello();  // the connection made here is kept, then used for MAIL
   EXPECT_EQ(h.mail().code, 250);
+  EXPECT_EQ(h.rcpt().code, 250);  // MAIL went with it
   EXPECT_EQ(h.upstream_->opens, 2);
 }
 
@@ -683,14 +790,15 @@ TEST(RelayPool, AtTheCapATransactionWaitsForAConnection) {
   Client a(w, "a"), b(w, "b");
   a.hello();
   b.hello();
-  EXPECT_EQ(a.mail().code, 250);  // a holds the only connection
+  EXPECT_EQ(a.mail().code, 250);
+  EXPECT_EQ(a.rcpt().code, 250);  // a holds the only connection
+  EXPECT_EQ(b.mail().code, 250);  // answered here: no connection needed yet
   std::optional<smtp::Reply> waited;
-  asio::co_spawn(w.io, Client::do_mail(&b),
+  asio::co_spawn(w.io, Client::do_rcpt(&b),
                  [&](std::exception_ptr, smtp::Reply r) { waited = std::move(r); });
   w.io.restart();
   w.io.poll();
   EXPECT_FALSE(waited);
-  EXPECT_EQ(a.rcpt().code, 250);
   EXPECT_EQ(a.data().reply.code, 250);  // gives it back: to b
   w.run([&] { return waited.has_value(); });
   EXPECT_EQ(waited->code, 250);
@@ -703,8 +811,10 @@ TEST(RelayPool, AtTheCapPastTheDeadlineIs451) {
   a.hello();
   b.hello();
   EXPECT_EQ(a.mail().code, 250);
+  EXPECT_EQ(a.rcpt().code, 250);  // a holds the only connection
+  EXPECT_EQ(b.mail().code, 250);
   const auto started = std::chrono::steady_clock::now();
-  const smtp::Reply r = b.mail();
+  const smtp::Reply r = b.rcpt();
   EXPECT_EQ(r.code, 451);
   EXPECT_EQ(r.enhanced, "4.4.5");
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
@@ -1116,12 +1226,12 @@ TEST(RelayFailover, OnlyWhenEveryServerFailsIsTheAnswer451AndNotReady) {
       .then(Step::Mail, Script::Failure{Kind::Dropped})
       .then(Step::Mail, Script::Failure{Kind::Dropped});
   f.b().then(Step::Mail, Script::Failure{Kind::Dropped});
-  EXPECT_EQ(f.mail().code, 451);
+  EXPECT_EQ(f.mail().code, 250);  // answered here; MAIL goes with the first RCPT
+  EXPECT_EQ(f.to("b@example.net").code, 451);
   EXPECT_TRUE(f.health_of().all_failing());
   EXPECT_FALSE(f.ready());
-  // Both in their backoff: the next transaction still tries (every server
-  // is down, so all of them are, the soonest back first), and a answers.
-  EXPECT_EQ(f.mail().code, 250);
+  // Both in their backoff: the next try still goes (every server is down,
+  // so all of them are, the soonest back first), and a answers.
   EXPECT_EQ(f.to("b@example.net").code, 250);
   EXPECT_EQ(f.data().reply.code, 250);
   EXPECT_FALSE(f.health_of().all_failing());

@@ -1,6 +1,7 @@
 // relay.h: the mail transaction of one client session, one at a time: the
-// upstream connection (taken from the I/O thread's pool at MAIL, given back
-// after the final reply), the pipeline stages, the spool and what the
+// upstream connection (taken from the I/O thread's pool when MAIL goes
+// upstream, at MAIL or with the first RCPT, given back after the final
+// reply), the pipeline stages, the spool and what the
 // transaction gathered. The Connection owns the socket and the Session; it
 // feeds Relay the commands the Session allowed and the DATA bytes, and sends
 // the replies Relay returns. Relay never touches the client's socket, and

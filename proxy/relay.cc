@@ -293,11 +293,7 @@ asio::awaitable<std::optional<Reply>> Relay::send_deferred_mail(
   r = smtp::upstream_reply_for_client(std::move(r));
   if (upstream_ && !upstream_->connected()) upstream_trouble("mail");
   give_back();
-  if (record_.debug_enabled()) {
-    const std::string summary = r.summary();
-    record_.note(obs::LogLevel::Debug, "mail",
-                 {{"msg", tx_.id}, {"from", mail_cmd_->argument}, {"reply", summary}});
-  }
+  note_reply("mail", "from", mail_cmd_->argument, r);
   co_return r;
 }
 
@@ -318,12 +314,15 @@ Reply Relay::settle(const smtp::Command& cmd, Reply r, const char* step, const c
   } else if (cmd.verb == smtp::Verb::Mail) {
     give_back();  // no transaction was started: the connection is free
   }
-  if (record_.debug_enabled()) {
-    const std::string summary = r.summary();
-    record_.note(obs::LogLevel::Debug, step,
-                 {{"msg", tx_.id}, {key, cmd.argument}, {"reply", summary}});
-  }
+  note_reply(step, key, cmd.argument, r);
   return r;
+}
+
+void Relay::note_reply(const char* step, const char* key, const std::string& argument,
+                       const Reply& r) {
+  if (!record_.debug_enabled()) return;
+  const std::string summary = r.summary();
+  record_.note(obs::LogLevel::Debug, step, {{"msg", tx_.id}, {key, argument}, {"reply", summary}});
 }
 
 asio::awaitable<Reply> Relay::rcpt(smtp::Command cmd, std::span<const smtp::Command> ahead) {

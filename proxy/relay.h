@@ -180,6 +180,9 @@ class Relay {
   // MAIL's transaction ends and RCPT's is lost (its envelope stays with the
   // client, each later command of it gets a 4xx).
   smtp::Reply settle(const smtp::Command& cmd, smtp::Reply r, const char* step, const char* key);
+  // note_reply logs (at debug) the client's reply to MAIL or RCPT.
+  void note_reply(const char* step, const char* key, const std::string& argument,
+                  const smtp::Reply& r);
   // refusal is the reply for a message the decoder or the spool could not take.
   std::optional<Outcome> refusal();
   void summarize(const Outcome& outcome, std::string_view reply_summary);

@@ -6,7 +6,11 @@ Postfix + OpenDKIM (issue 14). It prints:
 1. msg/s for 4 KiB, 100 KiB and 5 MiB bodies (Postfix's smtp-source, 20
    sessions, into smtp-sink on loopback): direct, and through stampd
    unsigned, Ed25519, RSA-2048 and RSA-2048 + Ed25519 (two signatures), each
-   with its ratio to direct;
+   with its ratio to direct; and per cell what a message cost in CPU, from
+   /proc: the whole machine's (every process, this script's included) with
+   the share of the CPUs busy meanwhile, and stampd's own. A ratio moves
+   with the host (its scheduler, its system calls); stampd's CPU per
+   message is the figure a change to stampd moves;
 2. the incumbent at 4 KiB: smtp-source -> a private Postfix whose smtpd
    calls OpenDKIM (milter on a unix socket, the same RSA-2048 key) ->
    smtp-sink, timed until the sink has every message; and stampd RSA-2048 /
@@ -307,6 +311,45 @@ class Cell:
         self.count, self.stampd, self.queueing = count, stampd, queueing
 
 
+# --- CPU accounting -------------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks():
+    """machine_ticks is (busy, all) clock ticks of every CPU so far, from
+    /proc/stat; busy leaves out idle and iowait."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def process_ticks(pid):
+    """process_ticks is the user + system clock ticks pid used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def timed_cell(cell, size):
+    """timed_cell times one cell (timed_send) and returns its sample: the
+    rate, and what it cost: the whole machine's CPU per message (every
+    process: smtp-source, the sink, stampd or Postfix, this script), the
+    share of the machine busy meanwhile, and stampd's own CPU per message."""
+    pid = cell.stampd.proc.pid if cell.stampd is not None else None
+    busy0, all0 = machine_ticks()
+    own0 = process_ticks(pid) if pid else 0
+    seconds, source_seconds = timed_send(cell.address, cell.sink, cell.count, size, cell.domain, cell.queueing)
+    busy1, all1 = machine_ticks()
+    sample = {"seconds": seconds, "source_seconds": source_seconds, "count": cell.count,
+              "msg_per_s": cell.count / seconds, "mib_per_s": cell.count * size / MIB / seconds,
+              "machine_cpu_ms": (busy1 - busy0) * 1000.0 / TICKS / cell.count,
+              "busy_share": (busy1 - busy0) / max(1, all1 - all0)}
+    if pid:
+        sample["stampd_cpu_ms"] = (process_ticks(pid) - own0) * 1000.0 / TICKS / cell.count
+    return sample
+
+
 # --- the incumbent ------------------------------------------------------------------
 
 class Incumbent:
@@ -509,11 +552,7 @@ def bench_rates(profile, keys, progress=None):
             for size, cells in plans:
                 k = rnd % len(cells)
                 for cell in cells[k:] + cells[:k]:
-                    seconds, source_seconds = timed_send(cell.address, cell.sink, cell.count, size, cell.domain,
-                                                         cell.queueing)
-                    samples[size][cell.name].append({
-                        "seconds": seconds, "source_seconds": source_seconds, "count": cell.count,
-                        "msg_per_s": cell.count / seconds, "mib_per_s": cell.count * size / MIB / seconds})
+                    samples[size][cell.name].append(timed_cell(cell, size))
                     if cell.stampd is not None:
                         expected[(id(cell.stampd), cell.domain)] += cell.count
             progress("round %d/%d took %.0f s" % (rnd + 1, profile.rounds, time.monotonic() - started))
@@ -817,6 +856,16 @@ def report(results, out=sys.stdout):
             w("  %-7s %s\n" % (human_size(size), "; ".join(
                 "%s %s–%s" % (n, human_rate(min(s["msg_per_s"] for s in c[n])),
                               human_rate(max(s["msg_per_s"] for s in c[n]))) for n in [DIRECT] + names)))
+        w("\nCPU per message, ms (medians of the rounds): the whole machine's (every process), with the share"
+          " of its %d CPUs busy meanwhile; then stampd's own process:\n" % results["cpus"])
+        for size in sorted(cells):
+            c = cells[size]
+            w("  %-7s %s\n" % (human_size(size), "; ".join(
+                "%s %.3f (%.0f%%)%s" % (n, statistics.median(s["machine_cpu_ms"] for s in c[n]),
+                                        100 * statistics.median(s["busy_share"] for s in c[n]),
+                                        ", stampd %.3f" % statistics.median(s["stampd_cpu_ms"] for s in c[n])
+                                        if "stampd_cpu_ms" in c[n][0] else "")
+                for n in [DIRECT] + names + ([INCUMBENT] if INCUMBENT in c else []))))
         small = cells.get(4 * KIB, {})
         if INCUMBENT in small:
             inc = small[INCUMBENT]

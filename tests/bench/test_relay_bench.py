@@ -26,6 +26,15 @@ class RelayBenchTest(unittest.TestCase):
             for name in columns:
                 self.assertEqual(len(cells[name]), B.QUICK.rounds, (size, name))
                 self.assertTrue(all(s["msg_per_s"] > 0 and s["count"] == count for s in cells[name]), (size, name))
+                self.assertTrue(all(s["machine_cpu_ms"] >= 0 and 0 <= s["busy_share"] <= 1 for s in cells[name]),
+                                (size, name))
+                # stampd's own CPU is read for the cells it relays, never for direct.
+                self.assertEqual(all("stampd_cpu_ms" in s for s in cells[name]), name != B.DIRECT, (size, name))
+        stampd_cpu = [s["stampd_cpu_ms"] for cells in rates["cells"].values() for name in columns[1:]
+                      for s in cells[name]]
+        self.assertGreater(sum(stampd_cpu), 0, "no stampd CPU read: the wrong process?")
+        self.assertGreater(sum(s["machine_cpu_ms"] for cells in rates["cells"].values() for s in cells[B.DIRECT]),
+                           0)
         small = rates["cells"][4 * B.KIB]
         for threads in B.THREADS:
             self.assertEqual(len(small["threads=%d" % threads]), B.QUICK.rounds)

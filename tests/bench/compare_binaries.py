@@ -8,7 +8,9 @@ changes gain. Here the baseline (BEFORE, a build of the commit before the
 change) and the candidate (AFTER) relay the same cells in the same rounds,
 beside direct (smtp-source into smtp-sink with nothing between), the order
 rotated each round. Each prints the median of its per-round ratios to
-direct, and AFTER / BEFORE is the median of the per-round ratios of the two.
+direct, and AFTER / BEFORE is the median of the per-round ratios of the two;
+then the median of each build's own CPU per message (from /proc, 10 ms
+ticks: a figure for the full counts, not --quick).
 
 Cells (smtp-source, 20 sessions, into one smtp-sink; keys made in the run,
 one config for both builds, relay_bench's [[dkim.sign]] rules): 4 KiB
@@ -74,17 +76,20 @@ def compare(before, after, cells, rounds, progress=None):
                 n = max(1, min(count // 10, 100))
                 B.timed_send("%s:%d" % s.address, sink, n, size, variant.domain)
                 expected[(id(s), variant.domain)] += n
-        results = [{"size": size, "variant": variant.name, "direct": [], "before": [], "after": []}
-                   for size, _, variant in cells]
+        results = [{"size": size, "variant": variant.name, "direct": [], "before": [], "after": [],
+                    "cpu": {"before": [], "after": []}} for size, _, variant in cells]
         for rnd in range(rounds):
             for cell, (size, count, variant) in zip(results, cells):
-                order = [("direct", sink.address)] + [(n, "%s:%d" % stampds[n].address) for n in NAMES]
+                order = [B.Cell("direct", sink.address, sink, variant.domain, count)]
+                order += [B.Cell(n, "%s:%d" % stampds[n].address, sink, variant.domain, count, stampds[n])
+                          for n in NAMES]
                 k = rnd % len(order)
-                for name, address in order[k:] + order[:k]:
-                    seconds, _ = B.timed_send(address, sink, count, size, variant.domain)
-                    cell[name].append(count / seconds)
-                    if name != "direct":
-                        expected[(id(stampds[name]), variant.domain)] += count
+                for timed in order[k:] + order[:k]:
+                    sample = B.timed_cell(timed, size)
+                    cell[timed.name].append(sample["msg_per_s"])
+                    if timed.stampd is not None:
+                        cell["cpu"][timed.name].append(sample["stampd_cpu_ms"])
+                        expected[(id(timed.stampd), variant.domain)] += count
             progress("round %d/%d" % (rnd + 1, rounds))
         B.check_logged(stampds.values(), expected)
         return {"rounds": rounds, "cells": results}
@@ -99,15 +104,18 @@ def report(results, before, after, out=sys.stdout):
     w("msg/s, smtp-source -s %d -> smtp-sink on loopback (%d CPUs); median of %d interleaved rounds;\n"
       "(×) = the median of the per-round ratios to direct; after/before the median of the per-round ratios\n"
       "before: %s\nafter:  %s\n\n" % (B.SESSIONS, os.cpu_count(), results["rounds"], before, after))
-    w("| body | variant | direct | before | after | after / before |\n|---|---|---|---|---|---|\n")
+    w("| body | variant | direct | before | after | after / before | stampd CPU ms/msg, before → after |\n"
+      "|---|---|---|---|---|---|---|\n")
     for cell in results["cells"]:
         d = cell["direct"]
         ratio = {n: statistics.median(x / y for x, y in zip(cell[n], d)) for n in NAMES}
         gain = statistics.median(a / b for a, b in zip(cell["after"], cell["before"]))
-        w("| %s | %s | %s | %s (%.2f×) | %s (%.2f×) | %.3f |\n"
+        cpu = {n: statistics.median(cell["cpu"][n]) for n in NAMES}
+        w("| %s | %s | %s | %s (%.2f×) | %s (%.2f×) | %.3f | %.3f → %.3f (%.2f) |\n"
           % (B.human_size(cell["size"]), cell["variant"], B.human_rate(statistics.median(d)),
              B.human_rate(statistics.median(cell["before"])), ratio["before"],
-             B.human_rate(statistics.median(cell["after"])), ratio["after"], gain))
+             B.human_rate(statistics.median(cell["after"])), ratio["after"], gain,
+             cpu["before"], cpu["after"], cpu["after"] / cpu["before"] if cpu["before"] else float("nan")))
     out.flush()
 
 

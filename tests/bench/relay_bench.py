@@ -317,11 +317,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def machine_ticks():
-    """machine_ticks is (busy, all) clock ticks of every CPU so far, from
-    /proc/stat; busy leaves out idle and iowait."""
+    """machine_ticks is (busy, steal, all) clock ticks of every CPU so far,
+    from /proc/stat: busy is user, nice, system, irq and softirq (guest time
+    is in user already); steal is what the hypervisor gave to others while
+    we wanted to run (a noisy host), counted in all, not in busy."""
     with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+        user, nice, system, idle, iowait, irq, softirq, steal = [int(x) for x in f.readline().split()[1:9]]
+    return user + nice + system + irq + softirq, steal, user + nice + system + idle + iowait + irq + softirq + steal
 
 
 def process_ticks(pid):
@@ -335,16 +337,18 @@ def timed_cell(cell, size):
     """timed_cell times one cell (timed_send) and returns its sample: the
     rate, and what it cost: the whole machine's CPU per message (every
     process: smtp-source, the sink, stampd or Postfix, this script), the
-    share of the machine busy meanwhile, and stampd's own CPU per message."""
+    shares of the machine busy and stolen by the hypervisor meanwhile, and
+    stampd's own CPU per message."""
     pid = cell.stampd.proc.pid if cell.stampd is not None else None
-    busy0, all0 = machine_ticks()
+    busy0, steal0, all0 = machine_ticks()
     own0 = process_ticks(pid) if pid else 0
     seconds, source_seconds = timed_send(cell.address, cell.sink, cell.count, size, cell.domain, cell.queueing)
-    busy1, all1 = machine_ticks()
+    busy1, steal1, all1 = machine_ticks()
     sample = {"seconds": seconds, "source_seconds": source_seconds, "count": cell.count,
               "msg_per_s": cell.count / seconds, "mib_per_s": cell.count * size / MIB / seconds,
               "machine_cpu_ms": (busy1 - busy0) * 1000.0 / TICKS / cell.count,
-              "busy_share": (busy1 - busy0) / max(1, all1 - all0)}
+              "busy_share": (busy1 - busy0) / max(1, all1 - all0),
+              "steal_share": (steal1 - steal0) / max(1, all1 - all0)}
     if pid:
         sample["stampd_cpu_ms"] = (process_ticks(pid) - own0) * 1000.0 / TICKS / cell.count
     return sample
@@ -856,13 +860,14 @@ def report(results, out=sys.stdout):
             w("  %-7s %s\n" % (human_size(size), "; ".join(
                 "%s %s–%s" % (n, human_rate(min(s["msg_per_s"] for s in c[n])),
                               human_rate(max(s["msg_per_s"] for s in c[n]))) for n in [DIRECT] + names)))
-        w("\nCPU per message, ms (medians of the rounds): the whole machine's (every process), with the share"
-          " of its %d CPUs busy meanwhile; then stampd's own process:\n" % results["cpus"])
+        w("\nCPU per message, ms (medians of the rounds): the whole machine's (every process), with the shares"
+          " of its %d CPUs busy / stolen by the hypervisor meanwhile; then stampd's own process:\n" % results["cpus"])
         for size in sorted(cells):
             c = cells[size]
             w("  %-7s %s\n" % (human_size(size), "; ".join(
-                "%s %.3f (%.0f%%)%s" % (n, statistics.median(s["machine_cpu_ms"] for s in c[n]),
+                "%s %.3f (%.0f%% / %.0f%%)%s" % (n, statistics.median(s["machine_cpu_ms"] for s in c[n]),
                                         100 * statistics.median(s["busy_share"] for s in c[n]),
+                                        100 * statistics.median(s["steal_share"] for s in c[n]),
                                         ", stampd %.3f" % statistics.median(s["stampd_cpu_ms"] for s in c[n])
                                         if "stampd_cpu_ms" in c[n][0] else "")
                 for n in [DIRECT] + names + ([INCUMBENT] if INCUMBENT in c else []))))

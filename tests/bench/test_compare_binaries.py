@@ -20,6 +20,9 @@ class CompareBinariesTest(unittest.TestCase):
             for name in ("direct",) + C.NAMES:
                 self.assertEqual(len(cell[name]), 1, (size, name))
                 self.assertGreater(cell[name][0], 0, (size, name))
+            for name in C.NAMES:
+                self.assertEqual(len(cell["cpu"][name]), 1, (size, name))
+                self.assertGreaterEqual(cell["cpu"][name][0], 0, (size, name))
         out = io.StringIO()
         C.report(results, binary, binary, out)
         print(out.getvalue())

@@ -318,8 +318,16 @@ class AuthTest(StampdTestCase):
 
     @unittest.skipIf(MKPASSWD is None, "mkpasswd is not installed")
     def test_slow_hash_does_not_stall_other_sessions(self):
-        r = subprocess.run([MKPASSWD, "-m", "yescrypt", "-R", "7", "--stdin"], input="slow-pw\n",
-                           capture_output=True, text=True, check=True)
+        # A hash slow enough to see on this machine: making one costs what
+        # checking it costs, so raise yescrypt's cost until making it takes
+        # half a second (cost 7 took 600 ms on one machine, 80 ms on
+        # another).
+        for cost in range(7, 13):
+            made = time.monotonic()
+            r = subprocess.run([MKPASSWD, "-m", "yescrypt", "-R", str(cost), "--stdin"], input="slow-pw\n",
+                               capture_output=True, text=True, check=True)
+            if time.monotonic() - made >= 0.5:
+                break
         stampd, up = self.start(extra_users="slow:" + r.stdout.strip() + "\n", threads=1)
         a, b = self.connect(stampd), self.connect(stampd)
         a.ehlo()

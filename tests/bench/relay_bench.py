@@ -79,7 +79,7 @@ import dkim_verifiers  # noqa: E402
 from opendkim_milter import OpenDkimMilter  # noqa: E402
 from postfix_instance import PostfixInstance  # noqa: E402
 from postfix_tools import SmtpSink, parse_dump, smtp_source  # noqa: E402
-from stampd_harness import (Stampd, default_sections, make_key, merge_sections,  # noqa: E402
+from stampd_harness import (Stampd, cpu_seconds, default_sections, make_key, merge_sections,  # noqa: E402
                             parse_log_line, proc_kib, stampd_bin)
 
 RSS_LIMIT_MIB = 64
@@ -326,13 +326,6 @@ def machine_ticks():
     return user + nice + system + irq + softirq, steal, user + nice + system + idle + iowait + irq + softirq + steal
 
 
-def process_ticks(pid):
-    """process_ticks is the user + system clock ticks pid used so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def timed_cell(cell, size):
     """timed_cell times one cell (timed_send) and returns its sample: the
     rate, and what it cost: the whole machine's CPU per message (every
@@ -341,7 +334,7 @@ def timed_cell(cell, size):
     stampd's own CPU per message."""
     pid = cell.stampd.proc.pid if cell.stampd is not None else None
     busy0, steal0, all0 = machine_ticks()
-    own0 = process_ticks(pid) if pid else 0
+    own0 = cpu_seconds(pid) if pid else 0
     seconds, source_seconds = timed_send(cell.address, cell.sink, cell.count, size, cell.domain, cell.queueing)
     busy1, steal1, all1 = machine_ticks()
     sample = {"seconds": seconds, "source_seconds": source_seconds, "count": cell.count,
@@ -350,7 +343,7 @@ def timed_cell(cell, size):
               "busy_share": (busy1 - busy0) / max(1, all1 - all0),
               "steal_share": (steal1 - steal0) / max(1, all1 - all0)}
     if pid:
-        sample["stampd_cpu_ms"] = (process_ticks(pid) - own0) * 1000.0 / TICKS / cell.count
+        sample["stampd_cpu_ms"] = (cpu_seconds(pid) - own0) * 1000.0 / cell.count
     return sample
 
 
@@ -837,6 +830,17 @@ def human_rate(rate):
     return "{:,.0f}".format(rate) if rate >= 100 else "{:,.1f}".format(rate)
 
 
+def cpu_text(samples):
+    """cpu_text is one cell's CPU per message for the report: the machine's
+    ms (busy / stolen shares), then stampd's own ms where it was read."""
+    def med(key):
+        return statistics.median(s[key] for s in samples)
+    text = "%.3f (%.0f%% / %.0f%%)" % (med("machine_cpu_ms"), 100 * med("busy_share"), 100 * med("steal_share"))
+    if "stampd_cpu_ms" in samples[0]:
+        text += ", stampd %.3f" % med("stampd_cpu_ms")
+    return text
+
+
 def report(results, out=sys.stdout):
     """report prints the results as the issue's tables."""
     w = out.write
@@ -864,13 +868,8 @@ def report(results, out=sys.stdout):
           " of its %d CPUs busy / stolen by the hypervisor meanwhile; then stampd's own process:\n" % results["cpus"])
         for size in sorted(cells):
             c = cells[size]
-            w("  %-7s %s\n" % (human_size(size), "; ".join(
-                "%s %.3f (%.0f%% / %.0f%%)%s" % (n, statistics.median(s["machine_cpu_ms"] for s in c[n]),
-                                        100 * statistics.median(s["busy_share"] for s in c[n]),
-                                        100 * statistics.median(s["steal_share"] for s in c[n]),
-                                        ", stampd %.3f" % statistics.median(s["stampd_cpu_ms"] for s in c[n])
-                                        if "stampd_cpu_ms" in c[n][0] else "")
-                for n in [DIRECT] + names + ([INCUMBENT] if INCUMBENT in c else []))))
+            shown = [DIRECT] + names + ([INCUMBENT] if INCUMBENT in c else [])
+            w("  %-7s %s\n" % (human_size(size), "; ".join("%s %s" % (n, cpu_text(c[n])) for n in shown)))
         small = cells.get(4 * KIB, {})
         if INCUMBENT in small:
             inc = small[INCUMBENT]

@@ -19,7 +19,7 @@ import socket
 import time
 
 from smtp_client import make_message
-from stampd_harness import StampdTestCase, sanitizer_build, wait_until
+from stampd_harness import StampdTestCase, cpu_seconds, sanitizer_build, wait_until
 import test_main
 
 HEADROOM = 8  # descriptors left above what stampd holds when idle
@@ -28,13 +28,6 @@ SAMPLE_SECONDS = 2.0
 
 def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def cpu_seconds(pid):
-    """cpu_seconds is utime + stime of pid from /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class DescriptorExhaustionTest(StampdTestCase):

@@ -222,6 +222,13 @@ def proc_kib(pid, field):
     return int(proc_status(pid)[field].split()[0])
 
 
+def cpu_seconds(pid):
+    """cpu_seconds is utime + stime of pid (all its threads) from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ephemeral_low():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:

@@ -142,8 +142,10 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
     // one that will serve it.
     const std::size_t thread = next_thread_++ % threads_.size();
     boost::system::error_code ec;
+    // The peer's address comes with the accept: no getpeername per session.
+    tcp::endpoint remote;
     tcp::socket socket = co_await acceptor.async_accept(
-        threads_[thread], asio::redirect_error(asio::use_awaitable, ec));
+        threads_[thread], remote, asio::redirect_error(asio::use_awaitable, ec));
     const auto now = std::chrono::steady_clock::now();
     if (!ec) {
       if (trouble.failures > 0) {
@@ -151,7 +153,7 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
                                  std::chrono::duration<double>(now - trouble.since).count());
         trouble = {};
       }
-      admit(std::move(socket), thread, local, implicit_tls_[index], listen_texts_[index]);
+      admit(std::move(socket), remote, thread, local, implicit_tls_[index], listen_texts_[index]);
       continue;
     }
     if (stopped_ || ec == asio::error::operation_aborted) break;
@@ -169,23 +171,20 @@ asio::awaitable<void> Server::accept_loop(std::size_t index) {
   }
 }
 
-void Server::admit(tcp::socket socket, std::size_t thread, const std::string& local,
-                   bool implicit_tls, const std::string& listen) {
-  boost::system::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  if (ec) return;
+void Server::admit(tcp::socket socket, const tcp::endpoint& remote, std::size_t thread,
+                   const std::string& local, bool implicit_tls, const std::string& listen) {
   auto runtime = this->runtime();
   const auto& s = runtime->config->server;
   const auto ip = net::unmap(remote.address());
   if (draining_) {
     // Shutting down: tell the client to come back (or go to another replica).
-    refuse(std::move(socket), obs::ConnectionRefusal::Draining,
+    refuse(std::move(socket), remote, obs::ConnectionRefusal::Draining,
            "421 4.3.2 " + s.hostname + " Service shutting down, try again later\r\n");
     return;
   }
   const auto over = limiter_.acquire(ip, s.max_connections, s.max_connections_per_ip);
   if (over != ConnectionLimiter::Refusal::None) {
-    refuse(std::move(socket),
+    refuse(std::move(socket), remote,
            over == ConnectionLimiter::Refusal::Global ? obs::ConnectionRefusal::MaxConnections
                                                       : obs::ConnectionRefusal::MaxConnectionsPerIp,
            "421 4.7.0 " + s.hostname + " Too many connections, try again later\r\n");
@@ -194,7 +193,7 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
   if (s.proxy_protocol && std::none_of(s.proxy_networks.begin(), s.proxy_networks.end(),
                                        [&](const net::Cidr& n) { return n.contains(ip); })) {
     // Only our balancers may tell us who the client is: no reply at all.
-    refuse(std::move(socket), obs::ConnectionRefusal::NotInProxyNetworks, "");
+    refuse(std::move(socket), remote, obs::ConnectionRefusal::NotInProxyNetworks, "");
     return;
   }
   ConnectionContext context;
@@ -216,11 +215,11 @@ void Server::admit(tcp::socket socket, std::size_t thread, const std::string& lo
   start_session(std::move(socket), std::move(context));
 }
 
-void Server::refuse(tcp::socket socket, obs::ConnectionRefusal why, std::string reply) {
-  boost::system::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  recorder_.connection_refused(why, ec ? "" : net::endpoint_text(remote.address(), remote.port()));
+void Server::refuse(tcp::socket socket, const tcp::endpoint& remote, obs::ConnectionRefusal why,
+                    std::string reply) {
+  recorder_.connection_refused(why, net::endpoint_text(remote.address(), remote.port()));
   if (reply.empty()) {
+    boost::system::error_code ec;
     socket.close(ec);
     return;
   }

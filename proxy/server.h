@@ -57,13 +57,15 @@ class Server {
   boost::asio::awaitable<void> accept_loop(std::size_t index);
   // admit starts a session for socket, or refuses it (draining, over a cap,
   // not from a balancer when the PROXY protocol is on); listen is the
-  // listener's address as configured.
-  void admit(boost::asio::ip::tcp::socket socket, std::size_t thread, const std::string& local,
-             bool implicit_tls, const std::string& listen);
+  // listener's address as configured; remote is the peer as accept saw it.
+  void admit(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& remote,
+             std::size_t thread, const std::string& local, bool implicit_tls,
+             const std::string& listen);
   // bind opens one listener; key names its config key for errors.
   void bind(const std::string& text, const char* key, bool implicit_tls);
   // refuse counts and logs the refusal, then answers reply (none: just close).
-  void refuse(boost::asio::ip::tcp::socket socket, obs::ConnectionRefusal why, std::string reply);
+  void refuse(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& remote,
+              obs::ConnectionRefusal why, std::string reply);
   void start_session(boost::asio::ip::tcp::socket socket, ConnectionContext context);
 
   boost::asio::io_context& io_;

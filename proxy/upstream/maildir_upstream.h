@@ -28,7 +28,7 @@ class MaildirUpstream final : public Upstream {
 
   // "Connected" once the Maildir's folders exist.
   bool connected() const override { return ready_; }
-  bool reusable() override { return ready_; }
+  bool reusable() const override { return ready_; }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return "maildir:" + directory_; }

@@ -50,7 +50,7 @@ asio::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(Clock::time_point dea
       // A server that just failed (a 421 on another connection: it is
       // going away) gets no more transactions until its backoff ends.
       const bool skipped = servers_ && servers_->skipped(lease.upstream->peer());
-      if (!skipped && lease.upstream->reusable()) {
+      if (!skipped && lease.upstream->reusable() && lease.upstream->left_alone()) {
         ++in_use_;
         co_return lease;
       }

@@ -39,10 +39,10 @@ class SmtpUpstream final : public Upstream {
   boost::asio::awaitable<void> close() override;
 
   bool connected() const override { return stream_ != nullptr; }
-  bool reusable() override {
-    return stream_ && !in_transaction_ && !data_open_ && ahead_.empty() && !reader_->buffered() &&
-           stream_->quiet();
+  bool reusable() const override {
+    return stream_ && !in_transaction_ && !data_open_ && ahead_.empty() && !reader_->buffered();
   }
+  bool left_alone() override { return stream_ && stream_->quiet(); }
   bool abandoned_data() const override { return abandoned_; }
   UpstreamErrorKind last_error_kind() const override { return error_kind_; }
   const std::string& last_error() const override { return error_; }

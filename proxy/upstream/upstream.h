@@ -79,9 +79,14 @@ class Upstream {
 
   // connected tells whether a connection (and so any transaction) is alive.
   virtual bool connected() const = 0;
-  // reusable tells whether the connection can carry the next transaction:
-  // connected, between transactions, and nothing arrived unasked.
-  virtual bool reusable() = 0;
+  // reusable tells whether, as far as this side knows, the connection can
+  // carry the next transaction: connected, between transactions, nothing
+  // unread.
+  virtual bool reusable() const = 0;
+  // left_alone tells whether the server left the connection alone while it
+  // sat in the pool: no close, no 421. It asks the socket, so the pool asks
+  // only when it takes a kept connection out, not when one comes back.
+  virtual bool left_alone() { return true; }
   virtual UpstreamErrorKind last_error_kind() const = 0;
   virtual const std::string& last_error() const = 0;
   // peer names the server in use, for logs ("127.0.0.1:10026", "maildir:...").

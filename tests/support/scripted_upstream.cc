@@ -37,8 +37,11 @@ smtp::Reply ScriptedUpstream::answer(Script::Step step, smtp::Reply otherwise) {
   return smtp::make_reply(451, "4.4.2", "Upstream connection failed, try again later");
 }
 
-bool ScriptedUpstream::reusable() {
-  if (!connected_ || in_transaction_ || data_open_ || !ahead_.empty()) return false;
+bool ScriptedUpstream::reusable() const {
+  return connected_ && !in_transaction_ && !data_open_ && ahead_.empty();
+}
+
+bool ScriptedUpstream::left_alone() {
   if (script_->closed_while_kept_ > 0) {
     --script_->closed_while_kept_;
     connected_ = false;

@@ -90,7 +90,8 @@ class ScriptedUpstream : public proxy::Upstream {
   boost::asio::awaitable<void> close() override;
 
   bool connected() const override { return connected_; }
-  bool reusable() override;
+  bool reusable() const override;
+  bool left_alone() override;
   proxy::UpstreamErrorKind last_error_kind() const override { return kind_; }
   const std::string& last_error() const override { return error_; }
   std::string peer() const override { return servers_ ? name_ : "scripted"; }

@@ -3,6 +3,8 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -22,29 +24,71 @@ using boost::system::error_code;
 ByteStream::ByteStream(Socket socket)
     : executor_(socket.get_executor()), socket_(std::move(socket)), timer_(executor_) {}
 
-ByteStream::~ByteStream() { disarm(); }
+ByteStream::~ByteStream() = default;
 
+// The deadline is lazy: arming and disarming only set deadline_ and armed_,
+// and the one timer wait in flight checks them when it fires, waiting again
+// for a later deadline. Setting and cancelling a timer per read and write
+// cost a posted completion (a trip through the event loop) each.
 void ByteStream::arm(Duration timeout) {
   timed_out_ = false;
+  armed_ = true;
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  if (!waiting_ || deadline_ < timer_.expiry()) wait_for_deadline();
+}
+
+void ByteStream::disarm() noexcept { armed_ = false; }
+
+void ByteStream::wait_for_deadline() {
+  // expires_at cancels a wait in flight, whose callback then finds itself
+  // outdated by the bumped generation.
+  timer_.expires_at(deadline_);
+  waiting_ = true;
   const unsigned generation = ++*generation_;
-  timer_.expires_after(timeout);
   // The callback holds only the shared generation counter and a raw pointer
-  // it touches only while that counter proves the stream is alive and armed
-  // for the same operation (disarm bumps it, and the destructor disarms).
+  // it touches only while that counter proves the stream is alive and the
+  // wait is the latest one.
   std::weak_ptr<unsigned> alive = generation_;
   timer_.async_wait([this, alive, generation](const error_code& ec) {
-    if (ec) return;
     auto g = alive.lock();
     if (!g || *g != generation) return;
+    waiting_ = false;
+    if (ec || !armed_) return;  // nothing in flight: the next arm waits anew
+    if (std::chrono::steady_clock::now() < deadline_) {
+      wait_for_deadline();  // the operation in flight has a later deadline
+      return;
+    }
     timed_out_ = true;
     error_code ignored;
     socket_.cancel(ignored);
   });
 }
 
-void ByteStream::disarm() noexcept {
+void ByteStream::stop_deadline() noexcept {
+  armed_ = false;
+  if (!waiting_) return;
+  waiting_ = false;
   ++*generation_;
   timer_.cancel();
+}
+
+std::size_t ByteStream::send_now(std::span<const asio::const_buffer> buffers, error_code& ec) {
+  std::array<iovec, kSendNowBuffers> iov{};
+  std::size_t count = 0;
+  for (const auto& b : buffers) {
+    iov[count].iov_base = const_cast<void*>(b.data());
+    iov[count].iov_len = b.size();
+    if (++count == iov.size()) break;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0) return static_cast<std::size_t>(n);
+  if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    ec = error_code(errno, asio::error::get_system_category());
+  }
+  return 0;
 }
 
 Error ByteStream::failure(const error_code& ec, const char* what) const {
@@ -69,6 +113,14 @@ asio::awaitable<Result<std::size_t>> ByteStream::read_some(asio::mutable_buffer 
 
 asio::awaitable<Status> ByteStream::write_all(asio::const_buffer buffer, Duration timeout) {
   error_code ec;
+  if (!tls_) {
+    // What the socket takes at once is written here: most writes fit, and
+    // then the coroutine goes on without a trip through the event loop.
+    timed_out_ = false;
+    buffer += send_now({&buffer, 1}, ec);
+    if (ec) co_return failure(ec, "write");
+    if (buffer.size() == 0) co_return Ok{};
+  }
   arm(timeout);
   if (tls_) {
     co_await asio::async_write(*tls_, buffer, asio::redirect_error(asio::use_awaitable, ec));
@@ -83,6 +135,18 @@ asio::awaitable<Status> ByteStream::write_all(asio::const_buffer buffer, Duratio
 asio::awaitable<Status> ByteStream::write_all(std::vector<asio::const_buffer> buffers,
                                               Duration timeout) {
   error_code ec;
+  if (!tls_ && buffers.size() <= kSendNowBuffers) {
+    timed_out_ = false;  // as above
+    std::size_t sent = send_now(buffers, ec);
+    if (ec) co_return failure(ec, "write");
+    std::erase_if(buffers, [&sent](asio::const_buffer& b) {
+      const std::size_t taken = std::min(sent, b.size());
+      b += taken;
+      sent -= taken;
+      return b.size() == 0;
+    });
+    if (buffers.empty()) co_return Ok{};
+  }
   arm(timeout);
   if (tls_) {
     co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec));
@@ -174,9 +238,10 @@ void ByteStream::cancel() noexcept {
 }
 
 void ByteStream::close() noexcept {
-  disarm();
+  stop_deadline();
+  // close alone sends the FIN (nothing else holds the descriptor): no
+  // shutdown call first, which fails with ENOTCONN when the peer went first.
   error_code ignored;
-  socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
 }
 

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,9 @@ class ByteStream {
                                                   Duration timeout);
   // shutdown closes the TLS session politely (bounded by timeout) and the socket.
   boost::asio::awaitable<void> shutdown(Duration timeout);
-  // close drops the connection at once, cancelling pending operations.
+  // close drops the connection at once, cancelling pending operations. An
+  // open stream between operations may keep a timer wait in its executor
+  // until its last deadline; close (or destruction) ends it.
   void close() noexcept;
   // cancel ends a pending read or write (it fails); the connection stays.
   void cancel() noexcept;
@@ -73,17 +76,30 @@ class ByteStream {
   const boost::asio::any_io_executor& executor() noexcept { return executor_; }
 
  private:
+  // arm gives the operation about to start a deadline; disarm says it ended.
   void arm(Duration timeout);
   void disarm() noexcept;
+  // wait_for_deadline (re)starts the timer wait for deadline_.
+  void wait_for_deadline();
+  // stop_deadline cancels the timer wait: the stream is done.
+  void stop_deadline() noexcept;
+  // send_now writes what the socket takes without waiting (at most
+  // kSendNowBuffers buffers); 0 with ec unset when it takes nothing now.
+  std::size_t send_now(std::span<const boost::asio::const_buffer> buffers,
+                       boost::system::error_code& ec);
+  static constexpr std::size_t kSendNowBuffers = 16;
   Error failure(const boost::system::error_code& ec, const char* what) const;
 
   boost::asio::any_io_executor executor_;
   Socket socket_;
   std::unique_ptr<boost::asio::ssl::stream<Socket&>> tls_;
   boost::asio::steady_timer timer_;
-  // generation_ tells a stale timer callback (one that fired while the next
-  // operation was already armed) not to cancel that operation.
+  // generation_ numbers the timer waits: a callback of a wait that was
+  // replaced or cancelled, or of a stream that is gone, does nothing.
   std::shared_ptr<unsigned> generation_ = std::make_shared<unsigned>(0);
+  std::chrono::steady_clock::time_point deadline_;
+  bool armed_ = false;    // an operation with deadline_ is in flight
+  bool waiting_ = false;  // the timer has a wait in flight
   bool timed_out_ = false;
   bool tls_server_ = false;  // the TLS session is ours to serve (not a client's)
 };

@@ -3,7 +3,6 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -139,12 +138,11 @@ asio::awaitable<Status> ByteStream::write_all(std::vector<asio::const_buffer> bu
     timed_out_ = false;  // as above
     std::size_t sent = send_now(buffers, ec);
     if (ec) co_return failure(ec, "write");
-    std::erase_if(buffers, [&sent](asio::const_buffer& b) {
-      const std::size_t taken = std::min(sent, b.size());
-      b += taken;
-      sent -= taken;
-      return b.size() == 0;
-    });
+    // Drop what went out: the whole buffers, then the start of the next.
+    std::size_t done = 0;
+    while (done < buffers.size() && sent >= buffers[done].size()) sent -= buffers[done++].size();
+    buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(done));
+    if (!buffers.empty()) buffers.front() += sent;
     if (buffers.empty()) co_return Ok{};
   }
   arm(timeout);
